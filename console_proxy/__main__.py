@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from console_proxy.cli import main
+
+main()

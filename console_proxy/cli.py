@@ -1,0 +1,18 @@
+"""The `console-proxy` command line: a click group; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from console_proxy import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="console-proxy")
+def main() -> None:
+    """A privacy gate for a React-Redux console's usage telemetry.
+
+    Run `console-proxy serve` to serve the console with telemetry anonymized and kept local,
+    `console-proxy rules check|test` to work on route_rules.yaml, and `console-proxy status`
+    to see whether telemetry is on and why.
+    """

@@ -1,0 +1,56 @@
+"""Settings of the proxy: one frozen dataclass; `None` means "use the default"."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["server", "cli"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9695
+DEFAULT_PREFIX = "/console"
+DEFAULT_MODE: Mode = "server"
+
+# Delivery (spool and forwarder).
+DEFAULT_SPOOL_MAX_EVENTS = 1_000_000
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_SPOOL_MAX_AGE_S = 7 * 24 * 3600.0
+DEFAULT_BATCH_MAX_EVENTS = 500
+DEFAULT_BATCH_MAX_DELAY_S = 1.0
+DEFAULT_UPSTREAM_TIMEOUT_S = 10.0
+DEFAULT_RETRY_BASE_S = 0.5
+DEFAULT_RETRY_CAP_S = 300.0
+DEFAULT_SHUTDOWN_GRACE_S = 10.0
+DEFAULT_IDENTITY_REFRESH_S = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the middleware, the standalone app and the CLI are configured with."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    rules: Path | None = None
+    static: Path | None = None
+    prefix: str = DEFAULT_PREFIX
+    upstream: str | None = None
+    state_dir: Path | None = None
+    mode: Mode = DEFAULT_MODE
+    hasura_endpoint: str | None = None
+    admin_secret: str | None = None
+    server_uuid: str | None = None
+    cli_config: Path | None = None
+    enable_telemetry: bool | None = None
+
+    spool_max_events: int = DEFAULT_SPOOL_MAX_EVENTS
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    spool_max_age_s: float = DEFAULT_SPOOL_MAX_AGE_S
+    batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS
+    batch_max_delay_s: float = DEFAULT_BATCH_MAX_DELAY_S
+    upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S
+    retry_base_s: float = DEFAULT_RETRY_BASE_S
+    retry_cap_s: float = DEFAULT_RETRY_CAP_S
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    identity_refresh_s: float = DEFAULT_IDENTITY_REFRESH_S

@@ -1,0 +1,36 @@
+"""The seam between ingestion and what happens to accepted events: a local file or the spool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from console_proxy.errors import ConsoleProxyError
+
+OutboundEvent = dict[str, Any]
+
+
+class SinkRefused(ConsoleProxyError):
+    """The sink cannot take a batch now (full, unwritable, shutting down); answer `status` with `Retry-After`."""
+
+    def __init__(self, reason: str, *, status: int = 503, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Sink(Protocol):
+    """Where accepted outbound events go. `put` returns only once they are durable."""
+
+    async def start(self) -> None:
+        """Open files and start background work; called from the lifespan."""
+
+    async def put(self, events: Sequence[OutboundEvent]) -> None:
+        """Store a batch durably (committed and flushed) or raise SinkRefused; never partially."""
+
+    def ready(self) -> bool:
+        """True while a `put` can succeed (used by /readyz)."""
+
+    async def aclose(self) -> None:
+        """Stop accepting, flush within the configured grace, release resources."""
