@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from console_proxy.local_sink import LocalFileSink, resolve_state_dir
+from console_proxy.recent import RecentEvents
+from console_proxy.sink import SinkRefused
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_each_batch_is_one_line_with_a_fresh_batch_id(tmp_path: Path) -> None:
+    sink = LocalFileSink(tmp_path / "state" / "events.jsonl")
+    assert not sink.ready()
+    await sink.start()
+    assert sink.ready()
+    await sink.put([{"event_type": "A/B"}, {"event_type": "A/C"}])
+    await sink.put([{"event_type": "A/D"}])
+    await sink.aclose()
+    assert not sink.ready()
+    lines = [json.loads(line) for line in (tmp_path / "state" / "events.jsonl").read_text().splitlines()]
+    assert [(line["topic"], line["data"]) for line in lines] == [
+        ("console", [{"event_type": "A/B"}, {"event_type": "A/C"}]),
+        ("console", [{"event_type": "A/D"}]),
+    ]
+    assert len({line["batch_id"] for line in lines}) == 2
+
+
+@pytest.mark.anyio
+async def test_a_closed_sink_refuses_with_503(tmp_path: Path) -> None:
+    sink = LocalFileSink(tmp_path / "events.jsonl")
+    with pytest.raises(SinkRefused) as refused:
+        await sink.put([{"event_type": "A/B"}])
+    assert (refused.value.status, refused.value.retry_after, refused.value.reason) == (
+        503,
+        1,
+        "the local event file is closed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "env", "expected"),
+    [
+        (Path("/given"), {"XDG_STATE_HOME": "/xdg", "HOME": "/home/u"}, Path("/given")),
+        (None, {"XDG_STATE_HOME": "/xdg", "HOME": "/home/u"}, Path("/xdg/console-proxy")),
+        (None, {"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, Path("/home/u/.local/state/console-proxy")),
+        (None, {"HOME": "/home/u"}, Path("/home/u/.local/state/console-proxy")),
+    ],
+)
+def test_state_dir(state_dir: Path | None, env: dict[str, str], expected: Path) -> None:
+    assert resolve_state_dir(state_dir, env) == expected
+
+
+def test_recent_keeps_the_newest_hundred() -> None:
+    recent = RecentEvents()
+    recent.extend({"n": n} for n in range(150))
+    assert recent.snapshot() == [{"n": n} for n in range(50, 150)]
