@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
+from console_proxy.rules import RouteRules, RulesHolder, load_rules
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConsoleProxyError",
+    "RouteRules",
     "RulesError",
+    "RulesHolder",
     "SettingsError",
     "__version__",
+    "load_rules",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from console_proxy import __version__
+from console_proxy.cli_rules import rules
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,3 +17,6 @@ def main() -> None:
     `console-proxy rules check|test` to work on route_rules.yaml, and `console-proxy status`
     to see whether telemetry is on and why.
     """
+
+
+main.add_command(rules)

@@ -1,0 +1,194 @@
+"""Route rules: load and check `route_rules.yaml`, anonymize console routes, filter action names."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, unquote_plus
+
+from console_proxy.errors import RulesError
+from console_proxy.resources import default_rules_path
+from console_proxy.rules_compile import (
+    Node,
+    Terminal,
+    add_route,
+    compile_globs,
+    parse_template,
+    prefix_segments,
+    unknown_token,
+    walk,
+)
+from console_proxy.rules_schema import DEFAULT_UNKNOWN, Text, read_spec
+from console_proxy.rules_yaml import Mark, Problems, parse
+
+ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}\Z")
+# Deeper routes are refused before matching; no console page comes near this.
+MAX_SEGMENTS = 64
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _decode(segment: str) -> str:
+    return unquote(segment) if "%" in segment else segment
+
+
+class RouteRules:
+    """A checked, compiled rules file. Immutable; safe to share between threads and tasks."""
+
+    def __init__(self, *, source: str, root: Node, template_count: int, prefixes: Sequence[tuple[str, ...]],
+                 unknown: str, drop: tuple[frozenset[str], re.Pattern[str] | None],
+                 allow: tuple[frozenset[str], re.Pattern[str] | None] | None, drop_count: int) -> None:
+        self.source = source
+        self.template_count = template_count
+        self.unknown = unknown
+        self.drop_count = drop_count
+        self.allow_count = None if allow is None else len(allow[0]) + (0 if allow[1] is None else 1)
+        # Longest first, so that /hasura/console wins over /hasura when both are configured.
+        self._prefixes = sorted(set(prefixes), key=len, reverse=True)
+        self._root = root
+        self._drop_exact, self._drop_re = drop
+        self._allow = allow
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The URL prefixes stripped before matching, longest first."""
+        return tuple("/" + "/".join(p) for p in self._prefixes)
+
+    def anonymize(self, url: str) -> str:
+        """The anonymized route of `url`: template literals and placeholders only, or the unknown token."""
+        try:
+            return self._anonymize(url)
+        except Exception:  # fail closed: whatever went wrong, raw text must not pass
+            return self.unknown
+
+    def _anonymize(self, url: str) -> str:
+        url = url.strip()
+        if not url:
+            return self.unknown
+        cut = url.find("#")
+        if cut >= 0:
+            url = url[:cut]
+        query = ""
+        cut = url.find("?")
+        if cut >= 0:
+            url, query = url[:cut], url[cut + 1 :]
+        scheme = _SCHEME.match(url)
+        if scheme is not None:
+            cut = url.find("/", scheme.end())
+            url = url[cut:] if cut >= 0 else ""
+        segs = [_decode(s) for s in url.split("/") if s]
+        if len(segs) > MAX_SEGMENTS:
+            return self.unknown
+        for prefix in self._prefixes:
+            n = len(prefix)
+            if len(segs) >= n and tuple(segs[:n]) == prefix:
+                del segs[:n]
+                break
+        out: list[str] = []
+        terminal = walk(self._root, segs, 0, out)
+        if terminal is None:
+            return self.unknown
+        path = "/" + "/".join(out)
+        if query and terminal.query:
+            return path + self._query(terminal, query)
+        return path
+
+    @staticmethod
+    def _query(terminal: Terminal, query: str) -> str:
+        kept: dict[str, str] = {}
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
+            key = unquote_plus(key)
+            rule = terminal.query.get(key)
+            if rule is None or key in kept:
+                continue
+            value = unquote_plus(value)
+            kept[key] = value if rule.values is not None and value in rule.values else rule.name
+        if not kept:
+            return ""
+        return "?" + "&".join(f"{key}={kept[key]}" for key in sorted(kept))
+
+    def action(self, name: str) -> str | None:
+        """The action name to send, or None when it is dropped (drop list, bad shape, not allowed)."""
+        if not isinstance(name, str) or ACTION_SHAPE.match(name) is None:
+            return None
+        if name in self._drop_exact or (self._drop_re is not None and self._drop_re.match(name)):
+            return None
+        if self._allow is not None:
+            exact, regex = self._allow
+            if name not in exact and (regex is None or regex.match(name) is None):
+                return None
+        return name
+
+
+def _read(path: Path, source: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError([f"{source}:1:1: the file does not exist; expected a readable YAML rules file"]) from None
+    except UnicodeDecodeError as exc:
+        raise RulesError([f"{source}:1:1: found bytes that are not UTF-8 at offset {exc.start};"
+                          " expected a UTF-8 text file"]) from None
+    except OSError as exc:
+        raise RulesError([f"{source}:1:1: the file cannot be read ({exc.strerror});"
+                          " expected a readable YAML rules file"]) from None
+
+
+def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence[str] = ()) -> RouteRules:
+    """Load, check and compile a rules file (None: the packaged default); raise RulesError when it is bad.
+
+    `prefixes` are URL prefixes added to those in the file, such as "/hasura/console".
+    """
+    file = Path(path) if path is not None else default_rules_path()
+    source = os.fspath(path) if path is not None else str(file)
+    problems = Problems()
+    spec = read_spec(parse(_read(file, source), problems), problems)
+
+    root = Node()
+    count = 0
+    for route in spec.routes:
+        segments = parse_template(route.path, problems)
+        if segments is not None and add_route(root, route.path, segments, route.query, problems):
+            count += 1
+    prefix_segs = [p for p in (prefix_segments(t, problems) for t in spec.prefixes) if p is not None]
+    unknown = unknown_token(spec.unknown, problems) if spec.unknown is not None else DEFAULT_UNKNOWN
+    drop = compile_globs(spec.drop, problems)
+    allow = compile_globs(spec.allow, problems) if spec.allow is not None else None
+    if problems:
+        raise RulesError(problems.lines(source))
+
+    extra = Problems()
+    for index, prefix in enumerate(prefixes, start=1):
+        text = prefix if prefix.startswith("/") else "/" + prefix
+        segs = prefix_segments(Text(text.rstrip("/") or text, Mark(1, index), 1), extra)
+        if segs is not None:
+            prefix_segs.append(segs)
+    if extra:
+        raise RulesError(extra.lines("--prefix"))
+    return RouteRules(source=source, root=root, template_count=count, prefixes=prefix_segs,
+                      unknown=unknown or DEFAULT_UNKNOWN, drop=drop, allow=allow, drop_count=len(spec.drop))
+
+
+class RulesHolder:
+    """The current rules of a running proxy; `reload()` swaps them atomically or keeps the old ones."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, prefixes: Sequence[str] = ()) -> None:
+        self.path = path
+        self.prefixes = tuple(prefixes)
+        self._rules = load_rules(path, prefixes=self.prefixes)
+
+    @property
+    def rules(self) -> RouteRules:
+        """The rules in force; read once per request and use that object throughout."""
+        return self._rules
+
+    def reload(self) -> list[str]:
+        """Load the file again: [] when the new rules are in force, else the error lines (old rules kept)."""
+        try:
+            rules = load_rules(self.path, prefixes=self.prefixes)
+        except RulesError as exc:
+            return exc.messages
+        self._rules = rules  # one reference assignment: readers see the old or the new rules, never a mix
+        return []
