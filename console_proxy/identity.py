@@ -1,8 +1,35 @@
-"""Who the events are about: the server's and the CLI's UUIDs and the server's version."""
+"""Who the events are about: the server's and the CLI's UUIDs and the server's version.
+
+The Hasura server is asked with a short timeout, in the background; `IdentityProvider.current` never waits.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from console_proxy.errors import SettingsError
+from console_proxy.events import valid_version
+from console_proxy.settings import Settings
+
+logger = logging.getLogger("console_proxy")
+
+DEFAULT_LOOKUP_TIMEOUT_S = 3.0
+MAX_RESPONSE_BYTES = 65536
+# The CLI writes config.json; .config.json is the name DESIGN.md also allows.
+CLI_CONFIG_NAMES = ("config.json", ".config.json")
+UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CATALOG_STATE_QUERY = {"type": "get_catalog_state", "args": {}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,3 +39,174 @@ class Identity:
     server_uuid: str | None = None
     cli_uuid: str | None = None
     server_version: str | None = None
+
+
+def valid_uuid(value: object) -> str | None:
+    """`value` in lower case when it is a canonical 8-4-4-4-12 hex UUID string, else None."""
+    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
+        return value.lower()
+    return None
+
+
+def cli_config_path(settings: Settings, *, home: Path | None = None) -> Path:
+    """`--cli-config`, else the first of ~/.hasura/config.json and ~/.hasura/.config.json that exists,
+    else ~/.hasura/config.json (where it will be created)."""
+    if settings.cli_config is not None:
+        return settings.cli_config
+    directory = (home if home is not None else Path.home()) / ".hasura"
+    for name in CLI_CONFIG_NAMES:
+        if (directory / name).is_file():
+            return directory / name
+    return directory / CLI_CONFIG_NAMES[0]
+
+
+def read_cli_config(path: Path) -> dict[str, Any]:
+    """The CLI's global config as a dict; `{}` when the file does not exist; SettingsError when unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
+        message = f"The CLI config {path} cannot be read ({reason}); expected a readable JSON file."
+        raise SettingsError(message) from None
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        raise SettingsError(f"The CLI config {path} is not a JSON object; expected the Hasura CLI's global config.")
+    return document
+
+
+def _write_atomically(path: Path, document: dict[str, Any], *, replace: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".console-proxy-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if replace:
+            os.replace(temp, path)
+        else:
+            # link() refuses to overwrite: when another process created the file first, theirs wins.
+            os.link(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+class IdentityProvider:
+    """Holds the current Identity and refreshes it. `__init__` does no I/O; call `load_cli_identity()`
+    (sync, cli mode) before serving and run `run()` in the lifespan."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        home: Path | None = None,
+        timeout_s: float = DEFAULT_LOOKUP_TIMEOUT_S,
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._home = home
+        self._timeout_s = timeout_s
+        self._fixed_server_uuid = valid_uuid(settings.server_uuid)
+        self._current = Identity(server_uuid=self._fixed_server_uuid)
+
+    @property
+    def current(self) -> Identity:
+        """The identity to attach now; never blocks."""
+        return self._current
+
+    @property
+    def cli_config_path(self) -> Path:
+        """The CLI config file this provider reads (and creates), whatever the mode."""
+        return cli_config_path(self._settings, home=self._home)
+
+    def load_cli_identity(self, *, create: bool = True) -> dict[str, Any]:
+        """In cli mode, read the CLI config's `uuid` into `cli_uuid`, creating the file or the key with a random
+        UUID when missing (unless `create` is false). Returns the config as read. Server mode: nothing, `{}`."""
+        if self._settings.mode != "cli":
+            return {}
+        path = self.cli_config_path
+        config = read_cli_config(path)
+        cli_uuid = valid_uuid(config.get("uuid"))
+        if cli_uuid is None and create:
+            existed = path.exists()
+            config = {**config, "uuid": str(uuid.uuid4())}
+            try:
+                _write_atomically(path, config, replace=existed)
+            except FileExistsError:
+                config = read_cli_config(path)
+            except OSError as error:
+                logger.warning("cannot write the CLI config %s (%s); cli_uuid stays null", path, error.strerror)
+                config = {key: value for key, value in config.items() if key != "uuid"}
+            cli_uuid = valid_uuid(config.get("uuid"))
+        self._current = dataclasses.replace(self._current, cli_uuid=cli_uuid)
+        return config
+
+    async def refresh(self) -> None:
+        """Ask the Hasura server once for its UUID (unless `--server-uuid`) and version, within the timeout.
+
+        A failed lookup keeps the previous value; an answer that is not a strict UUID or version is null.
+        """
+        endpoint = self._settings.hasura_endpoint
+        if endpoint is None:
+            return
+        base = endpoint.rstrip("/")
+        headers = {"X-Hasura-Admin-Secret": self._settings.admin_secret} if self._settings.admin_secret else {}
+        results: dict[str, str | None] = {}
+        async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout_s, headers=headers) as client:
+
+            async def lookup(key: str, method: str, url: str, body: dict[str, Any] | None, field: str) -> None:
+                document = await self._fetch(client, method, url, body)
+                if document is not None:
+                    results[key] = document.get(field) if isinstance(document, dict) else None
+
+            # httpx's timeout is per read; the deadline bounds a server that answers one byte at a time.
+            with anyio.move_on_after(self._timeout_s):
+                async with anyio.create_task_group() as group:
+                    if self._fixed_server_uuid is None:
+                        metadata_url = base + "/v1/metadata"
+                        group.start_soon(lookup, "server_uuid", "POST", metadata_url, CATALOG_STATE_QUERY, "id")
+                    group.start_soon(lookup, "server_version", "GET", base + "/v1/version", None, "version")
+        update: dict[str, str | None] = {}
+        if "server_uuid" in results:
+            update["server_uuid"] = valid_uuid(results["server_uuid"])
+        if "server_version" in results:
+            update["server_version"] = valid_version(results["server_version"])
+        self._current = dataclasses.replace(self._current, **update)
+        logger.debug("identity refreshed: server_uuid %s, server_version %s",
+                     "known" if self._current.server_uuid else "unknown", self._current.server_version)
+
+    async def _fetch(self, client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None) -> Any:
+        path = httpx.URL(url).path
+        try:
+            async with client.stream(method, url, json=body) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        logger.warning("identity lookup %s: response over %d bytes, ignored", path, MAX_RESPONSE_BYTES)
+                        return None
+                    chunks.append(chunk)
+            if response.status_code != 200:
+                logger.warning("identity lookup %s: HTTP %d", path, response.status_code)
+                return None
+            return json.loads(b"".join(chunks))
+        except httpx.HTTPError as error:
+            logger.warning("identity lookup %s failed: %s", path, type(error).__name__)
+        except (ValueError, RecursionError):
+            logger.warning("identity lookup %s: the answer is not JSON", path)
+        return None
+
+    async def run(self) -> None:
+        """Refresh now and then every `identity_refresh_s` until cancelled."""
+        while True:
+            await self.refresh()
+            await anyio.sleep(self._settings.identity_refresh_s)

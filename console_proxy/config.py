@@ -1,0 +1,289 @@
+"""Flags and `CONSOLE_PROXY_<FLAG>` variables into a checked Settings; the click options `serve` and `status` share."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from console_proxy import settings as defaults
+from console_proxy.errors import SettingsError
+from console_proxy.identity import valid_uuid
+from console_proxy.optout import parse_bool, quote
+from console_proxy.settings import Settings
+
+EXIT_CONFIG = 2
+ENV_PREFIX = "CONSOLE_PROXY_"
+STATE_DIR_NAME = "console-proxy"
+EXAMPLE_UUID = "11111111-2222-4333-8444-555555555555"
+
+F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def flag_of(field: str) -> str:
+    """`state_dir` -> `--state-dir`."""
+    return "--" + field.replace("_", "-")
+
+
+def env_of(field: str) -> str:
+    """`state_dir` -> `CONSOLE_PROXY_STATE_DIR`."""
+    return ENV_PREFIX + field.upper()
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_STATE_HOME/console-proxy`, else `~/.local/state/console-proxy`; a relative XDG_STATE_HOME is ignored,
+    as the XDG base directory spec says."""
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / STATE_DIR_NAME
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".local" / "state" / STATE_DIR_NAME
+
+
+def setting_source(options: Mapping[str, object], env: Mapping[str, str], field: str) -> str:
+    """Where `field` was set: its flag, else its environment variable; the flag's name when neither is."""
+    if options.get(field) is None and env.get(env_of(field), "") != "":
+        return env_of(field)
+    return flag_of(field)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Raw:
+    """One setting as given, and where, for checking and for the error sentence."""
+
+    field: str
+    value: object
+    from_env: bool
+
+    @property
+    def label(self) -> str:
+        return f"{env_of(self.field)} ({flag_of(self.field)})" if self.from_env else flag_of(self.field)
+
+    @property
+    def text(self) -> str:
+        return self.value if isinstance(self.value, str) else str(self.value)
+
+    def fail(self, expected: str) -> SettingsError:
+        return SettingsError(f"{self.label} is {quote(self.value)}; expected {expected}.")
+
+
+def _host(raw: _Raw) -> str:
+    text = raw.text.strip()
+    if not text or any(c.isspace() or c in "/?#" for c in text):
+        raise raw.fail("a host name or IP address")
+    return text
+
+
+def _int(raw: _Raw, low: int, high: int | None = None) -> int:
+    expected = f"a whole number from {low} to {high}" if high is not None else f"a whole number, at least {low}"
+    if isinstance(raw.value, bool):
+        raise raw.fail(expected)
+    try:
+        number = raw.value if isinstance(raw.value, int) else int(raw.text.strip())
+    except ValueError:
+        raise raw.fail(expected) from None
+    if number < low or (high is not None and number > high):
+        raise raw.fail(expected)
+    return number
+
+
+def _seconds(raw: _Raw, *, zero_ok: bool) -> float:
+    expected = "a number of seconds, 0 or more" if zero_ok else "a number of seconds above 0"
+    if isinstance(raw.value, bool):
+        raise raw.fail(expected)
+    try:
+        number = float(raw.value) if isinstance(raw.value, int | float) else float(raw.text.strip())
+    except ValueError:
+        raise raw.fail(expected) from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+        raise raw.fail(expected)
+    return number
+
+
+def _url(raw: _Raw) -> str:
+    text = raw.text.strip()
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError for a port that is not a number or is out of range
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in text):
+        raise raw.fail("an http:// or https:// URL with a host")
+    return text
+
+
+def _prefix(raw: _Raw) -> str:
+    text = raw.text
+    trimmed = text.rstrip("/") or "/"
+    segments = trimmed.split("/")[1:] if trimmed != "/" else []
+    bad = [s for s in segments if not s or not s.isprintable() or any(c in s for c in " ?#%\\")]
+    if not text.startswith("/") or bad:
+        raise raw.fail('a path starting with "/", such as "/console"')
+    return trimmed
+
+
+def _mode(raw: _Raw) -> str:
+    if raw.text not in ("server", "cli"):
+        raise raw.fail('"server" or "cli"')
+    return raw.text
+
+
+def _server_uuid(raw: _Raw) -> str:
+    value = valid_uuid(raw.text.strip())
+    if value is None:
+        raise raw.fail(f'a UUID such as "{EXAMPLE_UUID}"')
+    return value
+
+
+def _bool(raw: _Raw) -> bool:
+    return raw.value if isinstance(raw.value, bool) else parse_bool(raw.text, raw.label)
+
+
+def _file(raw: _Raw) -> Path:
+    path = Path(raw.text).expanduser()
+    if not path.is_file():
+        raise raw.fail("an existing file")
+    return path
+
+
+def _directory(raw: _Raw) -> Path:
+    path = Path(raw.text).expanduser()
+    if not path.is_dir():
+        raise raw.fail("an existing directory")
+    return path
+
+
+def _creatable_file(raw: _Raw) -> Path:
+    path = Path(raw.text).expanduser()
+    if path.is_dir():
+        raise raw.fail("a file (it is created when missing), not a directory")
+    return path
+
+
+def _creatable_directory(raw: _Raw) -> Path:
+    path = Path(raw.text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise raw.fail("a directory (it is created when missing)")
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One `serve`/`status` flag: the Settings field it sets, its help, and how its value is checked."""
+
+    field: str
+    metavar: str
+    help: str
+    default: str
+    check: Callable[[_Raw], object]
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "HOST", "Address to listen on.", defaults.DEFAULT_HOST, _host),
+    Option("port", "PORT", "Port to listen on (0: any free port).", str(defaults.DEFAULT_PORT),
+           lambda raw: _int(raw, 0, 65535)),
+    Option("rules", "FILE", "Route rules file.", "the route_rules.yaml shipped with console-proxy", _file),
+    Option("static", "DIR", "Directory of the console's static files.", "the demo console shipped with console-proxy",
+           _directory),
+    Option("prefix", "PATH", "URL prefix the console is served under and stripped from routes.",
+           defaults.DEFAULT_PREFIX, _prefix),
+    Option("upstream", "URL", "Telemetry collector to forward batches to.",
+           "none: local mode, events go to <state-dir>/events.jsonl and nothing leaves the machine", _url),
+    Option("state_dir", "DIR", "Directory for the local event file and the spool.",
+           "$XDG_STATE_HOME/console-proxy or ~/.local/state/console-proxy", _creatable_directory),
+    Option("mode", "server|cli", "Whose console this is; sent as console_mode.", defaults.DEFAULT_MODE, _mode),
+    Option("hasura_endpoint", "URL", "Hasura server to ask for its UUID and version.", "none", _url),
+    Option("admin_secret", "SECRET", "Sent as X-Hasura-Admin-Secret to --hasura-endpoint.", "none",
+           lambda raw: raw.text),
+    Option("server_uuid", "UUID", "Server UUID to attach, instead of asking --hasura-endpoint.", "none",
+           _server_uuid),
+    Option("cli_config", "FILE", "The Hasura CLI's global config (cli mode: its uuid and enable_telemetry).",
+           "~/.hasura/config.json, or ~/.hasura/.config.json", _creatable_file),
+    Option("enable_telemetry", "BOOL", "true/t/yes/y/1 or false/f/no/n/0; decides before every other setting.",
+           "not set: HASURA_GRAPHQL_ENABLE_TELEMETRY, the CLI config, DO_NOT_TRACK decide, else on", _bool),
+    Option("spool_max_events", "N", "Most events the spool holds.", str(defaults.DEFAULT_SPOOL_MAX_EVENTS),
+           lambda raw: _int(raw, 1)),
+    Option("spool_max_bytes", "BYTES", "Most bytes the spool holds.", str(defaults.DEFAULT_SPOOL_MAX_BYTES),
+           lambda raw: _int(raw, 1)),
+    Option("spool_max_age_s", "SECONDS", "Oldest an event in the spool may get.",
+           str(defaults.DEFAULT_SPOOL_MAX_AGE_S), lambda raw: _seconds(raw, zero_ok=False)),
+    Option("batch_max_events", "N", "Most events in one upstream request.", str(defaults.DEFAULT_BATCH_MAX_EVENTS),
+           lambda raw: _int(raw, 1)),
+    Option("batch_max_delay_s", "SECONDS", "Longest an event waits for more to fill a batch.",
+           str(defaults.DEFAULT_BATCH_MAX_DELAY_S), lambda raw: _seconds(raw, zero_ok=True)),
+    Option("upstream_timeout_s", "SECONDS", "Timeout of one upstream request.",
+           str(defaults.DEFAULT_UPSTREAM_TIMEOUT_S), lambda raw: _seconds(raw, zero_ok=False)),
+    Option("retry_base_s", "SECONDS", "First retry delay; it doubles, with jitter.", str(defaults.DEFAULT_RETRY_BASE_S),
+           lambda raw: _seconds(raw, zero_ok=False)),
+    Option("retry_cap_s", "SECONDS", "Longest retry delay.", str(defaults.DEFAULT_RETRY_CAP_S),
+           lambda raw: _seconds(raw, zero_ok=False)),
+    Option("shutdown_grace_s", "SECONDS", "How long shutdown waits to flush.", str(defaults.DEFAULT_SHUTDOWN_GRACE_S),
+           lambda raw: _seconds(raw, zero_ok=True)),
+    Option("identity_refresh_s", "SECONDS", "How often the Hasura server is asked again.",
+           str(defaults.DEFAULT_IDENTITY_REFRESH_S), lambda raw: _seconds(raw, zero_ok=False)),
+)
+_OPTIONAL = frozenset(f.name for f in dataclasses.fields(Settings) if f.default is None)
+
+
+def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Settings:
+    """Settings from click's parsed `options` (None: not given), each falling back to `CONSOLE_PROXY_<FLAG>` in
+    `env` (an empty variable counts as unset), then to its default. Raises SettingsError, one sentence."""
+    values: dict[str, Any] = {}
+    given: dict[str, _Raw] = {}
+    for option in OPTIONS:
+        raw = _Raw(option.field, options.get(option.field), from_env=False)
+        if raw.value is None and env.get(env_of(option.field), "") != "":
+            raw = _Raw(option.field, env[env_of(option.field)], from_env=True)
+        if raw.value is None:
+            continue
+        if raw.value == "" and option.field in _OPTIONAL:
+            # `--upstream ""` means "not set", and beats a CONSOLE_PROXY_UPSTREAM from the environment.
+            values[option.field] = None
+            continue
+        values[option.field] = option.check(raw)
+        given[option.field] = raw
+    if values.get("state_dir") is None:
+        values["state_dir"] = default_state_dir(env)
+    base = values.get("retry_base_s", defaults.DEFAULT_RETRY_BASE_S)
+    cap = values.get("retry_cap_s", defaults.DEFAULT_RETRY_CAP_S)
+    if cap < base:
+        if "retry_cap_s" in given:
+            raise given["retry_cap_s"].fail(f"at least --retry-base-s ({base:g})")
+        raise given["retry_base_s"].fail(f"at most --retry-cap-s ({cap:g})")
+    return Settings(**values)
+
+
+def _click_option(option: Option) -> Decorator:
+    help_text = f"{option.help} Default: {option.default}. Env: {env_of(option.field)}."
+    return click.option(flag_of(option.field), option.field, type=str, default=None, metavar=option.metavar,
+                        help=help_text)
+
+
+SERVE_OPTIONS: list[Decorator] = [_click_option(option) for option in OPTIONS]
+
+
+def serve_options(function: F) -> F:
+    """Decorate a click command with every `serve` flag, in DESIGN.md's order (help lists them top-down)."""
+    for decorator in reversed(SERVE_OPTIONS):
+        function = decorator(function)  # type: ignore[assignment]
+    return function
+
+
+@contextmanager
+def exit_on_settings_error() -> Iterator[None]:
+    """Turn a SettingsError into its one sentence on stderr and exit EXIT_CONFIG."""
+    try:
+        yield
+    except SettingsError as error:
+        click.echo(str(error), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
