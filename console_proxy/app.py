@@ -1,0 +1,90 @@
+"""The standalone server's app: the console's static files under the prefix, health checks, the middleware."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import PurePosixPath
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from console_proxy.identity import IdentityProvider
+from console_proxy.middleware import TelemetryMiddleware
+from console_proxy.optout import TelemetryDecision
+from console_proxy.resources import default_static_dir
+from console_proxy.rules import RulesHolder
+from console_proxy.runtime import TelemetryRuntime
+from console_proxy.settings import Settings
+from console_proxy.sink import Sink
+
+INDEX_FILE = "index.html"
+
+
+class ConsoleFiles(StaticFiles):
+    """Static files with a single-page-app fallback: an unknown path without a file extension gets index.html,
+    so the console's own router can take it; a missing asset (`app.js`, `logo.png`) stays a real 404."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code != 404 or "." in PurePosixPath(path).name:
+                raise
+            return await super().get_response(INDEX_FILE, scope)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    rules_holder: RulesHolder | None = None,
+    sink: Sink | None = None,
+    identity: IdentityProvider | None = None,
+    env: Mapping[str, str] | None = None,
+    decision: TelemetryDecision | None = None,
+) -> Starlette:
+    """The standalone server: the console under `settings.prefix`, `/healthz`, `/readyz`, and
+    TelemetryMiddleware in front. Its lifespan runs the telemetry runtime (`app.state.telemetry`)."""
+    runtime = TelemetryRuntime(
+        settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env, decision=decision
+    )
+    prefix = settings.prefix.rstrip("/")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "live"})
+
+    async def readyz(request: Request) -> Response:
+        if runtime.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready"}, status_code=503)
+
+    async def to_console(request: Request) -> Response:
+        return RedirectResponse(prefix + "/", status_code=307)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        # The delivery stage adds Route("/metrics", ...) here.
+    ]
+    if prefix:
+        routes.append(Route("/", to_console, methods=["GET"]))
+    routes.append(Mount(prefix, app=ConsoleFiles(directory=settings.static or default_static_dir(), html=True)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with runtime.running():
+            yield
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(TelemetryMiddleware, settings=settings, runtime=runtime)],
+        lifespan=lifespan,
+    )
+    app.state.telemetry = runtime
+    return app

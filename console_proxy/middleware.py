@@ -1,0 +1,334 @@
+"""TelemetryMiddleware: answers /_telemetry/v1/* beside any ASGI app and passes everything else through."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from console_proxy.errors import ConsoleProxyError
+from console_proxy.events import MAX_BODY_BYTES, BatchError, check_content_type, parse_batch
+from console_proxy.identity import IdentityProvider
+from console_proxy.rules import RulesHolder
+from console_proxy.runtime import TelemetryRuntime
+from console_proxy.settings import Settings
+from console_proxy.sink import Sink, SinkRefused
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+EVENTS_PATH = "/_telemetry/v1/events"
+WS_PATH = "/_telemetry/v1/ws"
+STATUS_PATH = "/_telemetry/v1/status"
+RECENT_PATH = "/_telemetry/v1/recent"
+
+# WebSocket close codes (RFC 6455 and the IANA registry).
+WS_UNSUPPORTED_DATA = 1003
+WS_INVALID_PAYLOAD = 1007
+WS_TOO_BIG = 1009
+WS_INTERNAL_ERROR = 1011
+WS_TRY_AGAIN_LATER = 1013
+
+NOT_STARTED_RETRY_AFTER_S = 1
+
+logger = logging.getLogger("console_proxy")
+
+
+def _fixed(error: str) -> bytes:
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
+_BODY_TOO_LARGE = BatchError(413, "body too large", "body_too_large")
+_NOT_STARTED = _fixed("telemetry is not started")
+_UNAVAILABLE = _fixed("temporarily unavailable")
+_BAD_BATCH = _fixed("invalid batch")
+_METHOD_NOT_ALLOWED = _fixed("method not allowed")
+
+
+def _ack(accepted: int, dropped: int) -> bytes:
+    return b'{"accepted":%d,"dropped":%d}' % (accepted, dropped)
+
+
+async def _respond(send: Send, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
+    raw = [(b"cache-control", b"no-store")]
+    if body:
+        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, refused with 413 as soon as it passes `limit`; None when the client went away."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BODY_TOO_LARGE
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _log_unexpected(where: str, exc: BaseException) -> None:
+    # The type and the frames only: an exception's message may quote the input.
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error("unexpected %s while answering %s\n%s", type(exc).__name__, where, frames)
+
+
+class TelemetryMiddleware:
+    """Serve `/_telemetry/v1/events|ws|status|recent` in front of `app`; pass everything else through.
+
+    `__init__` does no I/O and starts nothing. The runtime (decision, rules, identity, sink) starts when
+    the wrapped app's lifespan starts up, or when an embedder enters `middleware.running()` itself.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        rules_holder: RulesHolder | None = None,
+        sink: Sink | None = None,
+        identity: IdentityProvider | None = None,
+        env: Mapping[str, str] | None = None,
+        runtime: TelemetryRuntime | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.runtime = runtime or TelemetryRuntime(
+            settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env
+        )
+        self._http: dict[str, tuple[str, Callable[[Scope, Receive, Send], Awaitable[None]]]] = {
+            EVENTS_PATH: ("POST", self._events),
+            STATUS_PATH: ("GET", self._status),
+            RECENT_PATH: ("GET", self._recent),
+        }
+
+    def running(self) -> contextlib.AbstractAsyncContextManager[TelemetryRuntime]:
+        """`async with middleware.running():` from an embedder's own lifespan (same as `runtime.running()`)."""
+        return self.runtime.running()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" and scope["path"] in self._http:
+            await self._guarded_http(scope, receive, send)
+        elif kind == "websocket" and scope["path"] == WS_PATH:
+            await self._guarded_websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # HTTP
+
+    async def _guarded_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, handler = self._http[scope["path"]]
+        if scope["method"] != method:
+            await _respond(send, 405, _METHOD_NOT_ALLOWED, {"allow": method})
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = True
+            await send(message)
+
+        try:
+            await handler(scope, receive, tracking_send)
+        except Exception as exc:
+            _log_unexpected(scope["path"], exc)
+            if not response_started:
+                await _respond(send, 503, _UNAVAILABLE, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
+
+    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        if not runtime.started:
+            await _respond(send, 503, _NOT_STARTED, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
+            return
+        body = {"enabled": runtime.enabled, "mode": self.settings.mode, "upload": runtime.upload}
+        await _respond(send, 200, json.dumps(body, separators=(",", ":")).encode())
+
+    async def _recent(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = json.dumps(self.runtime.recent.snapshot(), separators=(",", ":"), ensure_ascii=False)
+        await _respond(send, 200, body.encode())
+
+    async def _events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        if not runtime.started:
+            await _respond(send, 503, _NOT_STARTED, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
+            return
+        if not runtime.enabled:
+            await _respond(send, 204)
+            return
+        try:
+            check_content_type(_header(scope, b"content-type"))
+            length = _header(scope, b"content-length")
+            if length is not None and length.strip().isdigit() and int(length) > MAX_BODY_BYTES:
+                raise _BODY_TOO_LARGE
+            body = await _read_body(receive, MAX_BODY_BYTES)
+            if body is None:
+                return
+            result = self._outbound(body)
+        except BatchError as exc:
+            runtime.refused[exc.reason] += 1
+            await _respond(send, exc.status, exc.body)
+            return
+        if result is None:
+            await _respond(send, 400, _BAD_BATCH)
+            return
+        events, dropped = result
+        try:
+            await runtime.keep(events)
+        except SinkRefused as exc:
+            await _respond(send, exc.status, _fixed(exc.reason), {"retry-after": str(exc.retry_after)})
+            return
+        await _respond(send, 202, _ack(len(events), dropped))
+
+    def _outbound(self, body: bytes) -> tuple[list[dict[str, Any]], int] | None:
+        """Parse and build; BatchError passes up, any other failure is logged and answered as a bad batch."""
+        try:
+            return self.runtime.outbound(parse_batch(body))
+        except BatchError:
+            raise
+        except Exception as exc:
+            _log_unexpected("a batch", exc)
+            return None
+
+    # WebSocket
+
+    async def _guarded_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._websocket(scope, receive, send)
+        except Exception as exc:
+            _log_unexpected(WS_PATH, exc)
+            # The socket may already be gone; then there is nothing left to tell.
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": WS_INTERNAL_ERROR})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        runtime = self.runtime
+        if not runtime.started:
+            await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER})
+            return
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            if not runtime.enabled:
+                # Kept open and ignored: a console that reconnects at once on close must not spin.
+                continue
+            close_code = await self._websocket_message(message, send)
+            if close_code is not None:
+                await send({"type": "websocket.close", "code": close_code})
+                return
+
+    async def _websocket_message(self, message: Message, send: Send) -> int | None:
+        text = message.get("text")
+        if text is None:
+            return WS_UNSUPPORTED_DATA
+        if len(text) > MAX_BODY_BYTES:
+            return WS_TOO_BIG
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError:
+            return WS_INVALID_PAYLOAD
+        try:
+            result = self._outbound(body)
+        except BatchError as exc:
+            self.runtime.refused[exc.reason] += 1
+            return WS_TOO_BIG if exc.status == 413 else WS_INVALID_PAYLOAD
+        if result is None:
+            return WS_INVALID_PAYLOAD
+        events, dropped = result
+        try:
+            await self.runtime.keep(events)
+        except SinkRefused:
+            return WS_TRY_AGAIN_LATER
+        await send({"type": "websocket.send", "text": _ack(len(events), dropped).decode()})
+        return None
+
+    # Lifespan
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        owned = False  # whether this lifespan started the runtime, and so stops it
+        app_spoke = False
+
+        async def lifespan_receive() -> Message:
+            nonlocal app_spoke
+            app_spoke = True
+            return await receive()
+
+        async def lifespan_send(message: Message) -> None:
+            nonlocal owned, app_spoke
+            app_spoke = True
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and not runtime.started:
+                failure = await self._start_runtime()
+                if failure is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    return
+                owned = True
+            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and owned:
+                owned = False
+                await runtime.stop()
+            await send(message)
+
+        try:
+            await self.app(scope, lifespan_receive, lifespan_send)
+        except Exception:
+            if owned:
+                await runtime.stop()
+            if app_spoke:
+                raise
+            # The wrapped app does not speak lifespan at all: run the protocol for the runtime alone.
+            await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                failure = await self._start_runtime()
+                if failure is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start_runtime(self) -> str | None:
+        """Start the runtime; None, or the reason it failed for `lifespan.startup.failed`."""
+        try:
+            await self.runtime.start()
+        except ConsoleProxyError as exc:
+            logger.error("telemetry cannot start: %s", exc)
+            return str(exc)
+        except OSError as exc:
+            logger.error("telemetry cannot start: %s: %s", exc.strerror, exc.filename)
+            return f"telemetry cannot start: {exc.strerror}: {exc.filename}"
+        return None

@@ -1,0 +1,158 @@
+"""What the middleware runs between start-up and shutdown: the decision, the rules, identity and the sink."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from console_proxy.events import ParsedBatch, build_outbound
+from console_proxy.identity import IdentityProvider
+from console_proxy.optout import TelemetryDecision, resolve_telemetry
+from console_proxy.recent import RecentEvents
+from console_proxy.reload import RulesReloader
+from console_proxy.resources import default_rules_path
+from console_proxy.rules import RulesHolder
+from console_proxy.settings import Settings
+from console_proxy.sink import Sink
+from console_proxy.sinks import make_sink
+
+logger = logging.getLogger("console_proxy")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TelemetryRuntime:
+    """The long-lived parts of a TelemetryMiddleware. Building one does no I/O; `start()`/`stop()` (or
+    `async with runtime.running():`) do the work, from a lifespan.
+
+    Given parts (`rules_holder`, `sink`, `identity`) are used instead of the ones built from `settings`;
+    a given sink is still started and closed here. `env` defaults to `os.environ` at start.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rules_holder: RulesHolder | None = None,
+        sink: Sink | None = None,
+        identity: IdentityProvider | None = None,
+        env: Mapping[str, str] | None = None,
+        decision: TelemetryDecision | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.settings = settings
+        self.rules_holder = rules_holder
+        self.sink = sink
+        self.identity = identity
+        self.decision = decision
+        self.recent = RecentEvents()
+        # Counts for /metrics: events dropped from accepted batches, and whole batches refused, by reason.
+        self.dropped: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.reloader: RulesReloader | None = None
+        self._env = env
+        self._clock = clock
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def enabled(self) -> bool:
+        return self._started and self.decision is not None and self.decision.enabled
+
+    @property
+    def upload(self) -> bool:
+        return self.enabled and self.settings.upstream is not None
+
+    def ready(self) -> bool:
+        """Started with rules loaded, and (when enabled) a sink that can take a batch."""
+        if not self._started or self.rules_holder is None:
+            return False
+        return not self.enabled or (self.sink is not None and self.sink.ready())
+
+    async def start(self) -> None:
+        """Decide, load the rules, start identity and the sink. Raises SettingsError or RulesError."""
+        if self._started:
+            return
+        env = os.environ if self._env is None else self._env
+        settings = self.settings
+        if self.decision is None:
+            self.decision = await asyncio.to_thread(resolve_telemetry, settings, env)
+        rules_path = settings.rules or default_rules_path()
+        if self.rules_holder is None:
+            self.rules_holder = await asyncio.to_thread(RulesHolder, rules_path, (settings.prefix,))
+        try:
+            self.reloader = RulesReloader(self.rules_holder, rules_path)
+            self._tasks.append(asyncio.create_task(self.reloader.watch(), name="console-proxy rules"))
+            if self.decision.enabled:
+                await self._start_delivery(settings, self.decision, env)
+        except BaseException:
+            await self._close()
+            raise
+        self._started = True
+
+    async def _start_delivery(self, settings: Settings, decision: TelemetryDecision, env: Mapping[str, str]) -> None:
+        if self.identity is None:
+            self.identity = IdentityProvider(settings)
+        if settings.mode == "cli":
+            await asyncio.to_thread(self.identity.load_cli_identity)
+        self._tasks.append(asyncio.create_task(self.identity.run(), name="console-proxy identity"))
+        if self.sink is None:
+            self.sink = make_sink(settings, decision, env=env)
+        await self.sink.start()
+
+    async def stop(self) -> None:
+        """Stop background work and close the sink (it flushes within its grace)."""
+        if not self._started:
+            return
+        self._started = False
+        await self._close()
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.sink is not None:
+            await self.sink.aclose()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[TelemetryRuntime]:
+        """`start()` on entry and `stop()` on exit; entering an already started runtime does nothing."""
+        if self._started:
+            yield self
+            return
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    def outbound(self, batch: ParsedBatch) -> tuple[list[dict[str, Any]], int]:
+        """The outbound events of an inbound batch and how many of its events were dropped (pure, may raise)."""
+        assert self.rules_holder is not None and self.identity is not None and self.decision is not None
+        events, dropped = build_outbound(
+            batch, self.rules_holder.rules, self.identity.current, mode=self.settings.mode, now=self._clock()
+        )
+        self.dropped.update(dropped)
+        return events, sum(dropped.values())
+
+    async def keep(self, events: list[dict[str, Any]]) -> None:
+        """Hand the events to the sink (returns once durable; raises SinkRefused) and show them as recent."""
+        assert self.sink is not None
+        if events:
+            await self.sink.put(events)
+            self.recent.extend(events)
