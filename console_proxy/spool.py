@@ -1,0 +1,352 @@
+"""The durable queue between ingestion and the forwarder: one SQLite file in WAL mode, written by one thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from console_proxy.sink import OutboundEvent, SinkRefused
+
+logger = logging.getLogger("console_proxy")
+
+SPOOL_FILE_NAME = "spool.db"
+# How long a client should wait before retrying a batch refused because the spool is full or unwritable.
+FULL_RETRY_AFTER_S = 5
+# Puts waiting together are committed in one transaction (one fsync); this caps how many.
+GROUP_COMMIT_MAX_PUTS = 256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, json TEXT NOT NULL,
+    bytes INTEGER NOT NULL, enqueued_at REAL NOT NULL, batch_id TEXT);
+CREATE INDEX IF NOT EXISTS events_claimed ON events(batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_age ON events(enqueued_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, json TEXT NOT NULL, batch_id TEXT NOT NULL,
+    status INTEGER NOT NULL, enqueued_at REAL NOT NULL, dead_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value NUMERIC NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('accepted', 0), ('forwarded', 0), ('dead_lettered', 0), ('expired', 0),
+    ('last_delivery_at', 0);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class SpoolStats:
+    """One consistent reading of the spool: lifetime counters of this spool file, depth and size now.
+
+    `accepted == forwarded + spooled + dead_lettered + expired` holds in every reading, across restarts,
+    because every change of the events table updates the counters in the same transaction.
+    """
+
+    accepted: int
+    forwarded: int
+    dead_lettered: int
+    expired: int
+    spooled: int
+    spooled_bytes: int
+    last_delivery_at: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """Events claimed under one batch_id; `body` is the upstream request body, built from the stored JSON."""
+
+    batch_id: str
+    count: int
+    body: bytes
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    target = f"file:{path}?mode=ro" if readonly else str(path)
+    conn = sqlite3.connect(target, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def _read_stats(conn: sqlite3.Connection) -> SpoolStats:
+    conn.execute("BEGIN")
+    try:
+        values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        spooled, spooled_bytes = conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
+    finally:
+        conn.execute("COMMIT")
+    last = float(values.get("last_delivery_at", 0))
+    return SpoolStats(accepted=int(values["accepted"]), forwarded=int(values["forwarded"]),
+                      dead_lettered=int(values["dead_lettered"]), expired=int(values["expired"]),
+                      spooled=int(spooled), spooled_bytes=int(spooled_bytes), last_delivery_at=last or None)
+
+
+def read_spool_stats(path: Path) -> SpoolStats | None:
+    """Read a spool file without writing to it (for `console-proxy status`); None when there is none."""
+    if not path.exists():
+        return None
+    conn = _connect(path, readonly=True)
+    try:
+        return _read_stats(conn)
+    finally:
+        conn.close()
+
+
+class Spool:
+    """A bounded durable queue. Every SQLite call runs in one dedicated thread; the async methods wait on it."""
+
+    def __init__(self, path: Path, *, max_events: int, max_bytes: int, max_age_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._jobs: queue.Queue[tuple[str, Any, concurrent.futures.Future[Any]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        # Only the spool thread writes these; other threads read them as hints.
+        self.depth = 0
+        self.unclaimed = 0
+        self.bytes = 0
+        self.writable = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (or create, or replace a corrupt) spool file and start the spool thread."""
+        self._thread = threading.Thread(target=self._serve, name="console-proxy-spool", daemon=True)
+        self._thread.start()
+        await self._call("open", None)
+
+    async def close(self) -> None:
+        """Finish the queued work, close the file and stop the thread."""
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    # ---- operations ------------------------------------------------------------------------------------------
+
+    async def put(self, events: Sequence[OutboundEvent]) -> None:
+        """Commit a batch of outbound events, or raise SinkRefused when full or unwritable; never partially."""
+        rows = []
+        for event in events:
+            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            rows.append((str(event["event_id"]), text, len(text.encode())))
+        await self._call("put", rows)
+
+    async def claim(self, max_events: int) -> Batch | None:
+        """The oldest batch already claimed (a retry or a re-send after a crash), else a new one; None when empty."""
+        result: Batch | None = await self._call("claim", max_events)
+        return result
+
+    async def ack(self, batch_id: str) -> int:
+        """The collector took the batch: delete its events and count them forwarded."""
+        result: int = await self._call("ack", batch_id)
+        return result
+
+    async def dead_letter(self, batch_id: str, status: int) -> int:
+        """The collector refused the batch for good: move its events to the dead-letter table."""
+        result: int = await self._call("dead_letter", (batch_id, status))
+        return result
+
+    async def expire(self) -> int:
+        """Remove events older than the maximum age and count them expired."""
+        result: int = await self._call("expire", None)
+        return result
+
+    def stats(self) -> SpoolStats:
+        """A consistent reading in one read transaction, from any thread (used at each metrics scrape)."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = _connect(self.path)
+            return _read_stats(self._reader)
+
+    async def _call(self, kind: str, arg: Any) -> Any:
+        if self._thread is None:
+            raise SinkRefused("spool is closed", retry_after=FULL_RETRY_AFTER_S)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((kind, arg, future))
+        return await asyncio.wrap_future(future)
+
+    # ---- the spool thread ------------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            if job[0] == "put":
+                puts = [job]
+                while len(puts) < GROUP_COMMIT_MAX_PUTS:
+                    try:
+                        nxt = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None or nxt[0] != "put":
+                        self._jobs.put(nxt)  # handled after this group; order among non-puts is kept
+                        break
+                    puts.append(nxt)
+                self._put_group(puts)
+                continue
+            kind, arg, future = job
+            try:
+                future.set_result(getattr(self, "_do_" + kind)(arg))
+            except BaseException as exc:
+                future.set_exception(exc)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._do_open(None)
+        assert self._conn is not None
+        return self._conn
+
+    def _do_open(self, _: None) -> None:
+        try:
+            self._conn = self._open_file()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if not self.path.exists():
+                self.writable = False
+                logger.error("spool %s cannot be created: %s", self.path, exc)
+                raise SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+            for suffix in ("", "-wal", "-shm"):
+                src = self.path.with_name(self.path.name + suffix)
+                if src.exists():
+                    src.rename(aside.with_name(aside.name + suffix))
+            logger.error("SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
+                         "the events in it will not be delivered", self.path, exc, aside)
+            self._conn = self._open_file()
+        self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
+        (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
+        self.writable = True
+
+    def _open_file(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        try:
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise sqlite3.DatabaseError("WAL mode unavailable")
+            # A 202 promises delivery through power loss too, not only through a crash of this process:
+            # with WAL, NORMAL survives kill -9 but may lose the last commits on power failure; FULL syncs the
+            # WAL at every commit. Group commit keeps that to one fsync per group of waiting puts.
+            conn.execute("PRAGMA synchronous = FULL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _put_group(self, puts: list[tuple[str, Any, concurrent.futures.Future[Any]]]) -> None:
+        now = self._clock()
+        depth, size = self.depth, self.bytes
+        taken: list[concurrent.futures.Future[Any]] = []
+        refused: list[concurrent.futures.Future[Any]] = []
+        try:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for _, rows, future in puts:
+                    need = sum(row[2] for row in rows)
+                    if depth + len(rows) > self._max_events or size + need > self._max_bytes:
+                        refused.append(future)
+                        continue
+                    conn.executemany("INSERT INTO events (event_id, json, bytes, enqueued_at) VALUES (?, ?, ?, ?)",
+                                     [(*row, now) for row in rows])
+                    depth, size = depth + len(rows), size + need
+                    taken.append(future)
+                added = depth - self.depth
+                conn.execute("UPDATE counters SET value = value + ? WHERE name = 'accepted'", (added,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError, SinkRefused) as exc:
+            self.writable = False
+            logger.error("spool %s is unwritable: %s", self.path, exc)
+            for _, _, future in puts:
+                future.set_exception(SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S))
+            return
+        self.unclaimed += depth - self.depth
+        self.depth, self.bytes, self.writable = depth, size, True
+        for future in taken:
+            future.set_result(None)
+        for future in refused:
+            future.set_exception(SinkRefused("spool is full", retry_after=FULL_RETRY_AFTER_S))
+
+    def _do_claim(self, max_events: int) -> Batch | None:
+        conn = self._db()
+        row = conn.execute("SELECT batch_id FROM events WHERE batch_id IS NOT NULL ORDER BY seq LIMIT 1").fetchone()
+        if row is not None:
+            batch_id = row[0]
+        else:
+            batch_id = str(uuid.uuid4())
+            # The batch_id is committed before anything is sent, so a re-send after a crash repeats the same
+            # batch_id (the Idempotency-Key) with the same event_ids.
+            claimed = conn.execute("UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events WHERE "
+                                   "batch_id IS NULL ORDER BY seq LIMIT ?)", (batch_id, max_events)).rowcount
+            if claimed == 0:
+                return None
+            self.unclaimed -= claimed
+        texts = [text for (text,) in conn.execute("SELECT json FROM events WHERE batch_id = ? ORDER BY seq",
+                                                  (batch_id,))]
+        head = json.dumps({"topic": "console", "batch_id": batch_id}, separators=(",", ":"))[:-1]
+        body = f'{head},"data":[{",".join(texts)}]}}'.encode()
+        return Batch(batch_id=batch_id, count=len(texts), body=body)
+
+    def _remove(self, where: str, args: tuple[Any, ...], counter: str, extra: str | None = None,
+                extra_args: tuple[Any, ...] = ()) -> int:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if extra is not None:
+                conn.execute(extra, extra_args)
+            n, size, unclaimed = conn.execute(
+                f"SELECT count(*), coalesce(sum(bytes), 0), count(*) - count(batch_id) FROM events WHERE {where}",
+                args).fetchone()
+            conn.execute(f"DELETE FROM events WHERE {where}", args)
+            conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (n, counter))
+            if counter == "forwarded" and n:
+                conn.execute("UPDATE counters SET value = ? WHERE name = 'last_delivery_at'", (self._clock(),))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.depth -= n
+        self.bytes -= size
+        self.unclaimed -= unclaimed
+        return int(n)
+
+    def _do_ack(self, batch_id: str) -> int:
+        return self._remove("batch_id = ?", (batch_id,), "forwarded")
+
+    def _do_dead_letter(self, arg: tuple[str, int]) -> int:
+        batch_id, status = arg
+        copy = ("INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at) "
+                "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ? FROM events WHERE batch_id = ?")
+        return self._remove("batch_id = ?", (batch_id,), "dead_lettered", copy, (status, self._clock(), batch_id))
+
+    def _do_expire(self, _: None) -> int:
+        return self._remove("enqueued_at < ?", (self._clock() - self._max_age_s,), "expired")

@@ -1,0 +1,222 @@
+"""The spool against real SQLite files: bounds, claims that survive a restart, counters, corruption."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console_proxy.sink import SinkRefused
+from console_proxy.spool import Spool, SpoolStats, read_spool_stats
+
+pytestmark = pytest.mark.anyio
+
+
+def event(i: int) -> dict[str, Any]:
+    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": "Data/SET_TABLE", "url": f"/data/{i}",
+            "console_mode": "server", "server_uuid": None, "cli_uuid": None, "server_version": None,
+            "timestamp": "2026-11-27T19:00:00.000Z", "data": None}
+
+
+EVENT_BYTES = len(json.dumps(event(1), separators=(",", ":")))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(path: Path, *, max_events: int = 1000, max_bytes: int = 10**9, max_age_s: float = 3600.0,
+         clock: Clock | None = None) -> Spool:
+    return Spool(path / "spool.db", max_events=max_events, max_bytes=max_bytes, max_age_s=max_age_s,
+                 clock=clock or Clock())
+
+
+@pytest.fixture
+async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
+    s = make(tmp_path)
+    await s.open()
+    yield s
+    await s.close()
+
+
+def invariant_holds(stats: SpoolStats) -> bool:
+    return stats.accepted == stats.forwarded + stats.spooled + stats.dead_lettered + stats.expired
+
+
+async def test_a_claimed_batch_is_the_upstream_body_and_is_claimed_again_until_acked(spool: Spool) -> None:
+    await spool.put([event(1), event(2), event(3)])
+    batch = await spool.claim(2)
+    assert batch is not None
+    body = json.loads(batch.body)
+    assert body == {"topic": "console", "batch_id": batch.batch_id, "data": [event(1), event(2)]}
+    assert batch.count == 2
+    again = await spool.claim(2)
+    assert again == batch
+    assert await spool.ack(batch.batch_id) == 2
+    rest = await spool.claim(2)
+    assert rest is not None and rest.batch_id != batch.batch_id
+    assert json.loads(rest.body)["data"] == [event(3)]
+    assert spool.stats() == SpoolStats(accepted=3, forwarded=2, dead_lettered=0, expired=0, spooled=1,
+                                       spooled_bytes=EVENT_BYTES, last_delivery_at=1_000_000.0)
+
+
+async def test_an_empty_spool_has_no_batch(spool: Spool) -> None:
+    assert await spool.claim(10) is None
+
+
+async def test_a_claim_survives_a_restart_with_the_same_batch_id_and_event_ids(tmp_path: Path) -> None:
+    first = make(tmp_path)
+    await first.open()
+    await first.put([event(i) for i in range(5)])
+    claimed = await first.claim(3)
+    await first.close()
+    second = make(tmp_path)
+    await second.open()
+    try:
+        assert await second.claim(3) == claimed
+        assert (second.depth, second.unclaimed) == (5, 2)
+    finally:
+        await second.close()
+
+
+@pytest.mark.parametrize(("max_events", "max_bytes", "sizes", "refused_at"), [
+    (5, 10**9, [3, 2, 1], 2),
+    (5, 10**9, [6], 0),
+    (100, 3 * EVENT_BYTES, [2, 1, 1], 2),
+    (100, 3 * EVENT_BYTES - 1, [3], 0),
+])
+async def test_a_full_spool_refuses_the_whole_batch_and_evicts_nothing(
+        tmp_path: Path, max_events: int, max_bytes: int, sizes: list[int], refused_at: int) -> None:
+    s = make(tmp_path, max_events=max_events, max_bytes=max_bytes)
+    await s.open()
+    try:
+        n = 0
+        for i, size in enumerate(sizes):
+            batch = [event(n + k) for k in range(size)]
+            if i == refused_at:
+                with pytest.raises(SinkRefused) as refused:
+                    await s.put(batch)
+                assert (refused.value.reason, refused.value.status, refused.value.retry_after) == ("spool is full",
+                                                                                                   503, 5)
+                break
+            await s.put(batch)
+            n += size
+        claimed = await s.claim(1000)
+        kept = [e["event_id"] for e in json.loads(claimed.body)["data"]] if claimed else []
+        assert kept == [event(k)["event_id"] for k in range(n)]
+        assert s.stats().accepted == n
+    finally:
+        await s.close()
+
+
+async def test_concurrent_puts_are_all_committed(spool: Spool) -> None:
+    await asyncio.gather(*(spool.put([event(10 * i + k) for k in range(3)]) for i in range(40)))
+    stats = spool.stats()
+    assert (stats.accepted, stats.spooled) == (120, 120)
+    batch = await spool.claim(1000)
+    assert batch is not None
+    assert sorted(e["event_id"] for e in json.loads(batch.body)["data"]) == sorted(
+        event(10 * i + k)["event_id"] for i in range(40) for k in range(3))
+
+
+async def test_old_events_expire_and_are_counted(tmp_path: Path) -> None:
+    clock = Clock()
+    s = make(tmp_path, max_age_s=100.0, clock=clock)
+    await s.open()
+    try:
+        await s.put([event(1), event(2)])
+        clock.now += 60
+        await s.put([event(3)])
+        assert await s.expire() == 0
+        clock.now += 50
+        assert await s.expire() == 2
+        stats = s.stats()
+        assert (stats.accepted, stats.expired, stats.spooled) == (3, 2, 1)
+        assert invariant_holds(stats)
+    finally:
+        await s.close()
+
+
+async def test_a_dead_lettered_batch_is_kept_aside_with_its_status(tmp_path: Path, spool: Spool) -> None:
+    await spool.put([event(1), event(2)])
+    batch = await spool.claim(10)
+    assert batch is not None
+    assert await spool.dead_letter(batch.batch_id, 400) == 2
+    with sqlite3.connect(spool.path) as conn:
+        rows = conn.execute("SELECT event_id, batch_id, status FROM dead_letters ORDER BY seq").fetchall()
+    assert rows == [(event(1)["event_id"], batch.batch_id, 400), (event(2)["event_id"], batch.batch_id, 400)]
+    stats = spool.stats()
+    assert (stats.accepted, stats.dead_lettered, stats.spooled, stats.last_delivery_at) == (2, 2, 0, None)
+
+
+async def test_counters_survive_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    first = make(tmp_path, max_age_s=10.0, clock=clock)
+    await first.open()
+    await first.put([event(i) for i in range(6)])
+    batch = await first.claim(2)
+    assert batch is not None
+    await first.ack(batch.batch_id)
+    batch = await first.claim(1)
+    assert batch is not None
+    await first.dead_letter(batch.batch_id, 422)
+    await first.close()
+    clock.now += 11
+    second = make(tmp_path, max_age_s=10.0, clock=clock)
+    await second.open()
+    try:
+        await second.put([event(7)])
+        assert await second.expire() == 3
+        stats = second.stats()
+        assert stats == SpoolStats(accepted=7, forwarded=2, dead_lettered=1, expired=3, spooled=1,
+                                   spooled_bytes=EVENT_BYTES, last_delivery_at=1_000_000.0)
+        assert read_spool_stats(second.path) == stats
+    finally:
+        await second.close()
+
+
+@pytest.mark.parametrize("content", [b"not a database" * 300, b"SQLite format 3\x00" + b"\xff" * 5000])
+async def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_started(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes) -> None:
+    (tmp_path / "spool.db").write_bytes(content)
+    s = make(tmp_path)
+    with caplog.at_level(logging.ERROR, logger="console_proxy"):
+        await s.open()
+    try:
+        aside = list(tmp_path.glob("spool.db.corrupt-*"))
+        assert len(aside) == 1 and aside[0].read_bytes() == content
+        assert any(r.message.startswith("SPOOL CORRUPT: ") for r in caplog.records)
+        await s.put([event(1)])
+        assert s.stats().accepted == 1 and s.writable
+    finally:
+        await s.close()
+
+
+async def test_a_spool_that_cannot_be_created_refuses_puts(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    s = make(tmp_path / "file")
+    with pytest.raises(SinkRefused):
+        await s.open()
+    try:
+        assert not s.writable
+        with pytest.raises(SinkRefused) as refused:
+            await s.put([event(1)])
+        assert (refused.value.reason, refused.value.status) == ("spool is unwritable", 503)
+    finally:
+        await s.close()
+
+
+def test_reading_stats_of_a_missing_spool_creates_nothing(tmp_path: Path) -> None:
+    assert read_spool_stats(tmp_path / "spool.db") is None
+    assert list(tmp_path.iterdir()) == []
