@@ -6,6 +6,7 @@ import click
 
 from console_proxy import __version__
 from console_proxy.cli_rules import rules
+from console_proxy.cli_status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,3 +21,4 @@ def main() -> None:
 
 
 main.add_command(rules)
+main.add_command(status)

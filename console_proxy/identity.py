@@ -116,6 +116,8 @@ class IdentityProvider:
         self._timeout_s = timeout_s
         self._fixed_server_uuid = valid_uuid(settings.server_uuid)
         self._current = Identity(server_uuid=self._fixed_server_uuid)
+        self.problems: list[str] = []
+        """What went wrong in the last refresh, one short phrase per lookup (no secrets, no payloads)."""
 
     @property
     def current(self) -> Identity:
@@ -160,6 +162,7 @@ class IdentityProvider:
         base = endpoint.rstrip("/")
         headers = {"X-Hasura-Admin-Secret": self._settings.admin_secret} if self._settings.admin_secret else {}
         results: dict[str, str | None] = {}
+        self.problems = []
         async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout_s, headers=headers) as client:
 
             async def lookup(key: str, method: str, url: str, body: dict[str, Any] | None, field: str) -> None:
@@ -168,12 +171,14 @@ class IdentityProvider:
                     results[key] = document.get(field) if isinstance(document, dict) else None
 
             # httpx's timeout is per read; the deadline bounds a server that answers one byte at a time.
-            with anyio.move_on_after(self._timeout_s):
+            with anyio.move_on_after(self._timeout_s) as deadline:
                 async with anyio.create_task_group() as group:
                     if self._fixed_server_uuid is None:
                         metadata_url = base + "/v1/metadata"
                         group.start_soon(lookup, "server_uuid", "POST", metadata_url, CATALOG_STATE_QUERY, "id")
                     group.start_soon(lookup, "server_version", "GET", base + "/v1/version", None, "version")
+        if deadline.cancelled_caught:
+            self._problem("timed out after %gs", self._timeout_s)
         update: dict[str, str | None] = {}
         if "server_uuid" in results:
             update["server_uuid"] = valid_uuid(results["server_uuid"])
@@ -192,18 +197,22 @@ class IdentityProvider:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > MAX_RESPONSE_BYTES:
-                        logger.warning("identity lookup %s: response over %d bytes, ignored", path, MAX_RESPONSE_BYTES)
+                        self._problem("%s: response over %d bytes, ignored", path, MAX_RESPONSE_BYTES)
                         return None
                     chunks.append(chunk)
             if response.status_code != 200:
-                logger.warning("identity lookup %s: HTTP %d", path, response.status_code)
+                self._problem("%s: HTTP %d", path, response.status_code)
                 return None
             return json.loads(b"".join(chunks))
         except httpx.HTTPError as error:
-            logger.warning("identity lookup %s failed: %s", path, type(error).__name__)
+            self._problem("%s failed: %s", path, type(error).__name__)
         except (ValueError, RecursionError):
-            logger.warning("identity lookup %s: the answer is not JSON", path)
+            self._problem("%s: the answer is not JSON", path)
         return None
+
+    def _problem(self, message: str, *args: object) -> None:
+        logger.warning("identity lookup " + message, *args)
+        self.problems.append(message % args)
 
     async def run(self) -> None:
         """Refresh now and then every `identity_refresh_s` until cancelled."""

@@ -100,25 +100,27 @@ async def test_answers_are_validated_strictly(tmp_path: Path, fake: FakeHasura, 
 
 
 @pytest.mark.parametrize(
-    "fake",
+    ("fake", "problem"),
     [
-        FakeHasura(status=500),
-        FakeHasura(status=404),
-        FakeHasura(raw_body=b"<html>not json</html>"),
-        FakeHasura(raw_body=b"[" * 100000 + b"]" * 100000),  # over the response limit
-        FakeHasura(raw_body=b"[" * 30000 + b"]" * 30000),  # too deep for json
-        FakeHasura(raw_body=b""),
+        (FakeHasura(status=500), "HTTP 500"),
+        (FakeHasura(status=404), "HTTP 404"),
+        (FakeHasura(raw_body=b"<html>not json</html>"), "the answer is not JSON"),
+        (FakeHasura(raw_body=b"[" * 100000 + b"]" * 100000), "response over 65536 bytes, ignored"),
+        (FakeHasura(raw_body=b"[" * 30000 + b"]" * 30000), "the answer is not JSON"),  # too deep for json
+        (FakeHasura(raw_body=b""), "the answer is not JSON"),
     ],
 )
-async def test_a_failed_lookup_keeps_the_previous_values(tmp_path: Path, fake: FakeHasura) -> None:
+async def test_a_failed_lookup_keeps_the_previous_values(tmp_path: Path, fake: FakeHasura, problem: str) -> None:
     with fake_hasura() as (good, url):
         identity = provider(url, tmp_path)
         await refresh(identity)
         assert identity.current == Identity(SERVER_UUID, None, VERSION)
+        assert identity.problems == []
         for field in ("status", "raw_body"):
             setattr(good, field, getattr(fake, field))
         await refresh(identity)
         assert identity.current == Identity(SERVER_UUID, None, VERSION)
+        assert sorted(identity.problems) == [f"/v1/metadata: {problem}", f"/v1/version: {problem}"]
     with fake_hasura(fake) as (_, other_url):
         fresh = provider(other_url, tmp_path)
         await refresh(fresh)
@@ -135,6 +137,7 @@ async def test_hasura_down_leaves_unknown_without_hanging(tmp_path: Path, caplog
         "identity lookup /v1/version failed: ConnectError",
     ]
     assert "do-not-log-me" not in caplog.text
+    assert sorted(identity.problems) == ["/v1/metadata failed: ConnectError", "/v1/version failed: ConnectError"]
 
 
 async def test_hasura_going_down_keeps_what_was_known(tmp_path: Path) -> None:
@@ -152,6 +155,7 @@ async def test_slow_hasura_gives_up_at_the_timeout(tmp_path: Path, fake: FakeHas
         await refresh(identity)
         assert identity.current == Identity(None, None, None)
         assert len(fake.seen) == 2
+        assert identity.problems == [f"timed out after {TIMEOUT_S:g}s"]
 
 
 async def test_current_answers_while_a_lookup_is_pending(tmp_path: Path) -> None:
