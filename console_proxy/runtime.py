@@ -9,13 +9,14 @@ import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from console_proxy.events import ParsedBatch, build_outbound
 from console_proxy.identity import IdentityProvider
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.recent import RecentEvents
-from console_proxy.reload import RulesReloader
+from console_proxy.reload import RULES_POLL_INTERVAL_S, RulesReloader
 from console_proxy.resources import default_rules_path
 from console_proxy.rules import RulesHolder
 from console_proxy.settings import Settings
@@ -47,6 +48,7 @@ class TelemetryRuntime:
         env: Mapping[str, str] | None = None,
         decision: TelemetryDecision | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        rules_poll_s: float = RULES_POLL_INTERVAL_S,
     ) -> None:
         self.settings = settings
         self.rules_holder = rules_holder
@@ -60,6 +62,7 @@ class TelemetryRuntime:
         self.reloader: RulesReloader | None = None
         self._env = env
         self._clock = clock
+        self._rules_poll_s = rules_poll_s
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
 
@@ -89,11 +92,12 @@ class TelemetryRuntime:
         settings = self.settings
         if self.decision is None:
             self.decision = await asyncio.to_thread(resolve_telemetry, settings, env)
-        rules_path = settings.rules or default_rules_path()
         if self.rules_holder is None:
-            self.rules_holder = await asyncio.to_thread(RulesHolder, rules_path, (settings.prefix,))
+            self.rules_holder = await asyncio.to_thread(RulesHolder, settings.rules, (settings.prefix,))
+        held = self.rules_holder.path
+        rules_path = Path(held) if held is not None else default_rules_path()
         try:
-            self.reloader = RulesReloader(self.rules_holder, rules_path)
+            self.reloader = RulesReloader(self.rules_holder, rules_path, interval=self._rules_poll_s)
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="console-proxy rules"))
             if self.decision.enabled:
                 await self._start_delivery(settings, self.decision, env)

@@ -46,13 +46,21 @@ def uvicorn_server(app: ASGIApplication, *, lifespan: str = "on", **config: obje
     server = uvicorn.Server(
         uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, **config)  # type: ignore[arg-type]
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    exit_codes: list[object] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits this way when the lifespan startup fails
+            exit_codes.append(exc.code)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the uvicorn server did not start")
+                raise RuntimeError(f"the uvicorn server did not start (exit {exit_codes})")
             time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
