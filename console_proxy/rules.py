@@ -125,15 +125,19 @@ class RouteRules:
 
 def _read(path: Path, source: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RulesError([f"{source}:1:1: the file does not exist; expected a readable YAML rules file"]) from None
-    except UnicodeDecodeError as exc:
-        raise RulesError([f"{source}:1:1: found bytes that are not UTF-8 at offset {exc.start};"
-                          " expected a UTF-8 text file"]) from None
     except OSError as exc:
         raise RulesError([f"{source}:1:1: the file cannot be read ({exc.strerror});"
                           " expected a readable YAML rules file"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise RulesError([f"{source}:{line}:{col}: found a byte that is not UTF-8 (0x{data[exc.start]:02x});"
+                          " expected a UTF-8 text file"]) from None
 
 
 def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence[str] = ()) -> RouteRules:

@@ -142,7 +142,7 @@ def _query_rules(specs: tuple[tuple[Text, Text], ...], problems: Problems) -> di
         value = spec.text.strip()
         segment = None
         if value.startswith("{") and value.endswith("}") and value.count("{") == 1:
-            segment = _variable(value[1:-1], spec, 1, problems)
+            segment = _variable(value[1:-1], spec, 0, problems)
             if segment is None:
                 ok = False
                 continue

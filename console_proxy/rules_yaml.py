@@ -144,7 +144,9 @@ def parse(text: str, problems: Problems) -> YValue | None:
     except yaml.MarkedYAMLError as exc:
         where = exc.problem_mark or exc.context_mark
         mark = Mark(where.line + 1, where.column + 1) if where is not None else Mark(1, 1)
-        problems.add(mark, f"found invalid YAML ({exc.problem}); expected a valid YAML mapping")
+        # The usual cause: a template with braces written inside a [flow, list] without quotes.
+        hint = " (quote templates that contain braces inside [ ] or { })" if "'{'" in str(exc.problem) else ""
+        problems.add(mark, f"found invalid YAML ({exc.problem}); expected a valid YAML mapping{hint}")
         return None
     except yaml.YAMLError as exc:
         problems.add(Mark(1, 1), f"found unreadable YAML ({exc}); expected a valid YAML mapping")

@@ -1,0 +1,33 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from console_proxy.rules import RouteRules, load_rules
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def default_rules() -> RouteRules:
+    """The rules file that ships with console-proxy, loaded once."""
+    return load_rules()
+
+
+@pytest.fixture
+def write_rules(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a rules file under tmp_path and return its path."""
+
+    def write(text: str, name: str = "rules.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
