@@ -6,6 +6,7 @@ import click
 
 from console_proxy import __version__
 from console_proxy.cli_rules import rules
+from console_proxy.cli_serve import serve
 from console_proxy.cli_status import status
 
 
@@ -21,4 +22,5 @@ def main() -> None:
 
 
 main.add_command(rules)
+main.add_command(serve)
 main.add_command(status)

@@ -84,6 +84,11 @@ class TelemetryRuntime:
             return False
         return not self.enabled or (self.sink is not None and self.sink.ready())
 
+    def request_rules_reload(self) -> None:
+        """Reload the rules soon (the SIGHUP handler); call from the event loop's thread."""
+        if self.reloader is not None:
+            self.reloader.request()
+
     async def start(self) -> None:
         """Decide, load the rules, start identity and the sink. Raises SettingsError or RulesError."""
         if self._started:

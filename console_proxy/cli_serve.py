@@ -1,0 +1,115 @@
+"""`console-proxy serve`: the standalone server under uvicorn, with clear start-up lines and signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+import uvicorn
+
+from console_proxy import __version__
+from console_proxy.app import create_app
+from console_proxy.cli_status import display_url
+from console_proxy.config import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.errors import RulesError
+from console_proxy.local_sink import LOCAL_EVENTS_FILE, resolve_state_dir
+from console_proxy.optout import TelemetryDecision, resolve_telemetry
+from console_proxy.resources import default_rules_path, default_static_dir
+from console_proxy.rules import RulesHolder
+from console_proxy.settings import Settings
+
+EXIT_RULES = 3
+EXIT_SERVER = 1
+
+logger = logging.getLogger("console_proxy")
+
+
+class ProxyServer(uvicorn.Server):
+    """uvicorn's server with the proxy's signals: SIGINT/SIGTERM shut down cleanly (exit 0), SIGHUP reloads rules."""
+
+    def __init__(self, config: uvicorn.Config, on_reload: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_reload = on_reload
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+
+def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, holder: RulesHolder) -> list[str]:
+    """What a person needs to know once the server listens: where the console is, where events go, and why."""
+    static = settings.static or default_static_dir()
+    rules = holder.path if holder.path is not None else default_rules_path()
+    lines = [
+        f"console-proxy {__version__}: the console is at {base}{settings.prefix.rstrip('/')}/ (files from {static})",
+        f"rules: {rules} ({holder.rules.template_count} templates), reloaded on SIGHUP and when the file changes",
+    ]
+    if not decision.enabled:
+        lines.append(f"telemetry: off ({decision.source}): nothing is kept and nothing is sent")
+        return lines
+    lines.append(f"telemetry: on ({decision.source}); mode {settings.mode}")
+    if settings.upstream is None:
+        events = resolve_state_dir(settings.state_dir, os.environ) / LOCAL_EVENTS_FILE
+        lines.append(f"local mode: accepted events are appended to {events}; nothing leaves this machine")
+    else:
+        lines.append(f"upstream: accepted events are forwarded to {display_url(settings.upstream)}")
+    lines.append(f"what would be sent, live: {base}/_telemetry/v1/recent")
+    return lines
+
+
+@click.command("serve")
+@serve_options
+def serve(**options: Any) -> None:
+    """Serve the console with its telemetry anonymized; kept in a local file unless --upstream is given."""
+    env = os.environ
+    with exit_on_settings_error():
+        settings = settings_from(options, env)
+        decision = resolve_telemetry(settings, env, setting_name=setting_source(options, env, "enable_telemetry"))
+    try:
+        holder = RulesHolder(settings.rules, (settings.prefix,))
+    except RulesError as error:
+        for line in error.messages:
+            click.echo(line, err=True)
+        raise SystemExit(EXIT_RULES) from None
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    app = create_app(settings, rules_holder=holder, decision=decision)
+    runtime = app.state.telemetry
+    # No access log: request lines carry the console's raw routes, which name databases and tables.
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
+                            server_header=False, log_level="info")
+    try:
+        sock = config.bind_socket()
+    except SystemExit:
+        raise SystemExit(EXIT_SERVER) from None
+    host, port = sock.getsockname()[:2]
+    host_text = f"[{host}]" if ":" in host else host
+    for line in startup_lines(settings, f"http://{host_text}:{port}", decision, holder):
+        click.echo(line)
+    server = ProxyServer(config, on_reload=runtime.request_rules_reload)
+    asyncio.run(server.serve(sockets=[sock]))
+    if not server.started:
+        raise SystemExit(EXIT_SERVER)
