@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
 from console_proxy.rules import RouteRules, RulesHolder, load_rules
+from console_proxy.settings import Settings
 
 __version__ = "0.1.0"
 
@@ -12,6 +13,7 @@ __all__ = [
     "RouteRules",
     "RulesError",
     "RulesHolder",
+    "Settings",
     "SettingsError",
     "__version__",
     "load_rules",
