@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONTRACT_CHECK ?= ../shared/contract-check
 RUN_ARGS ?=
 
-.PHONY: run test install install-test lint typecheck pytest contract bench clean
+.PHONY: run test install install-test lint typecheck pytest contract bench clean console browser jstest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,34 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-run: install
+run: install console
 	$(BIN)/console-proxy serve $(RUN_ARGS)
+
+# The demo console: console/ (React, Redux, a router; pinned by package-lock.json) is built with
+# esbuild into static/dist/, which `console-proxy serve` serves. Rebuilt only when a source changed.
+CONSOLE_BUNDLE := static/dist/main.js
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/build.mjs console/package.json \
+	static/console-telemetry.js
+
+console: $(CONSOLE_BUNDLE)
+
+console/node_modules/.package-lock.json: console/package-lock.json console/package.json
+	cd console && npm ci --no-audit --no-fund
+
+$(CONSOLE_BUNDLE): console/node_modules/.package-lock.json $(CONSOLE_SOURCES)
+	cd console && npm run build
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
+
+# The browser client's unit tests, on node's built-in test runner.
+jstest:
+	node --test tests-js/
 
 lint: install-test
 	$(BIN)/ruff check console_proxy tests bench
@@ -34,7 +60,7 @@ contract: install-test
 	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; \
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 
-test: lint typecheck pytest contract
+test: console browser lint typecheck jstest pytest contract
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
