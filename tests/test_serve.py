@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from servers import clean_env, serving, start_serve
+
+SERVER_UUID = "11111111-2222-4333-8444-555555555555"
+EVENTS = "/_telemetry/v1/events"
+RULES_V1 = "version: 1\nprefixes: [/console]\nroutes:\n  - /a/{X}\n"
+RULES_V2 = "version: 1\nprefixes: [/console]\nroutes:\n  - /a/{X}\n  - /b/{Y}\n"
+
+
+def wait_for(served_output: Callable[[], str], text: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in served_output():
+        assert time.monotonic() < deadline, f"{text!r} never appeared in:\n{served_output()}"
+        time.sleep(0.05)
+
+
+def test_serve_starts_serves_the_console_accepts_a_batch_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    served = start_serve(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID)
+    try:
+        console = httpx.get(served.base + "/console", follow_redirects=True)
+        assert (console.status_code, console.url.path, console.headers["content-type"]) == (
+            200, "/console/", "text/html; charset=utf-8")
+        deep = httpx.get(served.base + "/console/data/db/schema/public/tables/users/browse")
+        assert (deep.status_code, deep.text) == (200, console.text)
+        response = httpx.post(served.base + EVENTS, json=[{"type": "A/B", "route": "/console/data/secretdb"}])
+        assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
+    finally:
+        code = served.stop(signal.SIGTERM)
+    assert code == 0
+    [line] = (state / "events.jsonl").read_text().splitlines()
+    [event] = json.loads(line)["data"]
+    assert (event["url"], event["server_uuid"]) == ("/data/SOURCE", SERVER_UUID)
+    output = served.output()
+    port = served.base.rsplit(":", 1)[1]
+    for expected in [
+        f"console-proxy 0.1.0: the console is at http://127.0.0.1:{port}/console/ (files from ",
+        "telemetry: on (default (nothing set)); mode server",
+        f"local mode: accepted events are appended to {state / 'events.jsonl'}; nothing leaves this machine",
+        "Application shutdown complete.",
+    ]:
+        assert expected in output
+    assert "secretdb" not in output
+
+
+def test_serve_says_why_telemetry_is_off(tmp_path: Path) -> None:
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state"), env={"DO_NOT_TRACK": "1"}) as served:
+        assert httpx.post(served.base + EVENTS, json=[{"type": "A/B", "route": "/"}]).status_code == 204
+    assert "telemetry: off (DO_NOT_TRACK=1): nothing is kept and nothing is sent" in served.output()
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "99999"], '--port is "99999"; expected a whole number from 0 to 65535.\n'),
+    (["--enable-telemetry", "maybe"],
+     '--enable-telemetry is "maybe"; expected one of true, t, yes, y, 1, false, f, no, n, 0.\n'),
+])
+def test_bad_settings_exit_2_with_one_sentence(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "console_proxy", "serve", *args], env=clean_env(tmp_path),
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", message)
+
+
+def test_a_bad_rules_file_exits_3_with_file_line_col(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("version: 1\nroutes: [\n")
+    result = subprocess.run([sys.executable, "-m", "console_proxy", "serve", "--rules", str(rules)],
+                            env=clean_env(tmp_path), capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr.startswith(f"{rules}:3:1: ")
+
+
+def anonymized(base: str, route: str) -> str:
+    response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": route}])
+    assert response.status_code == 202
+    url: str = httpx.get(base + "/_telemetry/v1/recent").json()[-1]["url"]
+    return url
+
+
+def test_sighup_reloads_the_rules_and_a_bad_file_keeps_the_old_ones(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_V1)
+    with serving(tmp_path, "--rules", str(rules), "--state-dir", str(tmp_path / "state")) as served:
+        assert anonymized(served.base, "/console/b/secret") == "/UNKNOWN"
+        rules.write_text(RULES_V2)
+        served.send_signal(signal.SIGHUP)
+        wait_for(served.output, "rules reloaded (SIGHUP)")
+        assert anonymized(served.base, "/console/b/secret") == "/b/Y"
+        rules.write_text("version: 1\nroutes: [\n")
+        served.send_signal(signal.SIGHUP)
+        wait_for(served.output, f"rules reload (SIGHUP) refused, keeping the previous rules:\n{rules}:3:1: ")
+        assert anonymized(served.base, "/console/b/secret") == "/b/Y"
+        assert httpx.get(served.base + "/readyz").status_code == 200
+        assert served.stop() == 0
