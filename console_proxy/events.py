@@ -120,7 +120,7 @@ def parse_batch(body: bytes) -> ParsedBatch:
         if not isinstance(raw_events, list):
             raise _bad_shape()
         server_version = valid_version(document.get("server_version"))
-    elif isinstance(document, dict) and document.get("topic") in HASURA_TOPICS:
+    elif isinstance(document, dict) and _is_hasura_topic(document.get("topic")):
         data = document.get("data")
         if not isinstance(data, dict):
             raise _bad_shape()
@@ -137,6 +137,11 @@ def parse_batch(body: bytes) -> ParsedBatch:
         if event is not None:
             batch.events.append(event)
     return batch
+
+
+def _is_hasura_topic(topic: object) -> bool:
+    # A set lookup would raise TypeError on a list or an object.
+    return isinstance(topic, str) and topic in HASURA_TOPICS
 
 
 def _parse_event(raw: object, dropped: Counter[str]) -> InboundEvent | None:

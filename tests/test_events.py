@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console_proxy.errors import ConsoleProxyError
 from console_proxy.events import (
@@ -21,12 +23,15 @@ from console_proxy.events import (
     parse_batch,
 )
 from console_proxy.identity import Identity
+from console_proxy.rules import RouteRules
 
 CANARY = "CANARY-7f3a"
 CLIENT_UUID = "99999999-8888-4777-8666-555555555555"
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CLI_UUID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 NOW = datetime(2026, 11, 27, 19, 0, 0, 123456, tzinfo=UTC)
+OUTBOUND_FIELDS = {"event_id", "event_type", "url", "console_mode", "server_uuid", "cli_uuid", "server_version",
+                   "timestamp", "data"}
 
 
 class FakeRules:
@@ -100,6 +105,8 @@ def _deep(levels: int) -> bytes:
         (b'{"topic": "console", "data": []}', 400, "invalid batch shape", "bad_shape"),
         (b'{"topic": "console", "data": null}', 400, "invalid batch shape", "bad_shape"),
         (b'{"topic": "console"}', 400, "invalid batch shape", "bad_shape"),
+        (b'{"topic": [], "data": {"event_type": "A", "url": "/"}}', 400, "invalid batch shape", "bad_shape"),
+        (b'{"topic": {"a": 1}}', 400, "invalid batch shape", "bad_shape"),
         (_deep(30000), 400, "nesting too deep", "too_deep"),
         (b'{"events": ' + _deep(30000) + b"}", 400, "nesting too deep", "too_deep"),
         (b" " * (MAX_BODY_BYTES + 1), 413, "body too large", "body_too_large"),
@@ -338,3 +345,47 @@ def test_nothing_from_the_browser_leaves_but_type_and_rules_output() -> None:
 )
 def test_timestamp_format(now: datetime, text: str) -> None:
     assert format_timestamp(now) == text
+
+
+# --- with the real rules, and for every input ------------------------------------------------
+
+
+def test_with_the_shipped_rules(default_rules: RouteRules) -> None:
+    raw = body({"events": [
+        {"type": "Data/SET_TABLE", "route": "/console/data/" + CANARY + "/schema/public/tables/users/browse"
+                                            "?filter=email%3B%24eq%3B" + CANARY, "payload": CANARY},
+        {"type": "App/ONGOING_REQUEST", "route": "/console/settings/about"},
+        {"event_type": "@@router/LOCATION_CHANGE", "url": "/console/no/such/" + CANARY},
+    ]})
+    events, dropped = build_outbound(parse_batch(raw), default_rules, Identity(SERVER_UUID, None, None),
+                                     mode="server", now=NOW, new_id=_ids())
+    assert [(event["event_type"], event["url"]) for event in events] == [
+        ("Data/SET_TABLE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+        ("@@router/LOCATION_CHANGE", "/UNKNOWN"),
+    ]
+    assert dropped == Counter({"action_dropped": 1})
+    assert CANARY not in json.dumps(events)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(
+        st.sampled_from(["type", "route", "event_type", "url", "events", "topic", "data", "server_version", "x"]) |
+        st.text(max_size=8), children, max_size=6),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | _json.map(lambda document: json.dumps(document).encode()))
+def test_any_input_is_parsed_or_refused_with_a_4xx(raw: bytes) -> None:
+    try:
+        batch = parse_batch(raw)
+    except BatchError as error:
+        assert error.status in (400, 413)
+        assert json.loads(error.body) == {"error": str(error)}
+        return
+    assert len(batch.events) + sum(batch.dropped.values()) <= MAX_EVENTS
+    events, _ = build_outbound(batch, FakeRules(), Identity(), mode="server", now=NOW)
+    assert all(set(event) == OUTBOUND_FIELDS for event in events)
+    assert all(event["url"] in ("/data/SOURCE", "/UNKNOWN") for event in events)
