@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from console_proxy.app import create_app
 from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
+from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.rules import RouteRules, RulesHolder, load_rules
 from console_proxy.settings import Settings
 
@@ -15,6 +17,8 @@ __all__ = [
     "RulesHolder",
     "Settings",
     "SettingsError",
+    "TelemetryMiddleware",
     "__version__",
+    "create_app",
     "load_rules",
 ]

@@ -9,6 +9,8 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from console_proxy.errors import ConsoleProxyError
 from console_proxy.events import MAX_BODY_BYTES, BatchError, check_content_type, parse_batch
 from console_proxy.identity import IdentityProvider
@@ -16,12 +18,6 @@ from console_proxy.rules import RulesHolder
 from console_proxy.runtime import TelemetryRuntime
 from console_proxy.settings import Settings
 from console_proxy.sink import Sink, SinkRefused
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 EVENTS_PATH = "/_telemetry/v1/events"
 WS_PATH = "/_telemetry/v1/ws"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from uvicorn._types import ASGIApplication
+from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(app: ASGIApplication, *, lifespan: str = "on", **config: object) -> Iterator[str]:
+def uvicorn_server(app: ASGIApp, *, lifespan: str = "on", **config: object) -> Iterator[str]:
     """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL.
 
     Raises RuntimeError when the server does not start (for example when the lifespan startup fails).

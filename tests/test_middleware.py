@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from servers import uvicorn_server
+from starlette.types import Scope
 
 from console_proxy.events import MAX_BODY_BYTES
 from console_proxy.middleware import TelemetryMiddleware
@@ -28,7 +29,6 @@ CLIENT_UUID = "99999999-8888-4777-a666-555555555555"
 EVENTS = "/_telemetry/v1/events"
 CANARY = "canary-7f3a"
 
-Scope = dict[str, Any]
 
 
 class Inner:
