@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -233,11 +234,28 @@ OPTIONS: tuple[Option, ...] = (
            str(defaults.DEFAULT_IDENTITY_REFRESH_S), lambda raw: _seconds(raw, zero_ok=False)),
 )
 _OPTIONAL = frozenset(f.name for f in dataclasses.fields(Settings) if f.default is None)
+# CONSOLE_PROXY_ variables that are not serve flags; anything else with the prefix is a typo, refused at start-up
+# (a mistyped CONSOLE_PROXY_ENABLE_TELEMETRY must not leave telemetry silently on).
+OTHER_VARIABLES: frozenset[str] = frozenset()
+_SEE_HELP = 'expected one listed by "console-proxy serve --help".'
+
+
+def _check_unknown_variables(env: Mapping[str, str]) -> None:
+    known = {env_of(option.field) for option in OPTIONS} | OTHER_VARIABLES
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and env[name] != "":
+            # Compare without the shared prefix, which would make every name look close.
+            suffixes = sorted(known_name.removeprefix(ENV_PREFIX) for known_name in known)
+            close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
+            hint = f"did you mean {ENV_PREFIX}{close[0]}?" if close else _SEE_HELP
+            raise SettingsError(f"{name} is set but is not a console-proxy setting; {hint}")
 
 
 def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Settings:
     """Settings from click's parsed `options` (None: not given), each falling back to `CONSOLE_PROXY_<FLAG>` in
-    `env` (an empty variable counts as unset), then to its default. Raises SettingsError, one sentence."""
+    `env` (an empty variable counts as unset), then to its default. Raises SettingsError, one sentence; also for
+    a CONSOLE_PROXY_ variable that names no setting."""
+    _check_unknown_variables(env)
     values: dict[str, Any] = {}
     given: dict[str, _Raw] = {}
     for option in OPTIONS:

@@ -222,3 +222,27 @@ def test_help_states_every_default_and_variable() -> None:
     for option, line in zip(OPTIONS, lines, strict=True):
         assert line.strip().startswith(flag_of(option.field) + " ")
         assert f"Default: {option.default}. Env: {env_of(option.field)}." in line
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CONSOLE_PROXY_ENABLE_TELEMETRI": "false"},
+         "CONSOLE_PROXY_ENABLE_TELEMETRI is set but is not a console-proxy setting; did you mean "
+         "CONSOLE_PROXY_ENABLE_TELEMETRY?"),
+        ({"CONSOLE_PROXY_UPSTREAM_URL": "http://h/"},
+         "CONSOLE_PROXY_UPSTREAM_URL is set but is not a console-proxy setting; did you mean CONSOLE_PROXY_UPSTREAM?"),
+        ({"CONSOLE_PROXY_ZZZ": "1"},
+         'CONSOLE_PROXY_ZZZ is set but is not a console-proxy setting; expected one listed by "console-proxy serve '
+         '--help".'),
+    ],
+)
+def test_unknown_variables_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from({}, {**HOME_ENV, **env})
+    assert str(caught.value) == message
+
+
+def test_unknown_empty_variables_and_other_prefixes_are_ignored() -> None:
+    env = {**HOME_ENV, "CONSOLE_PROXY_ZZZ": "", "CONSOLE_PROXYX": "1", "HASURA_GRAPHQL_X": "1"}
+    assert settings_from({}, env) == Settings(state_dir=DEFAULT_STATE)
