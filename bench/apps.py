@@ -1,0 +1,30 @@
+"""The two apps bench_ingest.sh compares under the same uvicorn settings (uvicorn --factory apps:proxy|bare)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from console_proxy import Settings, create_app
+
+
+def proxy() -> Starlette:
+    """The standalone server as `console-proxy serve` builds it, in local mode (each batch fsynced)."""
+    state_dir = Path(os.environ["BENCH_STATE_DIR"])
+    return create_app(Settings(state_dir=state_dir, server_uuid="11111111-2222-4333-8444-555555555555"))
+
+
+def bare() -> Starlette:
+    """The floor: an endpoint that only parses the JSON body and answers 202."""
+
+    async def events(request: Request) -> JSONResponse:
+        batch = json.loads(await request.body())
+        return JSONResponse({"accepted": len(batch["events"]), "dropped": 0}, status_code=202)
+
+    return Starlette(routes=[Route("/_telemetry/v1/events", events, methods=["POST"])])
