@@ -67,6 +67,7 @@ export function ReportsPage({ telemetry }) {
       {error && <p className="error">{error}</p>}
       {events !== null && events.length === 0 && <p className="empty">Nothing has been reported yet.</p>}
       {events !== null && events.length > 0 && (
+        <div className="table-scroll">
         <table className="grid recent" data-testid="recent">
           <thead>
             <tr>
@@ -87,6 +88,7 @@ export function ReportsPage({ telemetry }) {
             ))}
           </tbody>
         </table>
+        </div>
       )}
     </section>
   );
