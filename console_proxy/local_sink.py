@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -9,9 +11,6 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
-
-import anyio.to_thread
 
 from console_proxy.sink import OutboundEvent, SinkRefused
 
@@ -36,22 +35,25 @@ def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:
 class LocalFileSink:
     """A `Sink` that appends each batch as one line `{"topic", "batch_id", "data": [events]}` and fsyncs it.
 
-    Writes run in a worker thread so the event loop is never blocked; a lock keeps lines whole.
+    Writes run in a worker thread so the event loop is never blocked; puts that arrive during a write share
+    the next write and fsync (group commit); `put` returns only once its line is on disk.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[bytes] | None = None
+        self._fd: int | None = None
         self._lock = threading.Lock()
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await anyio.to_thread.run_sync(self._open)
+        await asyncio.to_thread(self._open)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            if self._file is None:
-                self._file = open(self.path, "ab")  # noqa: SIM115 - kept open for the sink's life
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     async def put(self, events: Sequence[OutboundEvent]) -> None:
         line = json.dumps(
@@ -59,28 +61,55 @@ class LocalFileSink:
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode("utf-8")
-        await anyio.to_thread.run_sync(self._append, line + b"\n")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((line + b"\n", done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await done
 
-    def _append(self, line: bytes) -> None:
-        with self._lock:
-            if self._file is None:
-                raise SinkRefused("the local event file is closed")
+    async def _drain(self) -> None:
+        # Group commit: the puts that arrived while the previous fsync ran share the next one.
+        while self._pending:
+            group, self._pending = self._pending, []
             try:
-                self._file.write(line)
-                self._file.flush()
-                os.fsync(self._file.fileno())
+                await asyncio.to_thread(self._append, b"".join(line for line, _ in group))
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, SinkRefused) else "the local event file is not writable"
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(SinkRefused(reason))
+            else:
+                for _, done in group:
+                    if not done.done():
+                        done.set_result(None)
+
+    def _append(self, lines: bytes) -> None:
+        with self._lock:
+            if self._fd is None:
+                raise SinkRefused("the local event file is closed")
+            size = os.fstat(self._fd).st_size
+            try:
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                os.fsync(self._fd)
             except OSError as exc:
                 logger.error("cannot write the local event file: %s", exc.strerror)
+                # Refused lines must not stay half-written in front of the next ones.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, size)
                 raise SinkRefused("the local event file is not writable") from None
 
     def ready(self) -> bool:
-        return self._file is not None
+        return self._fd is not None
 
     async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self._close)
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)

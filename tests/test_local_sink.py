@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -62,3 +63,23 @@ def test_recent_keeps_the_newest_hundred() -> None:
     recent = RecentEvents()
     recent.extend({"n": n} for n in range(150))
     assert recent.snapshot() == [{"n": n} for n in range(50, 150)]
+
+
+@pytest.mark.anyio
+async def test_concurrent_puts_all_land_as_whole_lines(tmp_path: Path) -> None:
+    sink = LocalFileSink(tmp_path / "events.jsonl")
+    await sink.start()
+    await asyncio.gather(*(sink.put([{"n": n, "pad": "x" * 5000}]) for n in range(50)))
+    await sink.aclose()
+    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sorted(line["data"][0]["n"] for line in lines) == list(range(50))
+
+
+@pytest.mark.anyio
+async def test_an_unwritable_file_is_refused_with_503(tmp_path: Path) -> None:
+    sink = LocalFileSink(Path("/dev/full"))
+    await sink.start()
+    with pytest.raises(SinkRefused) as refused:
+        await sink.put([{"event_type": "A/B"}])
+    await sink.aclose()
+    assert (refused.value.status, refused.value.reason) == (503, "the local event file is not writable")
