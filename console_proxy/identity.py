@@ -160,17 +160,20 @@ class IdentityProvider:
         if endpoint is None:
             return
         base = endpoint.rstrip("/")
-        headers = {"X-Hasura-Admin-Secret": self._settings.admin_secret} if self._settings.admin_secret else {}
+        # Only the metadata API needs the secret; /v1/version is public.
+        secret = {"X-Hasura-Admin-Secret": self._settings.admin_secret} if self._settings.admin_secret else {}
         results: dict[str, str | None] = {}
         self.problems = []
-        async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout_s, headers=headers) as client:
+        # The overall deadline below is what bounds a refresh; httpx's own per-operation timeout is only a backstop,
+        # set later so that a slow server is always reported the same way.
+        async with httpx.AsyncClient(transport=self._transport, timeout=2 * self._timeout_s) as client:
 
             async def lookup(key: str, method: str, url: str, body: dict[str, Any] | None, field: str) -> None:
-                document = await self._fetch(client, method, url, body)
+                document = await self._fetch(client, method, url, body, secret if body is not None else {})
                 if document is not None:
                     results[key] = document.get(field) if isinstance(document, dict) else None
 
-            # httpx's timeout is per read; the deadline bounds a server that answers one byte at a time.
+            # httpx's timeout is per read; the deadline also bounds a server that answers one byte at a time.
             with anyio.move_on_after(self._timeout_s) as deadline:
                 async with anyio.create_task_group() as group:
                     if self._fixed_server_uuid is None:
@@ -188,10 +191,11 @@ class IdentityProvider:
         logger.debug("identity refreshed: server_uuid %s, server_version %s",
                      "known" if self._current.server_uuid else "unknown", self._current.server_version)
 
-    async def _fetch(self, client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None) -> Any:
+    async def _fetch(self, client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None,
+                     headers: dict[str, str]) -> Any:
         path = httpx.URL(url).path
         try:
-            async with client.stream(method, url, json=body) as response:
+            async with client.stream(method, url, json=body, headers=headers) as response:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
