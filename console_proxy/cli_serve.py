@@ -20,6 +20,7 @@ from console_proxy.app import create_app
 from console_proxy.cli_status import display_url
 from console_proxy.config import exit_on_settings_error, serve_options, setting_source, settings_from
 from console_proxy.errors import RulesError
+from console_proxy.events import MAX_BODY_BYTES
 from console_proxy.local_sink import LOCAL_EVENTS_FILE, resolve_state_dir
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.resources import default_rules_path, default_static_dir
@@ -99,8 +100,9 @@ def serve(**options: Any) -> None:
     app = create_app(settings, rules_holder=holder, decision=decision)
     runtime = app.state.telemetry
     # No access log: request lines carry the console's raw routes, which name databases and tables.
+    # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
-                            server_header=False, log_level="info")
+                            server_header=False, log_level="info", ws_max_size=MAX_BODY_BYTES)
     try:
         sock = config.bind_socket()
     except SystemExit:

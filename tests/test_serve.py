@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets.exceptions
+import websockets.sync.client
 from servers import clean_env, serving, start_serve
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
@@ -102,4 +104,18 @@ def test_sighup_reloads_the_rules_and_a_bad_file_keeps_the_old_ones(tmp_path: Pa
         wait_for(served.output, f"rules reload (SIGHUP) refused, keeping the previous rules:\n{rules}:3:1: ")
         assert anonymized(served.base, "/console/b/secret") == "/b/Y"
         assert httpx.get(served.base + "/readyz").status_code == 200
+        assert served.stop() == 0
+
+
+def test_serve_takes_websocket_batches_and_refuses_a_frame_over_the_limit(tmp_path: Path) -> None:
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state")) as served:
+        url = served.base.replace("http://", "ws://") + "/_telemetry/v1/ws"
+        with websockets.sync.client.connect(url) as ws:
+            ws.send(json.dumps({"topic": "console", "data": {"event_type": "A/B", "url": "/console/data/x"}}))
+            assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+        with websockets.sync.client.connect(url, max_size=None) as ws:
+            ws.send("[" + " " * 200_000 + "]")
+            with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
+                ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
         assert served.stop() == 0
