@@ -84,6 +84,13 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def _local_path(scope: Scope) -> str:
+    # Mounted under a sub-path (Starlette's Mount, uvicorn's --root-path), the path still holds the root path.
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root + "/") else path
+
+
 def _log_unexpected(where: str, exc: BaseException) -> None:
     # The type and the frames only: an exception's message may quote the input.
     frames = "".join(traceback.format_tb(exc.__traceback__))
@@ -125,9 +132,9 @@ class TelemetryMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and scope["path"] in self._http:
+        if kind == "http" and _local_path(scope) in self._http:
             await self._guarded_http(scope, receive, send)
-        elif kind == "websocket" and scope["path"] == WS_PATH:
+        elif kind == "websocket" and _local_path(scope) == WS_PATH:
             await self._guarded_websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -137,7 +144,8 @@ class TelemetryMiddleware:
     # HTTP
 
     async def _guarded_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method, handler = self._http[scope["path"]]
+        path = _local_path(scope)
+        method, handler = self._http[path]
         if scope["method"] != method:
             await _respond(send, 405, _METHOD_NOT_ALLOWED, {"allow": method})
             return
@@ -151,7 +159,7 @@ class TelemetryMiddleware:
         try:
             await handler(scope, receive, tracking_send)
         except Exception as exc:
-            _log_unexpected(scope["path"], exc)
+            _log_unexpected(path, exc)
             if not response_started:
                 await _respond(send, 503, _UNAVAILABLE, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
 

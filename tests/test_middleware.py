@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -16,6 +17,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from servers import uvicorn_server
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.types import Scope
 
 from console_proxy.events import MAX_BODY_BYTES
@@ -442,3 +445,19 @@ def test_odd_bodies_over_the_socket_are_not_a_500(served: str, body: bytes) -> N
     response = httpx.post(served + EVENTS, content=body, headers={"content-type": "application/json"})
     assert response.status_code in {202, 400}
     assert httpx.post(served + EVENTS, json=[{"type": "A/B", "route": "/"}]).status_code == 202
+
+
+def test_mounted_under_a_sub_path_with_the_runtime_entered_from_the_outer_lifespan(tmp_path: Path) -> None:
+    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with middleware.running():
+            yield
+
+    outer = Starlette(routes=[Mount("/admin", app=middleware)], lifespan=lifespan)
+    with uvicorn_server(outer) as base:
+        response = httpx.post(base + "/admin/_telemetry/v1/events", json=[{"type": "A/B", "route": "/console/x"}])
+        assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
+        assert httpx.get(base + "/admin/other").json()["path"] == "/admin/other"
+    assert [e["url"] for e in local_events(tmp_path)] == ["/UNKNOWN"]
