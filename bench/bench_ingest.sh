@@ -53,6 +53,8 @@ PY
 echo "wrk -t $THREADS -c $CONNECTIONS -d $DURATION -s bench/wrk_events.lua, 20 events a request, $(nproc) CPUs"
 BARE=$(run bare)
 PROXY=$(run proxy)
-echo "bare Starlette (parse JSON, 202): $BARE req/s"
-echo "console-proxy (local mode):       $PROXY req/s"
-awk -v p="$PROXY" -v b="$BARE" 'BEGIN { printf "ratio proxy/bare:                 %.2f\n", p / b }'
+NODISK=$(run proxy_nodisk)
+echo "bare Starlette (parse JSON, 202):        $BARE req/s"
+echo "console-proxy (local mode, fsynced):     $PROXY req/s"
+awk -v p="$PROXY" -v b="$BARE" 'BEGIN { printf "ratio proxy/bare:                        %.2f\n", p / b }'
+echo "for scale, console-proxy with a sink that keeps nothing (no disk): $NODISK req/s"
