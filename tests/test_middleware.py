@@ -484,3 +484,21 @@ def test_mounted_under_a_sub_path_with_the_runtime_entered_from_the_outer_lifesp
         assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
         assert httpx.get(base + "/admin/other").json()["path"] == "/admin/other"
     assert [e["url"] for e in local_events(tmp_path)] == ["/UNKNOWN"]
+
+
+@pytest.mark.anyio
+async def test_a_client_that_goes_away_mid_body_gets_no_answer_and_nothing_is_kept(tmp_path: Path) -> None:
+    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    messages = [{"type": "http.request", "body": b'[{"type": "A/B",', "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": EVENTS, "method": "POST", "headers": [(b"content-type", b"application/json")]}
+    async with middleware.running():
+        await middleware(scope, receive, send)
+    assert (sent, local_events(tmp_path)) == ([], [])
