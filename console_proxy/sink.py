@@ -10,7 +10,7 @@ from console_proxy.errors import ConsoleProxyError
 OutboundEvent = dict[str, Any]
 
 
-class SinkRefused(ConsoleProxyError):
+class SinkRefused(ConsoleProxyError):  # noqa: N818 -- a refusal, not a failure
     """The sink cannot take a batch now (full, unwritable, shutting down); answer `status` with `Retry-After`."""
 
     def __init__(self, reason: str, *, status: int = 503, retry_after: int = 1) -> None:
