@@ -82,6 +82,9 @@ export function createTelemetryMiddleware(options = {}) {
   let statusAttempt = 0;
   let statusDone = null;
   let listening = false;
+  // Bytes handed to sendBeacon since the page was last visible: the browser counts them against
+  // its keepalive budget until they are delivered, which the page cannot observe.
+  let hiddenBytes = 0;
 
   function middleware(store) {
     safely(start);
@@ -318,12 +321,15 @@ export function createTelemetryMiddleware(options = {}) {
   function onHide() {
     if (state !== 'enabled' || buffer.length === 0) return;
     cancelTimer();
-    // sendBeacon and keepalive fetches share one budget per page; count what is in flight.
-    let budget = MAX_BATCH_BYTES - (inflight ? inflight.bytes : 0);
+    // sendBeacon and keepalive fetches share one budget per page; count what is in flight,
+    // including beacons of an earlier hide (pagehide and visibilitychange both come on unload).
+    let budget = MAX_BATCH_BYTES - hiddenBytes - (inflight ? inflight.bytes : 0);
     while (buffer.length > 0) {
       const events = take(MAX_BATCH_EVENTS, budget);
       if (events.length === 0) break;
-      budget -= batchBytes(events);
+      const bytes = batchBytes(events);
+      budget -= bytes;
+      hiddenBytes += bytes;
       beacon(events);
     }
     // Whatever did not fit stays buffered: if the page comes back, it goes out as usual.
@@ -351,16 +357,26 @@ export function createTelemetryMiddleware(options = {}) {
   }
 
   function onVisibility() {
-    if (o.document && o.document.visibilityState === 'hidden') onHide();
+    if (!o.document) return;
+    if (o.document.visibilityState === 'hidden') onHide();
+    else if (o.document.visibilityState === 'visible') onShow();
+  }
+
+  function onShow() {
+    // Back in view (or back from the back/forward cache): earlier beacons have had their chance.
+    hiddenBytes = 0;
+    schedule();
   }
 
   const hideListener = () => safely(onHide);
+  const showListener = () => safely(onShow);
   const visibilityListener = () => safely(onVisibility);
 
   function listen() {
     if (listening) return;
     if (o.window && typeof o.window.addEventListener === 'function') {
       o.window.addEventListener('pagehide', hideListener);
+      o.window.addEventListener('pageshow', showListener);
     }
     if (o.document && typeof o.document.addEventListener === 'function') {
       o.document.addEventListener('visibilitychange', visibilityListener);
@@ -372,6 +388,7 @@ export function createTelemetryMiddleware(options = {}) {
     if (!listening) return;
     if (o.window && typeof o.window.removeEventListener === 'function') {
       o.window.removeEventListener('pagehide', hideListener);
+      o.window.removeEventListener('pageshow', showListener);
     }
     if (o.document && typeof o.document.removeEventListener === 'function') {
       o.document.removeEventListener('visibilitychange', visibilityListener);

@@ -369,6 +369,34 @@ test('the beacon budget leaves room for a batch still in flight', async () => {
   assert.ok(beaconBytes > MAX_BATCH_BYTES - inflight - 500, `${beaconBytes} leaves the budget unused`);
 });
 
+test('pagehide then visibilitychange share one 64 KiB budget until the page is visible again', async () => {
+  const h = page({ batchSize: 100, flushInterval: 60000 });
+  await h.advance(0);
+  h.location = { pathname: `/console/${'b'.repeat(1000)}` };
+  dispatchMany(h, 40);
+  h.window.fire('pagehide');
+  const first = h.beacons.reduce((n, b) => n + Buffer.byteLength(b.body), 0);
+  assert.ok(first > 30000, `${first}`);
+  dispatchMany(h, 100, 'Late');
+  h.document.visibilityState = 'hidden';
+  h.document.fire('visibilitychange');
+  const total = h.beacons.reduce((n, b) => n + Buffer.byteLength(b.body), 0);
+  assert.ok(total <= MAX_BATCH_BYTES, `${total} bytes`);
+  assert.ok(total > MAX_BATCH_BYTES - 1100, `${total} leaves the budget unused`);
+  const waiting = h.telemetry.stats().buffered;
+  assert.ok(waiting > 0);
+  // Visible again: the earlier beacons are done with, and the rest goes out as usual.
+  h.document.visibilityState = 'visible';
+  h.document.fire('visibilitychange');
+  await h.advance(60000);
+  assert.equal(h.sent().length, waiting);
+  h.document.visibilityState = 'hidden';
+  dispatchMany(h, 30, 'Again');
+  h.document.fire('visibilitychange');
+  const again = h.beacons.slice(-1)[0].events.length;
+  assert.equal(again, 30);
+});
+
 test('visibilitychange to visible sends nothing; to hidden flushes', async () => {
   const h = page({ batchSize: 50 });
   await h.advance(0);
@@ -525,6 +553,7 @@ test('stop() removes the listeners, clears the buffer and ends sending', async (
   assert.equal(h.document.count('visibilitychange'), 1);
   h.telemetry.stop();
   assert.equal(h.window.count('pagehide'), 0);
+  assert.equal(h.window.count('pageshow'), 0);
   assert.equal(h.document.count('visibilitychange'), 0);
   dispatchMany(h, 20);
   await h.advance(60000);

@@ -15,8 +15,10 @@ style.textContent = styles;
 document.head.appendChild(style);
 
 const { store, telemetry } = makeStore();
-// For a person (or a test) in the devtools: what the client has captured, sent and dropped.
+// For a person (or a test) in the devtools: what the client has captured, sent and dropped,
+// and the store to dispatch to by hand.
 window.__consoleTelemetry = telemetry;
+window.__consoleStore = store;
 
 createRoot(document.getElementById('root')).render(
   <Provider store={store}>
