@@ -455,3 +455,36 @@ def test_beacons_stay_within_the_keepalive_budget_when_the_page_goes(
     # Far from all of the 400 fit: what the budget left behind never reached the network.
     assert 20 < len([e for e in sent if e["type"] == "Data/SET_TABLE"]) < 400
     report("beacon-budget", len(sent), len(kept), len(sent) - sum(expected.values()))
+
+
+def test_the_console_and_its_routes_work_under_another_prefix(
+    context: tuple[BrowserContext, PageLog], tmp_path: Path
+) -> None:
+    ctx, log = context
+    state = tmp_path / "state"
+    with serving(
+        tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID, "--prefix", "/hasura/console"
+    ) as proxy:
+        assert proxy.proc.poll() is None, proxy.output()
+        page = ctx.new_page()
+        # A deep link first: the page finds its bundle under the prefix, not under the route.
+        page.goto(f"{proxy.base}/hasura/console/data/prod%20db/schema/sales%2Feu")
+        _heading(page, "sales/eu")
+        _link(page, "invoices 2026")
+        expect(page.get_by_role("cell", name="Müller GmbH")).to_be_visible()
+        page.goto(f"{proxy.base}/healthz")
+        log.read_storage(page)
+        page.close()
+
+        sent = log.sent_events()
+        kept = wait_for(len(sent), lambda: kept_events(state / "events.jsonl"))
+
+    bundles = [url for url in log.requests if url.endswith("/main.js")]
+    assert bundles == [f"{proxy.base}/hasura/console/dist/main.js"]
+    assert [e["route"].startswith("/hasura/console/data/prod%20db/schema/sales%2Feu") for e in sent] == [True] * 4
+    assert [(e["event_type"], e["url"]) for e in kept] == [
+        ("@@router/LOCATION_CHANGE", "/data/SOURCE/schema/SCHEMA"),
+        ("Data/UPDATE_CURRENT_SCHEMA", "/data/SOURCE/schema/SCHEMA"),
+        ("@@router/LOCATION_CHANGE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+        ("Data/SET_TABLE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+    ]
