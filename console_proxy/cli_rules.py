@@ -24,10 +24,16 @@ def _load_or_exit(path: Path | None, prefixes: tuple[str, ...] = ()) -> RouteRul
 
 @click.group("rules")
 def rules() -> None:
-    """Check and try route rules, the file that anonymizes console routes (format: docs/rules.md)."""
+    """Check and try route rules, the file that anonymizes console routes (format: docs/rules.md).
+
+    \b
+    console-proxy rules check route_rules.yaml
+    console-proxy rules test /console/data/db/schema/public/tables/users/browse
+    grep -o '/console/[^ "]*' access.log | console-proxy rules test
+    """
 
 
-@rules.command("check")
+@rules.command("check", short_help="Check a rules file: a summary and exit 0, or its errors and exit 1.")
 @click.argument("file", required=False, type=_FILE)
 def check_command(file: Path | None) -> None:
     """Check a rules file (default: the one shipped with console-proxy).
@@ -44,7 +50,7 @@ def check_command(file: Path | None) -> None:
     )
 
 
-@rules.command("test")
+@rules.command("test", short_help="Anonymize URLs from the arguments or stdin, one line out per line in.")
 @click.option("--rules", "rules_file", type=_FILE, default=None, metavar="FILE",
               help="Rules file to use (default: the one shipped with console-proxy).")
 @click.option("--prefix", "prefixes", multiple=True, metavar="P",

@@ -96,13 +96,27 @@ class _Builder:
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
         self.constructor = yaml.constructor.SafeConstructor()
+        # An alias is the same node object: building it once keeps nested aliases ("billion laughs") cheap.
+        self.built: dict[int, YValue] = {}
+        self.building: set[int] = set()
 
     def value(self, node: yaml.nodes.Node) -> YValue:
+        found = self.built.get(id(node))
+        if found is not None:
+            return found
+        if id(node) in self.building:
+            self.problems.add(_mark(node), "found an alias inside its own anchor; expected a value that ends")
+            return YScalar(None, _mark(node), _mark(node).col)
+        self.building.add(id(node))
+        value: YValue
         if isinstance(node, yaml.nodes.MappingNode):
-            return self.mapping(node)
-        if isinstance(node, yaml.nodes.SequenceNode):
-            return YList(tuple(self.value(item) for item in node.value), _mark(node))
-        return self.scalar(node)
+            value = self.mapping(node)
+        elif isinstance(node, yaml.nodes.SequenceNode):
+            value = YList(tuple(self.value(item) for item in node.value), _mark(node))
+        else:
+            value = self.scalar(node)
+        self.built[id(node)] = value
+        return value
 
     def scalar(self, node: yaml.nodes.Node) -> YScalar:
         mark = _mark(node)

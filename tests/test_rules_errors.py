@@ -61,6 +61,9 @@ CASES = [
     ("version: 1\nroutes: [/a]\nx: !!binary aGk=\n",
      ["3:1: unknown key 'x' in the top level; " + TOP.replace("expected", "expected"),
       "3:4: found a value tagged 'tag:yaml.org,2002:binary'; expected a plain string, number or boolean"]),
+    ("version: 1\nroutes: &a [/x, *a]\n",
+     ["2:9: a route is empty (null); expected a template string or a mapping with 'path'",
+      "2:9: found an alias inside its own anchor; expected a value that ends"]),
     # duplicate YAML keys
     ("version: 1\nroutes: [/a]\nversion: 1\n",
      ["3:1: duplicate key 'version' (first at line 1); expected each key once"]),
