@@ -1,0 +1,188 @@
+"""The background task that sends spooled batches upstream: batching, retries with backoff, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import importlib.metadata
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from http.cookiejar import DefaultCookiePolicy
+
+import httpx
+
+from console_proxy.metrics import Metrics
+from console_proxy.settings import Settings
+from console_proxy.spool import Batch, Spool
+
+logger = logging.getLogger("console_proxy")
+
+# How often events older than the maximum age are looked for, in seconds.
+EXPIRE_EVERY_S = 60.0
+RETRYABLE_STATUSES = frozenset({408, 429})
+# A user agent of our own: nothing of the browser's request (IP, cookies, user agent) goes upstream.
+USER_AGENT = f"console-proxy/{importlib.metadata.version('console-proxy')}"
+
+Sleep = Callable[[float], Awaitable[None]]
+Jitter = Callable[[float, float], float]
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def backoff_delay(attempt: int, *, base_s: float, cap_s: float, retry_after_s: float | None, jitter: Jitter) -> float:
+    """Exponential backoff with full jitter, capped; never sooner than the collector's Retry-After (capped too)."""
+    delay = jitter(0.0, min(cap_s, base_s * 2 ** min(attempt, 62)))
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, cap_s))
+    return delay
+
+
+class Forwarder:
+    """Sends the spool's batches to `upstream` until stopped; events leave the spool only after a 2xx."""
+
+    def __init__(self, spool: Spool, settings: Settings, *, metrics: Metrics | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Sleep = asyncio.sleep, jitter: Jitter = random.uniform) -> None:
+        if settings.upstream is None:
+            raise ValueError("a Forwarder needs settings.upstream")
+        self._spool = spool
+        self._upstream = settings.upstream
+        self._settings = settings
+        self._metrics = metrics
+        self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._wakeup = asyncio.Event()
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        """Start the background task (from the lifespan; no connection is opened before there is a batch)."""
+        self._client = httpx.AsyncClient(
+            transport=self._transport, timeout=httpx.Timeout(self._settings.upstream_timeout_s),
+            headers={"User-Agent": USER_AGENT}, trust_env=False, follow_redirects=False)
+        # No cookie is ever kept from a collector's answer, so none is ever sent back.
+        self._client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._task = asyncio.create_task(self._run(), name="console-proxy-forwarder")
+
+    def wake(self) -> None:
+        """New events were spooled."""
+        self._wakeup.set()
+
+    async def drain(self) -> None:
+        """Send without waiting for full batches until the spool is empty (bound it with a timeout)."""
+        self._flushing = True
+        self._wakeup.set()
+        while self._spool.depth > 0 and self._task is not None and not self._task.done():
+            await asyncio.sleep(0.01)
+
+    async def aclose(self) -> None:
+        """Stop the task (a batch in flight stays claimed in the spool and is re-sent at the next start)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        attempt = 0
+        next_expiry = 0.0
+        while True:
+            try:
+                if time.monotonic() >= next_expiry:
+                    expired = await self._spool.expire()
+                    if expired:
+                        logger.warning("%d spooled events were older than the maximum age and expired", expired)
+                    next_expiry = time.monotonic() + EXPIRE_EVERY_S
+                batch = await self._next_batch()
+                if batch is None:
+                    continue
+                retry_after = await self._attempt(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the spool is unwritable; keep trying, slowly
+                logger.error("forwarding paused: %s: %s", type(exc).__name__, exc)
+                retry_after = None
+            else:
+                if retry_after is None:
+                    attempt = 0
+                    continue
+                retry_after = None if retry_after < 0 else retry_after
+            delay = backoff_delay(attempt, base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s,
+                                  retry_after_s=retry_after, jitter=self._jitter)
+            attempt += 1
+            if self._metrics is not None:
+                self._metrics.retried()
+            await self._sleep(delay)
+
+    async def _next_batch(self) -> Batch | None:
+        spool, limit = self._spool, self._settings.batch_max_events
+        self._wakeup.clear()
+        if spool.depth > spool.unclaimed:  # a claimed batch is waiting: a retry or a re-send after a restart
+            return await spool.claim(limit)
+        if spool.unclaimed == 0:
+            await self._wait_for_wakeup(EXPIRE_EVERY_S)
+            return None
+        deadline = time.monotonic() + self._settings.batch_max_delay_s
+        while spool.unclaimed < limit and not self._flushing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._wakeup.clear()
+            await self._wait_for_wakeup(remaining)
+        return await spool.claim(limit)
+
+    async def _wait_for_wakeup(self, timeout: float) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the event fires.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
+
+    async def _attempt(self, batch: Batch) -> float | None:
+        """One POST. None when the batch is done with (2xx or dead-lettered); else the Retry-After (-1 if none)."""
+        assert self._client is not None
+        headers = {"Content-Type": "application/json", "Idempotency-Key": batch.batch_id}
+        started = time.monotonic()
+        try:
+            response = await self._client.post(self._upstream, content=batch.body, headers=headers)
+        except httpx.HTTPError as exc:
+            logger.warning("upstream unreachable (%s) for a batch of %d events; will retry", type(exc).__name__,
+                           batch.count)
+            return -1.0
+        if self._metrics is not None:
+            self._metrics.observe_upstream(time.monotonic() - started, response.status_code)
+        status = response.status_code
+        if 200 <= status < 300:
+            sent = await self._spool.ack(batch.batch_id)
+            if self._metrics is not None:
+                self._metrics.delivered(sent)
+            return None
+        if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
+            logger.warning("upstream answered %d for a batch of %d events; will retry", status, batch.count)
+            wait = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            return -1.0 if wait is None else wait
+        dead = await self._spool.dead_letter(batch.batch_id, status)
+        logger.error("upstream refused a batch of %d events with %d; kept as dead letters", dead, status)
+        return None
