@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -18,48 +17,52 @@ logger = logging.getLogger("console_proxy")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+Family = CounterMetricFamily | GaugeMetricFamily
+
 
 class Metrics:
-    """The counters the middleware and the forwarder report to, and the `/metrics` text.
+    """What `/metrics` shows. The hot path only bumps plain integers and dicts; a scrape reads them.
 
-    Hooks for ingestion: `received(n)`, `accepted(n)`, `rejected(reason)`, `dropped(reason, n)`.
-    With a spool attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the spool's depth and size
-    and the last delivery time are read from the spool file in one transaction at each scrape, so
+    Ingestion reports `received(n)`, `accepted(n)`, `rejected(reason)` (a whole batch refused) and
+    `dropped(reason, n)`; callers that already keep `collections.Counter`s hand them to `count_from`.
+    With a spool attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the spool's depth and size and
+    the last delivery time are read from the spool file in one transaction at each scrape, so
     `accepted = forwarded + spooled + dead_lettered + expired` holds in every scrape and across restarts
-    (they count over the life of the spool file). Without one (local mode), `accepted` counts this process.
+    (they count over the life of the spool file). Without one (local mode) `accepted` counts this process.
     """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._received = Counter("console_proxy_events_received", "Events received from browsers, before any check.",
-                                 registry=self.registry)
-        self._rejected = Counter("console_proxy_batches_rejected", "Batches refused with a 4xx or 5xx, by reason.",
-                                 ["reason"], registry=self.registry)
-        self._dropped = Counter("console_proxy_events_dropped", "Events left out of an accepted batch, by reason.",
-                                ["reason"], registry=self.registry)
         self._retried = Counter("console_proxy_upstream_retries", "Upstream attempts that will be retried.",
                                 registry=self.registry)
         self._latency = Histogram("console_proxy_upstream_latency_seconds", "Time until the collector answered.",
                                   ["status"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self._lock = threading.Lock()
-        self._accepted_here = 0
+        self._received = 0
+        self._accepted = 0
+        self._rejected: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}
+        self._outside: list[tuple[Mapping[str, int], Mapping[str, int]]] = []
+        self._snapshot: tuple[int, int, dict[str, int], dict[str, int]] | None = None
         self._stats: Callable[[], SpoolStats] | None = None
-        self.registry.register(_DeliveryCollector(self))
+        self.registry.register(_Collector(self))
 
-    # ---- hooks -----------------------------------------------------------------------------------------------
+    # ---- hooks (called on the event loop) ---------------------------------------------------------------------
 
     def received(self, n: int) -> None:
-        self._received.inc(n)
+        self._received += n
 
     def accepted(self, n: int) -> None:
-        with self._lock:
-            self._accepted_here += n
+        self._accepted += n
 
     def rejected(self, reason: str) -> None:
-        self._rejected.labels(reason=reason).inc()
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
 
     def dropped(self, reason: str, n: int = 1) -> None:
-        self._dropped.labels(reason=reason).inc(n)
+        self._dropped[reason] = self._dropped.get(reason, 0) + n
+
+    def count_from(self, rejected: Mapping[str, int], dropped: Mapping[str, int]) -> None:
+        """Also report these counters (batches rejected and events dropped, by reason), read at each scrape."""
+        self._outside.append((rejected, dropped))
 
     def retried(self) -> None:
         self._retried.inc()
@@ -68,7 +71,7 @@ class Metrics:
         self._latency.labels(status=str(status)).observe(seconds)
 
     def delivered(self, n: int) -> None:
-        """A batch of `n` events got a 2xx (the counts themselves are read from the spool)."""
+        """A batch of `n` events got a 2xx (the totals are read from the spool)."""
 
     def attach_spool(self, stats: Callable[[], SpoolStats] | None) -> None:
         """Read the delivery figures from this callable at each scrape (None detaches)."""
@@ -76,36 +79,46 @@ class Metrics:
 
     # ---- exposition ------------------------------------------------------------------------------------------
 
+    async def render_async(self) -> bytes:
+        """The Prometheus text. The counters are copied on the loop; the spool is read in a thread."""
+        self._snapshot = self._take_snapshot()
+        try:
+            return await asyncio.to_thread(self.render)
+        finally:
+            self._snapshot = None
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
-    async def render_async(self) -> bytes:
-        """The Prometheus text, read off the event loop (a scrape reads the spool file)."""
-        return await asyncio.to_thread(self.render)
+    def _take_snapshot(self) -> tuple[int, int, dict[str, int], dict[str, int]]:
+        rejected, dropped = dict(self._rejected), dict(self._dropped)
+        for outside_rejected, outside_dropped in self._outside:
+            for reason, n in outside_rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + n
+            for reason, n in outside_dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + n
+        return self._received, self._accepted, rejected, dropped
 
-    def _delivery(self) -> tuple[int, SpoolStats | None]:
-        with self._lock:
-            here = self._accepted_here
+    def _families(self) -> Iterator[Family]:
+        received, accepted, rejected, dropped = self._snapshot or self._take_snapshot()
+        yield CounterMetricFamily("console_proxy_events_received", "Events in well-formed batches from browsers.",
+                                  value=received)
+        family = CounterMetricFamily("console_proxy_batches_rejected", "Batches refused as a whole, by reason.",
+                                     labels=["reason"])
+        for reason, n in sorted(rejected.items()):
+            family.add_metric([reason], n)
+        yield family
+        family = CounterMetricFamily("console_proxy_events_dropped", "Events left out of accepted batches, by reason.",
+                                     labels=["reason"])
+        for reason, n in sorted(dropped.items()):
+            family.add_metric([reason], n)
+        yield family
         if self._stats is None:
-            return here, None
-        try:
-            return here, self._stats()
-        except Exception as exc:  # an unreadable spool must not break the scrape
-            logger.error("cannot read the spool for metrics: %s", exc)
-            return here, None
-
-
-class _DeliveryCollector(Collector):
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def describe(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        return iter(())
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        here, stats = self._metrics._delivery()
+            yield CounterMetricFamily("console_proxy_events_accepted", "Events accepted (answered 202).",
+                                      value=accepted)
+            return
+        stats = self._read_stats()
         if stats is None:
-            yield CounterMetricFamily("console_proxy_events_accepted", "Events accepted (answered 202).", value=here)
             return
         for name, value, text in (
                 ("accepted", stats.accepted, "Events accepted (committed to the spool, answered 202)."),
@@ -119,3 +132,22 @@ class _DeliveryCollector(Collector):
         yield GaugeMetricFamily("console_proxy_last_delivery_timestamp_seconds",
                                 "Unix time of the last 2xx from the collector (0: never).",
                                 value=stats.last_delivery_at or 0.0)
+
+    def _read_stats(self) -> SpoolStats | None:
+        assert self._stats is not None
+        try:
+            return self._stats()
+        except Exception as exc:  # an unreadable spool must not break the scrape
+            logger.error("cannot read the spool for metrics: %s", exc)
+            return None
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[Family]:
+        return iter(())
+
+    def collect(self) -> Iterator[Family]:
+        return self._metrics._families()

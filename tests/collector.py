@@ -177,3 +177,22 @@ class Collector:
             if len(events) >= n or time.monotonic() > deadline:
                 return events
             await asyncio.sleep(0.02)
+
+
+def read_metrics(text: str) -> dict[str, float]:
+    """Prometheus text as {"name{label=value}": value} (samples without labels under their bare name)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
+
+
+def invariant_holds(values: dict[str, float]) -> bool:
+    """accepted = forwarded + spooled + dead_lettered + expired, in one scrape."""
+    return values["console_proxy_events_accepted_total"] == (
+        values["console_proxy_events_forwarded_total"] + values["console_proxy_spool_events"]
+        + values["console_proxy_events_dead_lettered_total"] + values["console_proxy_events_expired_total"])

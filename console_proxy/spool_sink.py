@@ -1,0 +1,78 @@
+"""The Sink of upstream mode: accepted batches go to the durable spool, a forwarder sends them on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+
+from console_proxy.forwarder import Forwarder, Jitter, Sleep
+from console_proxy.metrics import Metrics
+from console_proxy.settings import Settings
+from console_proxy.sink import OutboundEvent, SinkRefused
+from console_proxy.spool import FULL_RETRY_AFTER_S, Spool
+
+logger = logging.getLogger("console_proxy")
+
+# SinkRefused reasons as metric labels.
+_REASON_LABELS = {"spool is full": "spool_full", "spool is unwritable": "spool_unwritable",
+                  "shutting down": "shutting_down", "not started": "not_started", "spool is closed": "shutting_down"}
+
+
+class SpoolSink:
+    """Commits each batch to the spool at `path` before `put` returns; a forwarder task delivers them upstream."""
+
+    def __init__(self, settings: Settings, path: Path, *, metrics: Metrics | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Sleep = asyncio.sleep, jitter: Jitter | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.spool = Spool(path, max_events=settings.spool_max_events, max_bytes=settings.spool_max_bytes,
+                           max_age_s=settings.spool_max_age_s, clock=clock)
+        extra = {} if jitter is None else {"jitter": jitter}
+        self.forwarder = Forwarder(self.spool, settings, metrics=self.metrics, transport=transport, clock=clock,
+                                   sleep=sleep, **extra)
+        self._closing = False
+        self._started = False
+
+    async def start(self) -> None:
+        # An unwritable spool is logged by the spool; ready() stays false and every put answers 503 until
+        # a write succeeds.
+        with contextlib.suppress(SinkRefused):
+            await self.spool.open()
+        self.metrics.attach_spool(self.spool.stats)
+        await self.forwarder.start()
+        self._started = True
+
+    async def put(self, events: Sequence[OutboundEvent]) -> None:
+        try:
+            if self._closing or not self._started:
+                raise SinkRefused("shutting down" if self._closing else "not started", retry_after=FULL_RETRY_AFTER_S)
+            await self.spool.put(events)
+        except SinkRefused as exc:
+            self.metrics.rejected(_REASON_LABELS.get(exc.reason, "sink_refused"))
+            raise
+        self.forwarder.wake()
+
+    def ready(self) -> bool:
+        return self._started and not self._closing and self.spool.writable
+
+    async def aclose(self) -> None:
+        """Refuse new batches, send what is spooled for up to `shutdown_grace_s`, keep the rest for the next start."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._started:
+            try:
+                async with asyncio.timeout(self.settings.shutdown_grace_s):
+                    await self.forwarder.drain()
+            except TimeoutError:
+                logger.warning("shutdown grace over; %d events stay spooled for the next start", self.spool.depth)
+            await self.forwarder.aclose()
+        self.metrics.attach_spool(None)
+        await self.spool.close()
