@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
@@ -85,6 +86,15 @@ def _read_stats(conn: sqlite3.Connection) -> SpoolStats:
     return SpoolStats(accepted=int(values["accepted"]), forwarded=int(values["forwarded"]),
                       dead_lettered=int(values["dead_lettered"]), expired=int(values["expired"]),
                       spooled=int(spooled), spooled_bytes=int(spooled_bytes), last_delivery_at=last or None)
+
+
+def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: Exception | None = None) -> None:
+    # The waiting coroutine may have been cancelled meanwhile; the work is done either way.
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 def read_spool_stats(path: Path) -> SpoolStats | None:
@@ -197,13 +207,18 @@ class Spool:
                         self._jobs.put(nxt)  # handled after this group; order among non-puts is kept
                         break
                     puts.append(nxt)
-                self._put_group(puts)
+                # A put whose caller is gone (cancelled) before it ran is not committed: no 202 was sent for it.
+                puts = [put for put in puts if put[2].set_running_or_notify_cancel()]
+                if puts:
+                    self._put_group(puts)
                 continue
             kind, arg, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
             try:
-                future.set_result(getattr(self, "_do_" + kind)(arg))
-            except BaseException as exc:
-                future.set_exception(exc)
+                _settle(future, getattr(self, "_do_" + kind)(arg))
+            except Exception as exc:
+                _settle(future, error=exc)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -286,14 +301,14 @@ class Spool:
             self.writable = False
             logger.error("spool %s is unwritable: %s", self.path, exc)
             for _, _, future in puts:
-                future.set_exception(SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S))
+                _settle(future, error=SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S))
             return
         self.unclaimed += depth - self.depth
         self.depth, self.bytes, self.writable = depth, size, True
         for future in taken:
-            future.set_result(None)
+            _settle(future, None)
         for future in refused:
-            future.set_exception(SinkRefused("spool is full", retry_after=FULL_RETRY_AFTER_S))
+            _settle(future, error=SinkRefused("spool is full", retry_after=FULL_RETRY_AFTER_S))
 
     def _do_claim(self, max_events: int) -> Batch | None:
         conn = self._db()

@@ -220,3 +220,15 @@ async def test_a_spool_that_cannot_be_created_refuses_puts(tmp_path: Path) -> No
 def test_reading_stats_of_a_missing_spool_creates_nothing(tmp_path: Path) -> None:
     assert read_spool_stats(tmp_path / "spool.db") is None
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_cancelled_caller_does_not_stop_the_spool_thread(spool: Spool) -> None:
+    for _ in range(20):
+        tasks = [asyncio.ensure_future(spool.claim(10)), asyncio.ensure_future(spool.put([event(1)]))]
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await spool.put([event(2)])
+    assert spool.stats().accepted >= 1
+    assert await spool.claim(100) is not None
