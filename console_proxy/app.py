@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from console_proxy.identity import IdentityProvider
+from console_proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.optout import TelemetryDecision
 from console_proxy.resources import default_static_dir
@@ -64,13 +65,16 @@ def create_app(
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)
 
+    async def metrics(request: Request) -> Response:
+        return Response(await runtime.metrics.render_async(), media_type=METRICS_CONTENT_TYPE)
+
     async def to_console(request: Request) -> Response:
         return RedirectResponse(prefix + "/", status_code=307)
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        # The delivery stage adds Route("/metrics", ...) here.
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     if prefix:
         routes.append(Route("/", to_console, methods=["GET"]))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +19,7 @@ from console_proxy.identity import Identity, IdentityProvider
 from console_proxy.local_sink import LOCAL_EVENTS_FILE
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.settings import Settings
+from console_proxy.spool import SPOOL_FILE_NAME, read_spool_stats
 
 logger = logging.getLogger("console_proxy")
 
@@ -65,18 +68,30 @@ def identity_lines(settings: Settings, lookup: Lookup) -> list[str]:
 
 
 def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
-    """Where accepted events go, the spool's depth and the last delivery; delivery extends this."""
+    """Where accepted events go, the spool's depth and the last delivery (the spool is only read)."""
     if settings.upstream is None:
         return [
             f"upstream: local only: {state_dir / LOCAL_EVENTS_FILE}",
             "spool: not in use (local mode)",
             "last delivery: none (local mode)",
         ]
-    return [
-        f"upstream: {display_url(settings.upstream)}",
-        "spool: not reported yet",
-        "last delivery: not reported yet",
-    ]
+    path = state_dir / SPOOL_FILE_NAME
+    lines = [f"upstream: {display_url(settings.upstream)}"]
+    try:
+        stats = read_spool_stats(path)
+    except sqlite3.Error as error:
+        return [*lines, f"spool: {path} cannot be read ({error})", "last delivery: unknown"]
+    if stats is None:
+        return [*lines, f"spool: empty (no spool file yet at {path})", "last delivery: never"]
+    lines.append(f"spool: {stats.spooled} events, {stats.spooled_bytes} bytes in {path} "
+                 f"({stats.accepted} accepted, {stats.forwarded} forwarded, {stats.dead_lettered} dead-lettered, "
+                 f"{stats.expired} expired)")
+    if stats.last_delivery_at is None:
+        lines.append("last delivery: never")
+    else:
+        when = datetime.fromtimestamp(stats.last_delivery_at, UTC).isoformat(timespec="seconds")
+        lines.append(f"last delivery: {when.replace('+00:00', 'Z')}")
+    return lines
 
 
 def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup | None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from console_proxy.events import ParsedBatch, build_outbound
 from console_proxy.identity import IdentityProvider
+from console_proxy.metrics import Metrics
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.recent import RecentEvents
 from console_proxy.reload import RULES_POLL_INTERVAL_S, RulesReloader
@@ -49,6 +50,7 @@ class TelemetryRuntime:
         decision: TelemetryDecision | None = None,
         clock: Callable[[], datetime] = _utc_now,
         rules_poll_s: float = RULES_POLL_INTERVAL_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.rules_holder = rules_holder
@@ -59,6 +61,8 @@ class TelemetryRuntime:
         # Counts for /metrics: events dropped from accepted batches, and whole batches refused, by reason.
         self.dropped: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.count_from(self.refused, self.dropped)
         self.reloader: RulesReloader | None = None
         self._env = env
         self._clock = clock
@@ -118,7 +122,7 @@ class TelemetryRuntime:
             await asyncio.to_thread(self.identity.load_cli_identity)
         self._tasks.append(asyncio.create_task(self.identity.run(), name="console-proxy identity"))
         if self.sink is None:
-            self.sink = make_sink(settings, decision, env=env)
+            self.sink = make_sink(settings, decision, env=env, metrics=self.metrics)
         await self.sink.start()
 
     async def stop(self) -> None:
@@ -157,6 +161,7 @@ class TelemetryRuntime:
             batch, self.rules_holder.rules, self.identity.current, mode=self.settings.mode, now=self._clock()
         )
         self.dropped.update(dropped)
+        self.metrics.received(len(events) + sum(dropped.values()))
         return events, sum(dropped.values())
 
     async def keep(self, events: list[dict[str, Any]]) -> None:
@@ -164,4 +169,5 @@ class TelemetryRuntime:
         assert self.sink is not None
         if events:
             await self.sink.put(events)
+            self.metrics.accepted(len(events))
             self.recent.extend(events)

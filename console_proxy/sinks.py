@@ -6,12 +6,16 @@ import os
 from collections.abc import Mapping
 
 from console_proxy.local_sink import LOCAL_EVENTS_FILE, LocalFileSink, resolve_state_dir
+from console_proxy.metrics import Metrics
 from console_proxy.optout import TelemetryDecision
 from console_proxy.settings import Settings
 from console_proxy.sink import Sink
+from console_proxy.spool import SPOOL_FILE_NAME
+from console_proxy.spool_sink import SpoolSink
 
 
-def make_sink(settings: Settings, decision: TelemetryDecision, *, env: Mapping[str, str] | None = None) -> Sink:
+def make_sink(settings: Settings, decision: TelemetryDecision, *, env: Mapping[str, str] | None = None,
+              metrics: Metrics | None = None) -> Sink:
     """The sink for these settings; only called when `decision.enabled` (a disabled proxy has no sink at all).
 
     Without `settings.upstream` this is local mode: `<state dir>/events.jsonl`, nothing leaves the machine.
@@ -19,5 +23,7 @@ def make_sink(settings: Settings, decision: TelemetryDecision, *, env: Mapping[s
     if not decision.enabled:
         raise ValueError("make_sink is only called when telemetry is enabled")
     state_dir = resolve_state_dir(settings.state_dir, os.environ if env is None else env)
-    # Upstream delivery (spool and forwarder) plugs in here; until it does, events stay local.
+    if settings.upstream is not None:
+        # Upstream mode: `<state dir>/spool.db`, sent on by the forwarder; `metrics` reads the spool at scrape.
+        return SpoolSink(settings, state_dir / SPOOL_FILE_NAME, metrics=metrics)
     return LocalFileSink(state_dir / LOCAL_EVENTS_FILE)

@@ -175,8 +175,8 @@ def test_upstream_is_shown_without_credentials(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-3:] == [
         "upstream: https://collector.example:8443/v1/http?...",
-        "spool: not reported yet",
-        "last delivery: not reported yet",
+        f"spool: empty (no spool file yet at {tmp_path}/.local/state/console-proxy/spool.db)",
+        "last delivery: never",
     ]
     assert "pw" not in result.output and "abc" not in result.output
 
