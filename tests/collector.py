@@ -28,6 +28,7 @@ class Answer:
     retry_after: str | None = None
     hang_s: float = 0.0
     reset: bool = False
+    delay_s: float = 0.0  # answer, but only after this long (a slow collector)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.hang_s:
             collector.release.wait(answer.hang_s)
             return
+        if answer.delay_s:
+            collector.release.wait(answer.delay_s)
         self.send_response(answer.status)
         if answer.retry_after is not None:
             self.send_header("Retry-After", answer.retry_after)
@@ -110,6 +113,7 @@ class Collector:
         self.requests: list[Received] = []
         self.connections = 0
         self._answers: collections.deque[Answer] = collections.deque()
+        self.default = Answer()  # the answer once the queued ones are used up
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -144,13 +148,13 @@ class Collector:
             self._server = self._thread = None
 
     def answer(self, *answers: Answer) -> None:
-        """Use these answers for the next requests, in order; 200 after them."""
+        """Use these answers for the next requests, in order; `default` (200) after them."""
         with self.lock:
             self._answers.extend(answers)
 
     def next_answer(self) -> Answer:
         with self.lock:
-            return self._answers.popleft() if self._answers else Answer()
+            return self._answers.popleft() if self._answers else self.default
 
     def delivered(self) -> list[Received]:
         """The requests answered with a 2xx."""

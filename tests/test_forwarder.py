@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from collector import Answer, Collector
 
 from console_proxy.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after
 from console_proxy.settings import Settings
 from console_proxy.spool import Spool
-from tests.collector import Answer, Collector
 
 pytestmark = pytest.mark.anyio
 

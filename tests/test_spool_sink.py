@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from collector import Collector, invariant_holds, read_metrics
 
 from console_proxy.settings import Settings
 from console_proxy.sink import SinkRefused
 from console_proxy.spool_sink import SpoolSink
-from tests.collector import Collector, invariant_holds, read_metrics
 
 pytestmark = pytest.mark.anyio
 
