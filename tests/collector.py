@@ -37,6 +37,7 @@ class Received:
     headers: dict[str, str]
     body: Any
     status: int | None  # None: hung or reset, no answer sent
+    at: float = 0.0  # time.monotonic() when it was received
 
 
 class _Server(ThreadingHTTPServer):
@@ -71,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
         status = None if answer.hang_s or answer.reset else answer.status
         with collector.lock:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            collector.requests.append(Received(self.path, headers, body, status))
+            collector.requests.append(Received(self.path, headers, body, status, time.monotonic()))
         if answer.reset:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
