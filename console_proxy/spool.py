@@ -6,8 +6,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -123,6 +125,7 @@ class Spool:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
+        self._lock_fd: int | None = None
         # Only the spool thread writes these; other threads read them as hints.
         self.depth = 0
         self.unclaimed = 0
@@ -222,6 +225,9 @@ class Spool:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
@@ -235,30 +241,52 @@ class Spool:
 
     def _do_open(self, _: None) -> None:
         try:
-            self._conn = self._open_file()
-        except (sqlite3.DatabaseError, OSError) as exc:
-            if not self.path.exists():
-                self.writable = False
-                logger.error("spool %s cannot be created: %s", self.path, exc)
-                raise SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-            for suffix in ("", "-wal", "-shm"):
-                src = self.path.with_name(self.path.name + suffix)
-                if src.exists():
-                    src.rename(aside.with_name(aside.name + suffix))
-            logger.error("SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
-                         "the events in it will not be delivered", self.path, exc, aside)
-            self._conn = self._open_file()
+            self._lock()
+            try:
+                self._conn = self._open_file()
+            except sqlite3.DatabaseError as exc:
+                # OperationalError (locked, I/O, cannot open) says nothing about the file's contents: never move a
+                # good spool aside for it. Anything else (not a database, malformed, failed quick_check) is corrupt.
+                if isinstance(exc, sqlite3.OperationalError) or not self.path.exists():
+                    raise
+                self._move_aside(exc)
+                self._conn = self._open_file()
+        except (sqlite3.Error, OSError) as exc:
+            self.writable = False
+            logger.error("spool %s cannot be opened: %s", self.path, exc)
+            raise SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
         self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self.writable = True
+
+    def _lock(self) -> None:
+        # One process per spool: the in-memory depth and claims assume a single writer.
+        if self._lock_fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OSError("another process holds this spool") from None
+        self._lock_fd = fd
+
+    def _move_aside(self, exc: Exception) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = self.path.with_name(self.path.name + suffix)
+            if src.exists():
+                src.rename(aside.with_name(aside.name + suffix))
+        logger.error("SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
+                     "the events in it will not be delivered", self.path, exc, aside)
 
     def _open_file(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
         try:
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise sqlite3.DatabaseError("WAL mode unavailable")
+                raise sqlite3.OperationalError("WAL mode unavailable")
             # A 202 promises delivery through power loss too, not only through a crash of this process:
             # with WAL, NORMAL survives kill -9 but may lose the last commits on power failure; FULL syncs the
             # WAL at every commit. Group commit keeps that to one fsync per group of waiting puts.
@@ -354,6 +382,7 @@ class Spool:
         self.depth -= n
         self.bytes -= size
         self.unclaimed -= unclaimed
+        self.writable = True
         return int(n)
 
     def _do_ack(self, batch_id: str) -> int:

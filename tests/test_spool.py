@@ -232,3 +232,27 @@ async def test_a_cancelled_caller_does_not_stop_the_spool_thread(spool: Spool) -
     await spool.put([event(2)])
     assert spool.stats().accepted >= 1
     assert await spool.claim(100) is not None
+
+
+async def test_a_second_process_on_the_same_spool_is_refused_and_the_first_keeps_working(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = make(tmp_path)
+    await first.open()
+    second = make(tmp_path)
+    try:
+        with pytest.raises(SinkRefused):
+            await second.open()
+        assert not second.writable
+        assert f"spool {second.path} cannot be opened: another process holds this spool" in caplog.text
+        await first.put([event(1)])
+        assert first.stats().accepted == 1
+        assert list(tmp_path.glob("*.corrupt-*")) == []
+    finally:
+        await second.close()
+        await first.close()
+    third = make(tmp_path)
+    await third.open()
+    try:
+        assert third.depth == 1
+    finally:
+        await third.close()
