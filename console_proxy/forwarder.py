@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import importlib.metadata
 import logging
@@ -28,6 +29,13 @@ USER_AGENT = f"console-proxy/{importlib.metadata.version('console-proxy')}"
 
 Sleep = Callable[[float], Awaitable[None]]
 Jitter = Callable[[float, float], float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Retry:
+    """The batch must be sent again; not sooner than `after_s` when the collector said so."""
+
+    after_s: float | None
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -119,19 +127,17 @@ class Forwarder:
                 batch = await self._next_batch()
                 if batch is None:
                     continue
-                retry_after = await self._attempt(batch)
+                retry = await self._attempt(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the spool is unwritable; keep trying, slowly
                 logger.error("forwarding paused: %s: %s", type(exc).__name__, exc)
-                retry_after = None
-            else:
-                if retry_after is None:
-                    attempt = 0
-                    continue
-                retry_after = None if retry_after < 0 else retry_after
+                retry = Retry(after_s=None)
+            if retry is None:
+                attempt = 0
+                continue
             delay = backoff_delay(attempt, base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s,
-                                  retry_after_s=retry_after, jitter=self._jitter)
+                                  retry_after_s=retry.after_s, jitter=self._jitter)
             attempt += 1
             if self._metrics is not None:
                 self._metrics.retried()
@@ -160,8 +166,8 @@ class Forwarder:
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
 
-    async def _attempt(self, batch: Batch) -> float | None:
-        """One POST. None when the batch is done with (2xx or dead-lettered); else the Retry-After (-1 if none)."""
+    async def _attempt(self, batch: Batch) -> Retry | None:
+        """One POST. None when the batch is done with (2xx or dead-lettered), else when to try again."""
         assert self._client is not None
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.batch_id}
         started = time.monotonic()
@@ -170,7 +176,7 @@ class Forwarder:
         except httpx.HTTPError as exc:
             logger.warning("upstream unreachable (%s) for a batch of %d events; will retry", type(exc).__name__,
                            batch.count)
-            return -1.0
+            return Retry(after_s=None)
         if self._metrics is not None:
             self._metrics.observe_upstream(time.monotonic() - started, response.status_code)
         status = response.status_code
@@ -181,8 +187,7 @@ class Forwarder:
             return None
         if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
             logger.warning("upstream answered %d for a batch of %d events; will retry", status, batch.count)
-            wait = parse_retry_after(response.headers.get("retry-after"), self._clock())
-            return -1.0 if wait is None else wait
+            return Retry(after_s=parse_retry_after(response.headers.get("retry-after"), self._clock()))
         dead = await self._spool.dead_letter(batch.batch_id, status)
         logger.error("upstream refused a batch of %d events with %d; kept as dead letters", dead, status)
         return None
