@@ -189,7 +189,15 @@ def outage(work: Path, name: str, args: argparse.Namespace, *, kill: bool) -> No
             time.sleep(args.outage_s)
         collector.up()
         up_at = time.monotonic()
-        time.sleep(args.after_s)
+        if kill:
+            # Once more while the backlog drains, so that a batch is in flight: it must come again, same ids.
+            seen = len(collector.requests)
+            wait_until(lambda: len(collector.requests) > seen, 30)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = serve(state, collector.url, port, work / f"{name}.log")
+        time.sleep(max(0.0, args.after_s - (time.monotonic() - up_at)))
         load.stopping.set()
         load.join()
         drained = wait_until(lambda: {e["event_type"] for e in collector.delivered_events()} >= set(load.accepted),
@@ -209,13 +217,17 @@ def outage(work: Path, name: str, args: argparse.Namespace, *, kill: bool) -> No
     for e in events:
         ids_by_type.setdefault(e["event_type"], set()).add(e["event_id"])
     duplicated = len(events) - len({e["event_id"] for e in events})
+    batch_ids = [r.body["batch_id"] for r in collector.delivered()]
+    resent_batches = len(batch_ids) - len(set(batch_ids))
     lost = len(set(load.accepted) - delivered_types)
     same_ids = all(len(ids) == 1 for ids in ids_by_type.values())
     label = "(c)" if kill else "(b)"
+    kills_text = "; kill -9 + restart of the proxy halfway through the outage and again while the backlog drains"
     print(f"{label} {args.rate} events/s in batches of {args.batch}; collector down {args.outage_s:.0f} s"
-          f"{' with kill -9 + restart of the proxy halfway' if kill else ''}:")
+          f"{kills_text if kill else ''}:")
     print(f"{label}   accepted (202) {len(load.accepted)}, delivered {len(delivered_types & set(load.accepted))}, "
-          f"duplicated {duplicated} (re-sends with the same event_id: {same_ids}), lost {lost}")
+          f"duplicated {duplicated} in {resent_batches} re-sent batches (each duplicate with its first "
+          f"event_id: {same_ids}), lost {lost}")
     print(f"{label}   batches refused {load.refused}, unreachable {load.unreachable} (the restart window), "
           f"kills {kills}")
     print(f"{label}   the {len(backlog)} events accepted before the collector returned were all delivered "
