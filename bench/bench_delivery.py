@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from collector import Collector, free_port
+from collector import Answer, Collector, free_port
 
 from console_proxy.spool import SPOOL_FILE_NAME, Spool
 
@@ -187,11 +187,14 @@ def outage(work: Path, name: str, args: argparse.Namespace, *, kill: bool) -> No
             time.sleep(max(0.0, args.outage_s - (time.monotonic() - down_at)))
         else:
             time.sleep(args.outage_s)
+        seen = len(collector.requests)
+        if kill:
+            # Once more while the backlog drains, with the first batch received but not yet answered (the
+            # collector holds its answer): that batch must come again, with the same batch_id and event_ids.
+            collector.answer(Answer(delay_s=10.0))
         collector.up()
         up_at = time.monotonic()
         if kill:
-            # Once more while the backlog drains, so that a batch is in flight: it must come again, same ids.
-            seen = len(collector.requests)
             wait_until(lambda: len(collector.requests) > seen, 30)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
