@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -20,45 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from console_proxy.sink import OutboundEvent, SinkRefused
+from console_proxy.spool_file import (
+    SPOOL_FILE_NAME,
+    SpoolStats,
+    connect,
+    lock_spool,
+    open_spool,
+    read_spool_stats,
+    read_stats,
+)
+
+__all__ = ["FULL_RETRY_AFTER_S", "SPOOL_FILE_NAME", "Batch", "Spool", "SpoolStats", "read_spool_stats"]
 
 logger = logging.getLogger("console_proxy")
 
-SPOOL_FILE_NAME = "spool.db"
 # How long a client should wait before retrying a batch refused because the spool is full or unwritable.
 FULL_RETRY_AFTER_S = 5
 # Puts waiting together are committed in one transaction (one fsync); this caps how many.
 GROUP_COMMIT_MAX_PUTS = 256
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, json TEXT NOT NULL,
-    bytes INTEGER NOT NULL, enqueued_at REAL NOT NULL, batch_id TEXT);
-CREATE INDEX IF NOT EXISTS events_claimed ON events(batch_id) WHERE batch_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_age ON events(enqueued_at);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, json TEXT NOT NULL, batch_id TEXT NOT NULL,
-    status INTEGER NOT NULL, enqueued_at REAL NOT NULL, dead_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value NUMERIC NOT NULL);
-INSERT OR IGNORE INTO counters VALUES ('accepted', 0), ('forwarded', 0), ('dead_lettered', 0), ('expired', 0),
-    ('last_delivery_at', 0);
-"""
-
-
-@dataclasses.dataclass(frozen=True)
-class SpoolStats:
-    """One consistent reading of the spool: lifetime counters of this spool file, depth and size now.
-
-    `accepted == forwarded + spooled + dead_lettered + expired` holds in every reading, across restarts,
-    because every change of the events table updates the counters in the same transaction.
-    """
-
-    accepted: int
-    forwarded: int
-    dead_lettered: int
-    expired: int
-    spooled: int
-    spooled_bytes: int
-    last_delivery_at: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,26 +49,6 @@ class Batch:
     body: bytes
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    target = f"file:{path}?mode=ro" if readonly else str(path)
-    conn = sqlite3.connect(target, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    return conn
-
-
-def _read_stats(conn: sqlite3.Connection) -> SpoolStats:
-    conn.execute("BEGIN")
-    try:
-        values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
-        spooled, spooled_bytes = conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
-    finally:
-        conn.execute("COMMIT")
-    last = float(values.get("last_delivery_at", 0))
-    return SpoolStats(accepted=int(values["accepted"]), forwarded=int(values["forwarded"]),
-                      dead_lettered=int(values["dead_lettered"]), expired=int(values["expired"]),
-                      spooled=int(spooled), spooled_bytes=int(spooled_bytes), last_delivery_at=last or None)
-
-
 def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: Exception | None = None) -> None:
     # The waiting coroutine may have been cancelled meanwhile; the work is done either way.
     with contextlib.suppress(concurrent.futures.InvalidStateError):
@@ -97,17 +56,6 @@ def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: E
             future.set_result(result)
         else:
             future.set_exception(error)
-
-
-def read_spool_stats(path: Path) -> SpoolStats | None:
-    """Read a spool file without writing to it (for `console-proxy status`); None when there is none."""
-    if not path.exists():
-        return None
-    conn = _connect(path, readonly=True)
-    try:
-        return _read_stats(conn)
-    finally:
-        conn.close()
 
 
 class Spool:
@@ -182,8 +130,8 @@ class Spool:
         """A consistent reading in one read transaction, from any thread (used at each metrics scrape)."""
         with self._reader_lock:
             if self._reader is None:
-                self._reader = _connect(self.path)
-            return _read_stats(self._reader)
+                self._reader = connect(self.path)
+            return read_stats(self._reader)
 
     async def _call(self, kind: str, arg: Any) -> Any:
         if self._thread is None:
@@ -241,16 +189,9 @@ class Spool:
 
     def _do_open(self, _: None) -> None:
         try:
-            self._lock()
-            try:
-                self._conn = self._open_file()
-            except sqlite3.DatabaseError as exc:
-                # OperationalError (locked, I/O, cannot open) says nothing about the file's contents: never move a
-                # good spool aside for it. Anything else (not a database, malformed, failed quick_check) is corrupt.
-                if isinstance(exc, sqlite3.OperationalError) or not self.path.exists():
-                    raise
-                self._move_aside(exc)
-                self._conn = self._open_file()
+            if self._lock_fd is None:
+                self._lock_fd = lock_spool(self.path)
+            self._conn = open_spool(self.path)
         except (sqlite3.Error, OSError) as exc:
             self.writable = False
             logger.error("spool %s cannot be opened: %s", self.path, exc)
@@ -258,47 +199,6 @@ class Spool:
         self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self.writable = True
-
-    def _lock(self) -> None:
-        # One process per spool: the in-memory depth and claims assume a single writer.
-        if self._lock_fd is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise OSError("another process holds this spool") from None
-        self._lock_fd = fd
-
-    def _move_aside(self, exc: Exception) -> None:
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-        for suffix in ("", "-wal", "-shm"):
-            src = self.path.with_name(self.path.name + suffix)
-            if src.exists():
-                src.rename(aside.with_name(aside.name + suffix))
-        logger.error("SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
-                     "the events in it will not be delivered", self.path, exc, aside)
-
-    def _open_file(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(self.path)
-        try:
-            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise sqlite3.OperationalError("WAL mode unavailable")
-            # A 202 promises delivery through power loss too, not only through a crash of this process:
-            # with WAL, NORMAL survives kill -9 but may lose the last commits on power failure; FULL syncs the
-            # WAL at every commit. Group commit keeps that to one fsync per group of waiting puts.
-            conn.execute("PRAGMA synchronous = FULL")
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-            conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
     def _put_group(self, puts: list[tuple[str, Any, concurrent.futures.Future[Any]]]) -> None:
         now = self._clock()

@@ -1,0 +1,136 @@
+"""The spool's SQLite file: schema, opening (WAL, a lock, corrupt files moved aside), the read-only reading."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+logger = logging.getLogger("console_proxy")
+
+SPOOL_FILE_NAME = "spool.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, json TEXT NOT NULL,
+    bytes INTEGER NOT NULL, enqueued_at REAL NOT NULL, batch_id TEXT);
+CREATE INDEX IF NOT EXISTS events_claimed ON events(batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_age ON events(enqueued_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, json TEXT NOT NULL, batch_id TEXT NOT NULL,
+    status INTEGER NOT NULL, enqueued_at REAL NOT NULL, dead_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value NUMERIC NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('accepted', 0), ('forwarded', 0), ('dead_lettered', 0), ('expired', 0),
+    ('last_delivery_at', 0);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class SpoolStats:
+    """One consistent reading of the spool: lifetime counters of this spool file, depth and size now.
+
+    `accepted == forwarded + spooled + dead_lettered + expired` holds in every reading, across restarts,
+    because every change of the events table updates the counters in the same transaction.
+    """
+
+    accepted: int
+    forwarded: int
+    dead_lettered: int
+    expired: int
+    spooled: int
+    spooled_bytes: int
+    last_delivery_at: float | None
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    target = f"file:{path}?mode=ro" if readonly else str(path)
+    conn = sqlite3.connect(target, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def read_stats(conn: sqlite3.Connection) -> SpoolStats:
+    conn.execute("BEGIN")
+    try:
+        values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        spooled, spooled_bytes = conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
+    finally:
+        conn.execute("COMMIT")
+    last = float(values.get("last_delivery_at", 0))
+    return SpoolStats(accepted=int(values["accepted"]), forwarded=int(values["forwarded"]),
+                      dead_lettered=int(values["dead_lettered"]), expired=int(values["expired"]),
+                      spooled=int(spooled), spooled_bytes=int(spooled_bytes), last_delivery_at=last or None)
+
+
+def read_spool_stats(path: Path) -> SpoolStats | None:
+    """Read a spool file without writing to it (for `console-proxy status`); None when there is none."""
+    if not path.exists():
+        return None
+    conn = connect(path, readonly=True)
+    try:
+        return read_stats(conn)
+    finally:
+        conn.close()
+
+
+def lock_spool(path: Path) -> int:
+    """Lock the spool (until the returned descriptor is closed); OSError when another process holds it."""
+    # One process per spool: the in-memory depth and claims assume a single writer.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OSError("another process holds this spool") from None
+    return fd
+
+
+def open_spool(path: Path) -> sqlite3.Connection:
+    """Open or create the spool file; a corrupt one is renamed `<name>.corrupt-<UTC time>` and replaced, loudly.
+
+    Raises sqlite3.Error or OSError when the file cannot be opened for another reason (nothing is moved then).
+    """
+    try:
+        return _open_file(path)
+    except sqlite3.DatabaseError as exc:
+        # OperationalError (locked, I/O, cannot open) says nothing about the file's contents: never move a good
+        # spool aside for it. Anything else (not a database, malformed, a failed quick_check) is corruption.
+        if isinstance(exc, sqlite3.OperationalError) or not path.exists():
+            raise
+        _move_aside(path, exc)
+        return _open_file(path)
+
+
+def _move_aside(path: Path, exc: Exception) -> None:
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    for suffix in ("", "-wal", "-shm"):
+        src = path.with_name(path.name + suffix)
+        if src.exists():
+            src.rename(aside.with_name(aside.name + suffix))
+    logger.error("SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
+                 "the events in it will not be delivered", path, exc, aside)
+
+
+def _open_file(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise sqlite3.OperationalError("WAL mode unavailable")
+        # A 202 promises delivery through power loss too, not only through a crash of this process:
+        # with WAL, NORMAL survives kill -9 but may lose the last commits on power failure; FULL syncs the
+        # WAL at every commit. Group commit keeps that to one fsync per group of waiting puts.
+        conn.execute("PRAGMA synchronous = FULL")
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {check}")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
