@@ -26,6 +26,7 @@ from servers import serving
 
 from console_proxy.resources import default_static_dir
 from console_proxy.rules import RouteRules
+from tests.collector import Collector
 
 pytestmark = pytest.mark.browser
 
@@ -373,6 +374,41 @@ def test_local_mode_keeps_every_event_anonymized(
     assert set(dropped) == {"App/ONGOING_REQUEST", "App/DONE_REQUEST", "RNS_SHOW_NOTIFICATION"}
     assert len(kept) == len(sent) - sum(dropped.values())
     report("local", len(sent), len(kept), sum(dropped.values()))
+
+
+def test_upstream_collector_receives_every_event_anonymized(
+    context: tuple[BrowserContext, PageLog], tmp_path: Path, default_rules: RouteRules
+) -> None:
+    ctx, log = context
+    canary = f"canary-{uuid.uuid4().hex[:12]}"
+    with (
+        Collector() as collector,
+        serving(
+            tmp_path, "--state-dir", str(tmp_path / "state"), "--server-uuid", SERVER_UUID, "--upstream", collector.url
+        ) as proxy,
+    ):
+        assert proxy.proc.poll() is None, proxy.output()
+        page = ctx.new_page()
+        click_through(page, proxy.base, canary)
+        expect(page.get_by_test_id("telemetry-enabled")).to_have_text("on")
+        held = close_holding_events(page, log, canary)
+
+        sent = log.sent_events() + held
+        expected = expected_arrivals(sent, default_rules)
+        delivered = wait_for(sum(expected.values()), collector.delivered_events)
+        requests = collector.delivered()
+
+    assert_clean(sent, canary)
+    assert Counter((e["event_type"], e["url"]) for e in delivered) == expected
+    assert_anonymous(delivered, canary)
+    assert ANONYMIZED_ROUTES - {e["url"] for e in delivered} == set()
+    for request in requests:
+        assert request.headers["content-type"].startswith("application/json")
+        assert request.headers["idempotency-key"] == request.body["batch_id"]
+        assert request.body["topic"] == "console"
+        assert canary not in json.dumps(request.headers)
+    assert len({e["event_id"] for e in delivered}) == len(delivered)
+    report("upstream", len(sent), len(delivered), len(sent) - sum(expected.values()))
 
 
 def test_telemetry_off_makes_the_browser_send_nothing(
