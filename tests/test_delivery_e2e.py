@@ -183,6 +183,40 @@ def test_opted_out_the_collector_sees_no_connection_and_no_spool_is_created(
     assert not (state / "spool.db").exists()
 
 
+def test_sigterm_flushes_what_is_spooled_before_exiting(tmp_path: Path, collector: Collector) -> None:
+    args = ("--upstream", collector.url, "--state-dir", str(tmp_path / "state"), "--server-uuid", SERVER_UUID,
+            "--batch-max-delay-s", "60")  # nothing would leave before a minute, but for the shutdown flush
+    served = start_serve(tmp_path, *args)
+    try:
+        assert httpx.post(served.base + EVENTS, json=batch("Term/A", "Term/B")).status_code == 202
+        assert collector.requests == []
+    finally:
+        assert served.stop(signal.SIGTERM) == 0
+    assert sorted(e["event_type"] for e in collector.delivered_events()) == ["Term/A", "Term/B"]
+
+
+def test_what_a_shutdown_cannot_flush_stays_spooled_for_the_next_start(tmp_path: Path, collector: Collector) -> None:
+    collector.down()
+    args = ("--upstream", collector.url, "--state-dir", str(tmp_path / "state"), "--server-uuid", SERVER_UUID,
+            *FAST, "--shutdown-grace-s", "0.3")
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    first = start_serve(tmp_path / "first", *args)
+    try:
+        assert httpx.post(first.base + EVENTS, json=batch("Kept/A", "Kept/B", "Kept/C")).status_code == 202
+    finally:
+        assert first.stop(signal.SIGTERM) == 0
+    assert "3 events stay spooled for the next start" in first.output()
+    collector.up()
+    second = start_serve(tmp_path / "second", *args)
+    try:
+        assert sorted(e["event_type"] for e in collector.wait_for_events(3)) == ["Kept/A", "Kept/B", "Kept/C"]
+        wait_until(lambda: metrics(second.base)["console_proxy_spool_events"] == 0)
+        assert invariant_holds(metrics(second.base))
+    finally:
+        assert second.stop() == 0
+
+
 class Poster(threading.Thread):
     """Posts batches of 5 uniquely named events to `base` until stopped; remembers which got a 202."""
 
