@@ -6,12 +6,15 @@ import asyncio
 import json
 import logging
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from console_proxy.sink import SinkRefused
 from console_proxy.spool import Spool, SpoolStats, read_spool_stats
@@ -256,3 +259,72 @@ async def test_a_second_process_on_the_same_spool_is_refused_and_the_first_keeps
         assert third.depth == 1
     finally:
         await third.close()
+
+
+OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("put"), st.integers(1, 6)),
+    st.tuples(st.just("ack"), st.integers(1, 8)),
+    st.tuples(st.just("dead"), st.integers(1, 8)),
+    st.tuples(st.just("claim"), st.integers(1, 8)),
+    st.tuples(st.just("age"), st.sampled_from([10.0, 60.0])),
+    st.tuples(st.just("reopen"), st.just(0)),
+), max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=OPERATIONS)
+def test_every_accepted_event_ends_forwarded_dead_expired_or_still_spooled_exactly_once(
+        tmp_path: Path, operations: list[tuple[str, Any]]) -> None:
+    async def run(directory: Path) -> None:
+        clock = Clock()
+        spool = make(directory, max_events=12, max_age_s=100.0, clock=clock)
+        await spool.open()
+        accepted: set[str] = set()
+        outcome: dict[str, set[str]] = {"forwarded": set(), "dead": set()}
+        claimed: dict[str, set[str]] = {}  # batch_id -> its event_ids when first claimed
+        n = 0
+        try:
+            for op, arg in operations:
+                if op == "put":
+                    events = [event(n + k) for k in range(arg)]
+                    n += arg
+                    try:
+                        await spool.put(events)
+                        accepted.update(e["event_id"] for e in events)
+                    except SinkRefused:
+                        assert spool.depth + arg > 12
+                elif op in ("ack", "dead", "claim"):
+                    batch = await spool.claim(arg)
+                    if batch is not None:
+                        ids = {e["event_id"] for e in json.loads(batch.body)["data"]}
+                        assert ids <= claimed.setdefault(batch.batch_id, ids)  # a re-claim: same events, or fewer
+                        if op == "ack":
+                            outcome["forwarded"].update(ids)
+                            await spool.ack(batch.batch_id)
+                        elif op == "dead":
+                            outcome["dead"].update(ids)
+                            await spool.dead_letter(batch.batch_id, 400)
+                elif op == "age":
+                    clock.now += arg
+                    await spool.expire()
+                else:
+                    await spool.close()
+                    spool = make(directory, max_events=12, max_age_s=100.0, clock=clock)
+                    await spool.open()
+                stats = spool.stats()
+                assert invariant_holds(stats)
+                assert stats.accepted == len(accepted)
+            rest: set[str] = set()
+            while (batch := await spool.claim(5)) is not None:
+                rest.update(e["event_id"] for e in json.loads(batch.body)["data"])
+                await spool.ack(batch.batch_id)
+            stats = spool.stats()
+        finally:
+            await spool.close()
+        assert outcome["forwarded"].isdisjoint(outcome["dead"]) and rest.isdisjoint(outcome["forwarded"])
+        assert (stats.forwarded, stats.dead_lettered) == (len(outcome["forwarded"] | rest), len(outcome["dead"]))
+        assert outcome["forwarded"] | outcome["dead"] | rest <= accepted
+        assert stats.expired == len(accepted - outcome["forwarded"] - outcome["dead"] - rest)
+
+    with tempfile.TemporaryDirectory(dir=tmp_path) as directory:
+        asyncio.run(run(Path(directory)))
