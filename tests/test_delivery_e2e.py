@@ -296,3 +296,15 @@ def test_kill_9_during_a_stream_loses_no_accepted_event_and_duplicates_keep_thei
     assert values["console_proxy_events_accepted_total"] == values["console_proxy_events_forwarded_total"] == len(
         batches_by_id)
     assert invariant_holds(values)
+
+
+def test_status_says_when_the_spool_cannot_be_read(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "spool.db").write_bytes(b"not a database" * 300)
+    result = CliRunner().invoke(main, ["status", "--upstream", "http://127.0.0.1:9/c", "--state-dir", str(state),
+                                       "--server-uuid", SERVER_UUID], env={"HOME": str(tmp_path)})
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-2:] == [
+        f"spool: {state / 'spool.db'} cannot be read (file is not a database)", "last delivery: unknown"]
+    assert (state / "spool.db").read_bytes() == b"not a database" * 300
