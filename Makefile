@@ -47,7 +47,7 @@ jstest:
 	node --test tests-js/
 
 lint: install-test
-	$(BIN)/ruff check console_proxy tests bench
+	$(BIN)/ruff check console_proxy tests bench examples
 
 typecheck: install-test
 	$(BIN)/mypy
@@ -60,7 +60,8 @@ contract: install-test
 	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; \
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 
-test: console browser lint typecheck jstest pytest contract
+# pytest goes last so that its summary closes the output.
+test: console browser lint typecheck jstest contract pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
