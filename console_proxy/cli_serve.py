@@ -21,11 +21,11 @@ from console_proxy.cli_status import display_url
 from console_proxy.config import exit_on_settings_error, serve_options, setting_source, settings_from
 from console_proxy.errors import RulesError
 from console_proxy.events import MAX_BODY_BYTES
-from console_proxy.local_sink import LOCAL_EVENTS_FILE, resolve_state_dir
+from console_proxy.local_sink import LOCAL_EVENTS_FILE
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.resources import default_rules_path, default_static_dir
 from console_proxy.rules import RulesHolder
-from console_proxy.settings import Settings
+from console_proxy.settings import Settings, resolve_state_dir
 
 EXIT_RULES = 3
 EXIT_SERVER = 1

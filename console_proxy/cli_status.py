@@ -14,11 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import click
 
-from console_proxy.config import default_state_dir, exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.config import exit_on_settings_error, serve_options, setting_source, settings_from
 from console_proxy.identity import Identity, IdentityProvider
 from console_proxy.local_sink import LOCAL_EVENTS_FILE
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
-from console_proxy.settings import Settings
+from console_proxy.settings import Settings, resolve_state_dir
 from console_proxy.spool import SPOOL_FILE_NAME, read_spool_stats
 
 logger = logging.getLogger("console_proxy")
@@ -106,7 +106,7 @@ def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup
         lines += ["attached: nothing (telemetry is off)", "upstream: none (telemetry is off: nothing is kept or sent)"]
         return lines
     lines += identity_lines(settings, lookup)
-    lines += delivery_lines(settings, settings.state_dir or default_state_dir(env))
+    lines += delivery_lines(settings, resolve_state_dir(settings.state_dir, env))
     return lines
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +17,10 @@ from console_proxy import settings as defaults
 from console_proxy.errors import SettingsError
 from console_proxy.identity import valid_uuid
 from console_proxy.optout import parse_bool, quote
-from console_proxy.settings import Settings
+from console_proxy.settings import Settings, resolve_state_dir
 
 EXIT_CONFIG = 2
 ENV_PREFIX = "CONSOLE_PROXY_"
-STATE_DIR_NAME = "console-proxy"
 EXAMPLE_UUID = "11111111-2222-4333-8444-555555555555"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,17 +35,6 @@ def flag_of(field: str) -> str:
 def env_of(field: str) -> str:
     """`state_dir` -> `CONSOLE_PROXY_STATE_DIR`."""
     return ENV_PREFIX + field.upper()
-
-
-def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """`$XDG_STATE_HOME/console-proxy`, else `~/.local/state/console-proxy`; a relative XDG_STATE_HOME is ignored,
-    as the XDG base directory spec says."""
-    env = os.environ if env is None else env
-    xdg = env.get("XDG_STATE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / STATE_DIR_NAME
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    return home / ".local" / "state" / STATE_DIR_NAME
 
 
 def setting_source(options: Mapping[str, object], env: Mapping[str, str], field: str) -> str:
@@ -271,7 +258,7 @@ def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         values[option.field] = option.check(raw)
         given[option.field] = raw
     if values.get("state_dir") is None:
-        values["state_dir"] = default_state_dir(env)
+        values["state_dir"] = resolve_state_dir(None, env)
     base = values.get("retry_base_s", defaults.DEFAULT_RETRY_BASE_S)
     cap = values.get("retry_cap_s", defaults.DEFAULT_RETRY_CAP_S)
     if cap < base:

@@ -9,27 +9,14 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from console_proxy.sink import OutboundEvent, SinkRefused
 
 LOCAL_EVENTS_FILE = "events.jsonl"
-STATE_DIR_NAME = "console-proxy"
 
 logger = logging.getLogger("console_proxy")
-
-
-def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:
-    """`state_dir`, or `$XDG_STATE_HOME/console-proxy`, or `~/.local/state/console-proxy`."""
-    if state_dir is not None:
-        return state_dir
-    xdg = env.get("XDG_STATE_HOME")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / STATE_DIR_NAME
-    home = env.get("HOME")
-    base = Path(home) if home else Path.home()
-    return base / ".local" / "state" / STATE_DIR_NAME
 
 
 class LocalFileSink:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9695
 DEFAULT_PREFIX = "/console"
 DEFAULT_MODE: Mode = "server"
+STATE_DIR_NAME = "console-proxy"
 
 # Delivery (spool and forwarder).
 DEFAULT_SPOOL_MAX_EVENTS = 1_000_000
@@ -54,3 +56,17 @@ class Settings:
     retry_cap_s: float = DEFAULT_RETRY_CAP_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     identity_refresh_s: float = DEFAULT_IDENTITY_REFRESH_S
+
+
+def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:
+    """`state_dir`, else `$XDG_STATE_HOME/console-proxy`, else `~/.local/state/console-proxy`.
+
+    A relative or empty XDG_STATE_HOME is ignored, as the XDG base directory spec says.
+    """
+    if state_dir is not None:
+        return state_dir
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / STATE_DIR_NAME
+    home = env.get("HOME")
+    return (Path(home) if home else Path.home()) / ".local" / "state" / STATE_DIR_NAME

@@ -12,7 +12,6 @@ from console_proxy.config import (
     EXIT_CONFIG,
     OPTIONS,
     SERVE_OPTIONS,
-    default_state_dir,
     env_of,
     exit_on_settings_error,
     flag_of,
@@ -91,8 +90,7 @@ def test_empty_values_mean_not_set() -> None:
         ({"HOME": "/h", "XDG_STATE_HOME": ""}, Path("/h/.local/state/console-proxy")),
     ],
 )
-def test_default_state_dir(env: dict[str, str], state_dir: Path) -> None:
-    assert default_state_dir(env) == state_dir
+def test_settings_from_fills_in_the_default_state_dir(env: dict[str, str], state_dir: Path) -> None:
     assert settings_from({}, env).state_dir == state_dir
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from console_proxy.local_sink import LocalFileSink, resolve_state_dir
+from console_proxy.local_sink import LocalFileSink
 from console_proxy.recent import RecentEvents
 from console_proxy.sink import SinkRefused
 
@@ -44,19 +44,6 @@ async def test_a_closed_sink_refuses_with_503(tmp_path: Path) -> None:
         1,
         "the local event file is closed",
     )
-
-
-@pytest.mark.parametrize(
-    ("state_dir", "env", "expected"),
-    [
-        (Path("/given"), {"XDG_STATE_HOME": "/xdg", "HOME": "/home/u"}, Path("/given")),
-        (None, {"XDG_STATE_HOME": "/xdg", "HOME": "/home/u"}, Path("/xdg/console-proxy")),
-        (None, {"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, Path("/home/u/.local/state/console-proxy")),
-        (None, {"HOME": "/home/u"}, Path("/home/u/.local/state/console-proxy")),
-    ],
-)
-def test_state_dir(state_dir: Path | None, env: dict[str, str], expected: Path) -> None:
-    assert resolve_state_dir(state_dir, env) == expected
 
 
 def test_recent_keeps_the_newest_hundred() -> None:
