@@ -43,11 +43,15 @@ def check_command(file: Path | None) -> None:
     """
     loaded = _load_or_exit(file)
     name = str(file) if file is not None else loaded.source
-    allow = "" if loaded.allow_count is None else f", allowlist mode with {loaded.allow_count} allowed patterns"
+    allow = "" if loaded.allow_count is None else f", allowlist mode with {_count(loaded.allow_count, 'allowed pattern')}"
     click.echo(
-        f"{name}: ok, {loaded.template_count} templates, {len(loaded.prefixes)} prefixes,"
-        f" {loaded.drop_count} dropped action patterns{allow}"
+        f"{name}: ok, {_count(loaded.template_count, 'template')}, {_count(len(loaded.prefixes), 'prefix', 'prefixes')},"
+        f" {_count(loaded.drop_count, 'dropped action pattern')}{allow}"
     )
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 @rules.command("test", short_help="Anonymize URLs from the arguments or stdin, one line out per line in.")

@@ -65,9 +65,9 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
         f"rules: {rules} ({holder.rules.template_count} templates), reloaded on SIGHUP and when the file changes",
     ]
     if not decision.enabled:
-        lines.append(f"telemetry: off ({decision.source}): nothing is kept and nothing is sent")
+        lines.append(f"telemetry: off, decided by {decision.source}: nothing is kept and nothing is sent")
         return lines
-    lines.append(f"telemetry: on ({decision.source}); mode {settings.mode}")
+    lines.append(f"telemetry: on, decided by {decision.source}; mode {settings.mode}")
     if settings.upstream is None:
         events = resolve_state_dir(settings.state_dir, os.environ) / LOCAL_EVENTS_FILE
         lines.append(f"local mode: accepted events are appended to {events}; nothing leaves this machine")

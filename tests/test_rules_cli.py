@@ -20,7 +20,7 @@ CONTRACT_IN = [
     "/console/settings/about",
 ]
 CONTRACT_OUT = ["/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", "/UNKNOWN", "/settings/about"]
-SUMMARY = "ok, 158 templates, 1 prefixes, 7 dropped action patterns"
+SUMMARY = "ok, 158 templates, 1 prefix, 7 dropped action patterns"
 
 
 def test_check_the_shipped_rules() -> None:

@@ -48,7 +48,7 @@ def test_serve_starts_serves_the_console_accepts_a_batch_and_stops_cleanly_on_si
     port = served.base.rsplit(":", 1)[1]
     for expected in [
         f"console-proxy 0.1.0: the console is at http://127.0.0.1:{port}/console/ (files from ",
-        "telemetry: on (default (nothing set)); mode server",
+        "telemetry: on, decided by default (nothing set); mode server",
         f"local mode: accepted events are appended to {state / 'events.jsonl'}; nothing leaves this machine",
         "Application shutdown complete.",
     ]:
@@ -59,7 +59,7 @@ def test_serve_starts_serves_the_console_accepts_a_batch_and_stops_cleanly_on_si
 def test_serve_says_why_telemetry_is_off(tmp_path: Path) -> None:
     with serving(tmp_path, "--state-dir", str(tmp_path / "state"), env={"DO_NOT_TRACK": "1"}) as served:
         assert httpx.post(served.base + EVENTS, json=[{"type": "A/B", "route": "/"}]).status_code == 204
-    assert "telemetry: off (DO_NOT_TRACK=1): nothing is kept and nothing is sent" in served.output()
+    assert "telemetry: off, decided by DO_NOT_TRACK=1: nothing is kept and nothing is sent" in served.output()
     assert not (tmp_path / "state").exists()
 
 
