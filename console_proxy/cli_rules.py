@@ -43,11 +43,14 @@ def check_command(file: Path | None) -> None:
     """
     loaded = _load_or_exit(file)
     name = str(file) if file is not None else loaded.source
-    allow = "" if loaded.allow_count is None else f", allowlist mode with {_count(loaded.allow_count, 'allowed pattern')}"
-    click.echo(
-        f"{name}: ok, {_count(loaded.template_count, 'template')}, {_count(len(loaded.prefixes), 'prefix', 'prefixes')},"
-        f" {_count(loaded.drop_count, 'dropped action pattern')}{allow}"
-    )
+    parts = [
+        _count(loaded.template_count, "template"),
+        _count(len(loaded.prefixes), "prefix", "prefixes"),
+        _count(loaded.drop_count, "dropped action pattern"),
+    ]
+    if loaded.allow_count is not None:
+        parts.append(f"allowlist mode with {_count(loaded.allow_count, 'allowed pattern')}")
+    click.echo(f"{name}: ok, " + ", ".join(parts))
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
