@@ -33,6 +33,13 @@ EXIT_SERVER = 1
 logger = logging.getLogger("console_proxy")
 
 
+class WithoutRequestLines(logging.Filter):
+    """Drop uvicorn's WebSocket handshake lines: they carry the raw path and query even without an access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"'))
+
+
 class ProxyServer(uvicorn.Server):
     """uvicorn's server with the proxy's signals: SIGINT/SIGTERM shut down cleanly (exit 0), SIGHUP reloads rules."""
 
@@ -103,6 +110,7 @@ def serve(**options: Any) -> None:
     # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
                             server_header=False, log_level="info", ws_max_size=MAX_BODY_BYTES)
+    logging.getLogger("uvicorn.error").addFilter(WithoutRequestLines())
     try:
         sock = config.bind_socket()
     except SystemExit:
