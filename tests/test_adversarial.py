@@ -6,11 +6,14 @@ Each test here failed before the fix committed with it, against a real `console-
 from __future__ import annotations
 
 import contextlib
+import signal
+import socket
 from pathlib import Path
 
+import httpx
 import websockets.exceptions
 import websockets.sync.client
-from servers import serving
+from servers import serving, start_serve
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CANARY = "qzvkwcanary"
@@ -28,3 +31,18 @@ def test_websocket_handshakes_do_not_write_their_path_or_query_to_the_log(tmp_pa
                 websockets.sync.client.connect(ws_base + path).close()
     assert "Application shutdown complete." in served.output()
     assert CANARY not in served.output()
+
+
+def test_a_client_stalled_mid_body_does_not_hold_up_sigterm(tmp_path: Path) -> None:
+    # uvicorn waits for every open request before the lifespan shutdown; a body that never ends held it forever.
+    served = start_serve(tmp_path, "--state-dir", str(tmp_path / "state"), "--shutdown-grace-s", "1")
+    host, port = served.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as stalled:
+        stalled.sendall(b"POST /_telemetry/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100\r\n\r\n[")
+        accepted = httpx.post(served.base + "/_telemetry/v1/events", json=[{"type": "A/B", "route": "/console/data/x"}])
+        assert accepted.status_code == 202
+        code = served.stop(signal.SIGTERM)
+    assert code == 0
+    assert "Application shutdown complete." in served.output()
+    assert len((tmp_path / "state" / "events.jsonl").read_text().splitlines()) == 1
