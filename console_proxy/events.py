@@ -22,6 +22,10 @@ MAX_ROUTE_LENGTH = 2048
 ACTION_SHAPE = re.compile(r"^[A-Za-z0-9_@/:.\- ]{1,128}$")
 # [0-9] rather than \d: \d would accept any Unicode digit.
 VERSION_PATTERN = re.compile(r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-[0-9A-Za-z.]{1,32})?$")
+# What a browser may claim: a free pre-release label would carry up to 32 characters of its choosing (a
+# database name), so only Hasura's own labels, with an optional number, pass.
+BROWSER_VERSION_PATTERN = re.compile(
+    r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-(alpha|beta|rc|ce|ee|pro|cloud|dev)(\.[0-9]{1,4})?)?$")
 
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 HASURA_TOPICS = frozenset({"console", "console_test"})
@@ -90,6 +94,12 @@ def valid_version(value: object) -> str | None:
     return None
 
 
+def _browser_version(value: object) -> str | None:
+    if isinstance(value, str) and len(value) <= 64 and BROWSER_VERSION_PATTERN.fullmatch(value):
+        return value
+    return None
+
+
 def parse_batch(body: bytes) -> ParsedBatch:
     """Parse a batch (`{"events": [...]}`, a bare array, or one `{"topic": "console", "data": {...}}` message).
 
@@ -119,13 +129,13 @@ def parse_batch(body: bytes) -> ParsedBatch:
         raw_events = document["events"]
         if not isinstance(raw_events, list):
             raise _bad_shape()
-        server_version = valid_version(document.get("server_version"))
+        server_version = _browser_version(document.get("server_version"))
     elif isinstance(document, dict) and _is_hasura_topic(document.get("topic")):
         data = document.get("data")
         if not isinstance(data, dict):
             raise _bad_shape()
         raw_events = [data]
-        server_version = valid_version(data.get("server_version"))
+        server_version = _browser_version(data.get("server_version"))
     else:
         raise _bad_shape()
     if len(raw_events) > MAX_EVENTS:

@@ -6,6 +6,7 @@ Each test here failed before the fix committed with it, against a real `console-
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import socket
 from pathlib import Path
@@ -46,3 +47,30 @@ def test_a_client_stalled_mid_body_does_not_hold_up_sigterm(tmp_path: Path) -> N
     assert code == 0
     assert "Application shutdown complete." in served.output()
     assert len((tmp_path / "state" / "events.jsonl").read_text().splitlines()) == 1
+
+
+# The browser's server_version is used when the proxy knows none: its pre-release label must not carry text.
+BROWSER_VERSIONS = [
+    ("v2.40.0", "v2.40.0"),
+    ("v2.40.0-beta.1", "v2.40.0-beta.1"),
+    ("v2.0.0-alpha.12", "v2.0.0-alpha.12"),
+    ("v2.36.0-rc.2", "v2.36.0-rc.2"),
+    ("v2.40.0-ce", "v2.40.0-ce"),
+    ("v2.40.0-cloud.3", "v2.40.0-cloud.3"),
+    ("v2.40.0-" + CANARY, None),
+    ("v2.40.0-beta." + CANARY, None),
+    ("v2.40.0-prodcustomersdb", None),
+    ("v2.40.0-beta.1.usuarios", None),
+]
+
+
+def test_a_browser_server_version_cannot_carry_a_name(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with serving(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID) as served:
+        for version, _ in BROWSER_VERSIONS:
+            batch = {"events": [{"type": "A/B", "route": "/console/data/x"}], "server_version": version}
+            assert httpx.post(served.base + "/_telemetry/v1/events", json=batch).status_code == 202
+        recent = httpx.get(served.base + "/_telemetry/v1/recent").json()
+    kept = [json.loads(line)["data"][0]["server_version"] for line in (state / "events.jsonl").read_text().splitlines()]
+    assert kept == [expected for _, expected in BROWSER_VERSIONS]
+    assert [event["server_version"] for event in recent] == kept
