@@ -46,8 +46,8 @@ class SpoolStats:
     last_delivery_at: float | None
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    target = f"file:{path}?mode=ro" if readonly else str(path)
+def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    target = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "") if readonly else str(path)
     conn = sqlite3.connect(target, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
@@ -70,7 +70,9 @@ def read_spool_stats(path: Path) -> SpoolStats | None:
     """Read a spool file without writing to it (for `console-proxy status`); None when there is none."""
     if not path.exists():
         return None
-    conn = connect(path, readonly=True)
+    # Even read-only, SQLite creates the -wal and -shm files of a WAL database that no process has open. Without
+    # a -wal file the spool was closed cleanly and nobody writes it: read it as the immutable file it then is.
+    conn = connect(path, readonly=True, immutable=not path.with_name(path.name + "-wal").exists())
     try:
         return read_stats(conn)
     finally:

@@ -9,12 +9,14 @@ import contextlib
 import json
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import websockets.exceptions
 import websockets.sync.client
-from servers import serving, start_serve
+from servers import clean_env, free_port, serving, start_serve
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CANARY = "qzvkwcanary"
@@ -74,3 +76,20 @@ def test_a_browser_server_version_cannot_carry_a_name(tmp_path: Path) -> None:
     kept = [json.loads(line)["data"][0]["server_version"] for line in (state / "events.jsonl").read_text().splitlines()]
     assert kept == [expected for _, expected in BROWSER_VERSIONS]
     assert [event["server_version"] for event in recent] == kept
+
+
+def test_status_reads_a_closed_spool_without_creating_files_beside_it(tmp_path: Path) -> None:
+    # mode=ro still made SQLite create spool.db-wal and spool.db-shm: as another user (sudo), files the proxy
+    # can then not open.
+    state = tmp_path / "state"
+    upstream = f"http://127.0.0.1:{free_port()}/v1/collect"  # nobody listens: the events stay spooled
+    with serving(tmp_path, "--state-dir", str(state), "--upstream", upstream, "--shutdown-grace-s", "0.2") as served:
+        batch = [{"type": "A/B", "route": "/console/data/x"}] * 2
+        assert httpx.post(served.base + "/_telemetry/v1/events", json=batch).status_code == 202
+    before = sorted(p.name for p in state.iterdir())
+    assert before == ["spool.db", "spool.db.lock"]
+    status = subprocess.run([sys.executable, "-m", "console_proxy", "status", "--state-dir", str(state),
+                             "--upstream", upstream], env=clean_env(tmp_path), capture_output=True, text=True,
+                            timeout=30, check=True)
+    assert "spool: 2 events, " in status.stdout
+    assert sorted(p.name for p in state.iterdir()) == before
