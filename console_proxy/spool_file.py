@@ -9,6 +9,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 logger = logging.getLogger("console_proxy")
 
@@ -47,7 +48,8 @@ class SpoolStats:
 
 
 def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
-    target = f"file:{path}?mode=ro" + ("&immutable=1" if immutable else "") if readonly else str(path)
+    # Quoted: a '#', '?' or '%' in the path would otherwise end or change the URI and name another file.
+    target = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "") if readonly else str(path)
     conn = sqlite3.connect(target, uri=readonly, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn

@@ -80,8 +80,9 @@ def test_a_browser_server_version_cannot_carry_a_name(tmp_path: Path) -> None:
 
 def test_status_reads_a_closed_spool_without_creating_files_beside_it(tmp_path: Path) -> None:
     # mode=ro still made SQLite create spool.db-wal and spool.db-shm: as another user (sudo), files the proxy
-    # can then not open.
-    state = tmp_path / "state"
+    # can then not open. And the path went into a file: URI unquoted, so a '#' or '?' in it opened (and created)
+    # another file, read-write.
+    state = tmp_path / "state #1?x"
     upstream = f"http://127.0.0.1:{free_port()}/v1/collect"  # nobody listens: the events stay spooled
     with serving(tmp_path, "--state-dir", str(state), "--upstream", upstream, "--shutdown-grace-s", "0.2") as served:
         batch = [{"type": "A/B", "route": "/console/data/x"}] * 2
@@ -93,3 +94,4 @@ def test_status_reads_a_closed_spool_without_creating_files_beside_it(tmp_path: 
                             timeout=30, check=True)
     assert "spool: 2 events, " in status.stdout
     assert sorted(p.name for p in state.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log", "state #1?x"]
