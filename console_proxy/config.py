@@ -112,11 +112,12 @@ def _url(raw: _Raw) -> str:
 
 def _prefix(raw: _Raw) -> str:
     text = raw.text
-    trimmed = text.rstrip("/") or "/"
-    segments = trimmed.split("/")[1:] if trimmed != "/" else []
+    trimmed = text.rstrip("/")
+    # "/" alone is refused too: the console needs a prefix of its own beside /healthz, /readyz and /_telemetry.
+    segments = trimmed.split("/")[1:]
     bad = [s for s in segments if not s or not s.isprintable() or any(c in s for c in " ?#%\\")]
-    if not text.startswith("/") or bad:
-        raise raw.fail('a path starting with "/", such as "/console"')
+    if not text.startswith("/") or not segments or bad:
+        raise raw.fail('a path of one or more segments starting with "/", such as "/console"')
     return trimmed
 
 

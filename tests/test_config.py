@@ -81,6 +81,8 @@ def test_empty_values_mean_not_set() -> None:
     assert (settings.upstream, settings.port, settings.admin_secret) == (None, defaults.DEFAULT_PORT, None)
 
 
+PREFIX_EXPECTED = 'expected a path of one or more segments starting with "/", such as "/console".'
+
 @pytest.mark.parametrize(
     ("env", "state_dir"),
     [
@@ -106,12 +108,14 @@ def test_settings_from_fills_in_the_default_state_dir(env: dict[str, str], state
          'CONSOLE_PROXY_PORT (--port) is "http"; expected a whole number from 0 to 65535.'),
         ({"host": " "}, {}, '--host is " "; expected a host name or IP address.'),
         ({"host": "http://x"}, {}, '--host is "http://x"; expected a host name or IP address.'),
-        ({"prefix": "console"}, {}, '--prefix is "console"; expected a path starting with "/", such as "/console".'),
-        ({"prefix": "/a//b"}, {}, '--prefix is "/a//b"; expected a path starting with "/", such as "/console".'),
-        ({"prefix": "/a?b"}, {}, '--prefix is "/a?b"; expected a path starting with "/", such as "/console".'),
-        ({"prefix": ""}, {}, '--prefix is ""; expected a path starting with "/", such as "/console".'),
+        ({"prefix": "console"}, {}, f'--prefix is "console"; {PREFIX_EXPECTED}'),
+        ({"prefix": "/a//b"}, {}, f'--prefix is "/a//b"; {PREFIX_EXPECTED}'),
+        ({"prefix": "/a?b"}, {}, f'--prefix is "/a?b"; {PREFIX_EXPECTED}'),
+        ({"prefix": ""}, {}, f'--prefix is ""; {PREFIX_EXPECTED}'),
+        ({"prefix": "/"}, {}, f'--prefix is "/"; {PREFIX_EXPECTED}'),
+        ({"prefix": "//"}, {}, f'--prefix is "//"; {PREFIX_EXPECTED}'),
         ({}, {"CONSOLE_PROXY_PREFIX": "x/"},
-         'CONSOLE_PROXY_PREFIX (--prefix) is "x/"; expected a path starting with "/", such as "/console".'),
+         f'CONSOLE_PROXY_PREFIX (--prefix) is "x/"; {PREFIX_EXPECTED}'),
         ({"mode": "CLI"}, {}, '--mode is "CLI"; expected "server" or "cli".'),
         ({}, {"CONSOLE_PROXY_MODE": "both"}, 'CONSOLE_PROXY_MODE (--mode) is "both"; expected "server" or "cli".'),
         ({"upstream": "ftp://x/y"}, {}, '--upstream is "ftp://x/y"; expected an http:// or https:// URL with a host.'),
