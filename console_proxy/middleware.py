@@ -186,7 +186,9 @@ class TelemetryMiddleware:
         try:
             check_content_type(_header(scope, b"content-type"))
             length = _header(scope, b"content-length")
-            if length is not None and length.strip().isdigit() and int(length) > MAX_BODY_BYTES:
+            # isdecimal() alone admits non-ASCII digits that int() then refuses.
+            if length is not None and length.strip().isascii() and length.strip().isdecimal() \
+                    and int(length) > MAX_BODY_BYTES:
                 raise _BODY_TOO_LARGE
             body = await _read_body(receive, MAX_BODY_BYTES)
             if body is None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from servers import uvicorn_server
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from starlette.types import Scope
+from starlette.types import Message, Scope
 
 from console_proxy.events import MAX_BODY_BYTES
 from console_proxy.middleware import TelemetryMiddleware
@@ -502,3 +502,25 @@ async def test_a_client_that_goes_away_mid_body_gets_no_answer_and_nothing_is_ke
     async with middleware.running():
         await middleware(scope, receive, send)
     assert (sent, local_events(tmp_path)) == ([], [])
+
+
+@pytest.mark.parametrize(("length", "status"), [("²", 202), ("¹¹", 202), ("1e9", 202), ("-5", 202), ("99999999", 413)])
+@pytest.mark.anyio
+async def test_an_odd_content_length_is_not_a_500(tmp_path: Path, length: str, status: int) -> None:
+    # uvicorn refuses these before the app sees them; an embedder's server may not.
+    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    body = json.dumps([{"type": "A/B", "route": "/console"}]).encode()
+    sent: list[Message] = []
+    headers = [(b"content-type", b"application/json"), (b"content-length", length.encode("latin-1"))]
+    scope = {"type": "http", "method": "POST", "path": EVENTS, "root_path": "", "headers": headers,
+             "query_string": b"", "asgi": {"version": "3.0"}, "http_version": "1.1"}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async with middleware.running():
+        await middleware(scope, receive, send)
+    assert sent[0]["status"] == status
