@@ -15,6 +15,8 @@ from pathlib import Path
 from console_proxy.sink import OutboundEvent, SinkRefused
 
 LOCAL_EVENTS_FILE = "events.jsonl"
+# A full file is not emptied by anyone but the operator: ask the browser to come back much later.
+FULL_RETRY_AFTER_S = 60
 
 logger = logging.getLogger("console_proxy")
 
@@ -23,11 +25,13 @@ class LocalFileSink:
     """A `Sink` that appends each batch as one line `{"topic", "batch_id", "data": [events]}` and fsyncs it.
 
     Writes run in a worker thread so the event loop is never blocked; puts that arrive during a write share
-    the next write and fsync (group commit); `put` returns only once its line is on disk.
+    the next write and fsync (group commit); `put` returns only once its line is on disk. A write that would take
+    the file past `max_bytes` is refused with 503 (nothing is ever removed from the file to make room).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
@@ -61,10 +65,11 @@ class LocalFileSink:
             try:
                 await asyncio.to_thread(self._append, b"".join(line for line, _ in group))
             except Exception as exc:
-                reason = exc.reason if isinstance(exc, SinkRefused) else "the local event file is not writable"
+                refusal = exc if isinstance(exc, SinkRefused) else SinkRefused("the local event file is not writable")
                 for _, done in group:
                     if not done.done():
-                        done.set_exception(SinkRefused(reason))
+                        done.set_exception(
+                            SinkRefused(refusal.reason, status=refusal.status, retry_after=refusal.retry_after))
             else:
                 for _, done in group:
                     if not done.done():
@@ -75,6 +80,8 @@ class LocalFileSink:
             if self._fd is None:
                 raise SinkRefused("the local event file is closed")
             size = os.fstat(self._fd).st_size
+            if self.max_bytes is not None and size + len(lines) > self.max_bytes:
+                raise SinkRefused("the local event file is full", retry_after=FULL_RETRY_AFTER_S)
             try:
                 view = memoryview(lines)
                 while view:

@@ -70,3 +70,21 @@ async def test_an_unwritable_file_is_refused_with_503(tmp_path: Path) -> None:
         await sink.put([{"event_type": "A/B"}])
     await sink.aclose()
     assert (refused.value.status, refused.value.reason) == (503, "the local event file is not writable")
+
+
+@pytest.mark.anyio
+async def test_a_full_file_refuses_with_503_and_keeps_what_it_has(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = LocalFileSink(path, max_bytes=400)
+    await sink.start()
+    await sink.put([{"n": 1, "pad": "x" * 100}])
+    kept = path.read_bytes()
+    with pytest.raises(SinkRefused) as refused:
+        await sink.put([{"n": 2, "pad": "x" * 300}])
+    assert (refused.value.status, refused.value.retry_after, refused.value.reason) == (
+        503, 60, "the local event file is full")
+    await sink.put([{"n": 3}])
+    await sink.aclose()
+    assert [json.loads(line)["data"] for line in path.read_text().splitlines()] == [
+        [{"n": 1, "pad": "x" * 100}], [{"n": 3}]]
+    assert path.read_bytes().startswith(kept)

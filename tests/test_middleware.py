@@ -524,3 +524,13 @@ async def test_an_odd_content_length_is_not_a_500(tmp_path: Path, length: str, s
     async with middleware.running():
         await middleware(scope, receive, send)
     assert sent[0]["status"] == status
+
+
+def test_local_mode_answers_503_with_retry_after_once_the_event_file_is_full(tmp_path: Path) -> None:
+    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path, spool_max_bytes=1500), env={})
+    batch = [{"type": "A/B", "route": "/console/settings/about"}] * 3
+    with uvicorn_server(middleware) as base:
+        first = httpx.post(base + EVENTS, json=batch)
+        second = httpx.post(base + EVENTS, json=batch)
+    assert (first.status_code, second.status_code, second.headers["retry-after"]) == (202, 503, "60")
+    assert len(local_events(tmp_path)) == 3
