@@ -7,7 +7,6 @@ import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,9 +40,10 @@ def _fixed(error: str) -> bytes:
 
 
 _BODY_TOO_LARGE = BatchError(413, "body too large", "body_too_large")
+# A batch that broke the code rather than a rule: answered as invalid, logged, not counted as refused.
+_INVALID_BATCH = BatchError(400, "invalid batch", "invalid_batch")
 _NOT_STARTED = _fixed("telemetry is not started")
 _UNAVAILABLE = _fixed("temporarily unavailable")
-_BAD_BATCH = _fixed("invalid batch")
 _METHOD_NOT_ALLOWED = _fixed("method not allowed")
 
 
@@ -193,31 +193,31 @@ class TelemetryMiddleware:
             body = await _read_body(receive, MAX_BODY_BYTES)
             if body is None:
                 return
-            result = self._outbound(body)
+            ack = await self._accept(body)
         except BatchError as exc:
-            runtime.refused[exc.reason] += 1
+            if exc is not _INVALID_BATCH:
+                runtime.refused[exc.reason] += 1
             await _respond(send, exc.status, exc.body)
-            return
-        if result is None:
-            await _respond(send, 400, _BAD_BATCH)
-            return
-        events, dropped = result
-        try:
-            await runtime.keep(events)
         except SinkRefused as exc:
             await _respond(send, exc.status, _fixed(exc.reason), {"retry-after": str(exc.retry_after)})
-            return
-        await _respond(send, 202, _ack(len(events), dropped))
+        else:
+            await _respond(send, 202, ack)
 
-    def _outbound(self, body: bytes) -> tuple[list[dict[str, Any]], int] | None:
-        """Parse and build; BatchError passes up, any other failure is logged and answered as a bad batch."""
+    async def _accept(self, body: bytes) -> bytes:
+        """Parse, build and keep one batch (HTTP body or WebSocket message); the ack to answer with.
+
+        Raises BatchError for a refused batch (`_INVALID_BATCH` when the code, not a rule, failed: logged) and
+        SinkRefused when the sink cannot take it now.
+        """
         try:
-            return self.runtime.outbound(parse_batch(body))
+            events, dropped = self.runtime.outbound(parse_batch(body))
         except BatchError:
             raise
         except Exception as exc:
             _log_unexpected("a batch", exc)
-            return None
+            raise _INVALID_BATCH from None
+        await self.runtime.keep(events)
+        return _ack(len(events), dropped)
 
     # WebSocket
 
@@ -262,18 +262,14 @@ class TelemetryMiddleware:
         except UnicodeEncodeError:
             return WS_INVALID_PAYLOAD
         try:
-            result = self._outbound(body)
+            ack = await self._accept(body)
         except BatchError as exc:
-            self.runtime.refused[exc.reason] += 1
+            if exc is not _INVALID_BATCH:
+                self.runtime.refused[exc.reason] += 1
             return WS_TOO_BIG if exc.status == 413 else WS_INVALID_PAYLOAD
-        if result is None:
-            return WS_INVALID_PAYLOAD
-        events, dropped = result
-        try:
-            await self.runtime.keep(events)
         except SinkRefused:
             return WS_TRY_AGAIN_LATER
-        await send({"type": "websocket.send", "text": _ack(len(events), dropped).decode()})
+        await send({"type": "websocket.send", "text": ack.decode()})
         return None
 
     # Lifespan
