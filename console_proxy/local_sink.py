@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from console_proxy.metrics import Metrics
 from console_proxy.sink import OutboundEvent, SinkRefused
 
 LOCAL_EVENTS_FILE = "events.jsonl"
@@ -19,6 +20,10 @@ LOCAL_EVENTS_FILE = "events.jsonl"
 FULL_RETRY_AFTER_S = 60
 
 logger = logging.getLogger("console_proxy")
+
+
+def _unwritable() -> SinkRefused:
+    return SinkRefused("the local event file is not writable", label="local_file_unwritable")
 
 
 class LocalFileSink:
@@ -29,9 +34,10 @@ class LocalFileSink:
     the file past `max_bytes` is refused with 503 (nothing is ever removed from the file to make room).
     """
 
-    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None, metrics: Metrics | None = None) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.metrics = metrics
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
@@ -56,7 +62,12 @@ class LocalFileSink:
         self._pending.append((line + b"\n", done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
-        await done
+        try:
+            await done
+        except SinkRefused as exc:
+            if self.metrics is not None:
+                self.metrics.rejected(exc.label)
+            raise
 
     async def _drain(self) -> None:
         # Group commit: the puts that arrived while the previous fsync ran share the next one.
@@ -65,11 +76,10 @@ class LocalFileSink:
             try:
                 await asyncio.to_thread(self._append, b"".join(line for line, _ in group))
             except Exception as exc:
-                refusal = exc if isinstance(exc, SinkRefused) else SinkRefused("the local event file is not writable")
+                refusal = exc if isinstance(exc, SinkRefused) else _unwritable()
                 for _, done in group:
                     if not done.done():
-                        done.set_exception(
-                            SinkRefused(refusal.reason, status=refusal.status, retry_after=refusal.retry_after))
+                        done.set_exception(refusal.copy())
             else:
                 for _, done in group:
                     if not done.done():
@@ -78,10 +88,11 @@ class LocalFileSink:
     def _append(self, lines: bytes) -> None:
         with self._lock:
             if self._fd is None:
-                raise SinkRefused("the local event file is closed")
+                raise SinkRefused("the local event file is closed", label="local_file_closed")
             size = os.fstat(self._fd).st_size
             if self.max_bytes is not None and size + len(lines) > self.max_bytes:
-                raise SinkRefused("the local event file is full", retry_after=FULL_RETRY_AFTER_S)
+                raise SinkRefused("the local event file is full", label="local_file_full",
+                                  retry_after=FULL_RETRY_AFTER_S)
             try:
                 view = memoryview(lines)
                 while view:
@@ -92,7 +103,7 @@ class LocalFileSink:
                 # Refused lines must not stay half-written in front of the next ones.
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, size)
-                raise SinkRefused("the local event file is not writable") from None
+                raise _unwritable() from None
 
     def ready(self) -> bool:
         return self._fd is not None

@@ -11,13 +11,21 @@ OutboundEvent = dict[str, Any]
 
 
 class SinkRefused(ConsoleProxyError):  # noqa: N818 -- a refusal, not a failure
-    """The sink cannot take a batch now (full, unwritable, shutting down); answer `status` with `Retry-After`."""
+    """The sink cannot take a batch now (full, unwritable, shutting down); answer `status` with `Retry-After`.
 
-    def __init__(self, reason: str, *, status: int = 503, retry_after: int = 1) -> None:
+    `reason` is the short text of the answer's body, `label` the reason as a metric label.
+    """
+
+    def __init__(self, reason: str, *, label: str = "sink_refused", status: int = 503, retry_after: int = 1) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.label = label
         self.status = status
         self.retry_after = retry_after
+
+    def copy(self) -> SinkRefused:
+        """The same refusal as a new exception, for each of several waiters."""
+        return SinkRefused(self.reason, label=self.label, status=self.status, retry_after=self.retry_after)
 
 
 class Sink(Protocol):

@@ -26,4 +26,4 @@ def make_sink(settings: Settings, decision: TelemetryDecision, *, env: Mapping[s
     if settings.upstream is not None:
         # Upstream mode: `<state dir>/spool.db`, sent on by the forwarder; `metrics` reads the spool at scrape.
         return SpoolSink(settings, state_dir / SPOOL_FILE_NAME, metrics=metrics)
-    return LocalFileSink(state_dir / LOCAL_EVENTS_FILE, max_bytes=settings.spool_max_bytes)
+    return LocalFileSink(state_dir / LOCAL_EVENTS_FILE, max_bytes=settings.spool_max_bytes, metrics=metrics)

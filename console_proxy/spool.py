@@ -135,7 +135,7 @@ class Spool:
 
     async def _call(self, kind: str, arg: Any) -> Any:
         if self._thread is None:
-            raise SinkRefused("spool is closed", retry_after=FULL_RETRY_AFTER_S)
+            raise SinkRefused("spool is closed", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._jobs.put((kind, arg, future))
         return await asyncio.wrap_future(future)
@@ -195,7 +195,7 @@ class Spool:
         except (sqlite3.Error, OSError) as exc:
             self.writable = False
             logger.error("spool %s cannot be opened: %s", self.path, exc)
-            raise SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
+            raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
         self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self.writable = True
@@ -229,14 +229,15 @@ class Spool:
             self.writable = False
             logger.error("spool %s is unwritable: %s", self.path, exc)
             for _, _, future in puts:
-                _settle(future, error=SinkRefused("spool is unwritable", retry_after=FULL_RETRY_AFTER_S))
+                _settle(future, error=SinkRefused("spool is unwritable", label="spool_unwritable",
+                                                  retry_after=FULL_RETRY_AFTER_S))
             return
         self.unclaimed += depth - self.depth
         self.depth, self.bytes, self.writable = depth, size, True
         for future in taken:
             _settle(future, None)
         for future in refused:
-            _settle(future, error=SinkRefused("spool is full", retry_after=FULL_RETRY_AFTER_S))
+            _settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=FULL_RETRY_AFTER_S))
 
     def _do_claim(self, max_events: int) -> Batch | None:
         conn = self._db()

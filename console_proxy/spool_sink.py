@@ -19,10 +19,6 @@ from console_proxy.spool import FULL_RETRY_AFTER_S, Spool
 
 logger = logging.getLogger("console_proxy")
 
-# SinkRefused reasons as metric labels.
-_REASON_LABELS = {"spool is full": "spool_full", "spool is unwritable": "spool_unwritable",
-                  "shutting down": "shutting_down", "not started": "not_started", "spool is closed": "shutting_down"}
-
 
 class SpoolSink:
     """Commits each batch to the spool at `path` before `put` returns; a forwarder task delivers them upstream."""
@@ -52,10 +48,12 @@ class SpoolSink:
     async def put(self, events: Sequence[OutboundEvent]) -> None:
         try:
             if self._closing or not self._started:
-                raise SinkRefused("shutting down" if self._closing else "not started", retry_after=FULL_RETRY_AFTER_S)
+                if self._closing:
+                    raise SinkRefused("shutting down", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
+                raise SinkRefused("not started", label="not_started", retry_after=FULL_RETRY_AFTER_S)
             await self.spool.put(events)
         except SinkRefused as exc:
-            self.metrics.rejected(_REASON_LABELS.get(exc.reason, "sink_refused"))
+            self.metrics.rejected(exc.label)
             raise
         self.forwarder.wake()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from console_proxy.local_sink import LocalFileSink
+from console_proxy.metrics import Metrics
 from console_proxy.recent import RecentEvents
 from console_proxy.sink import SinkRefused
 
@@ -88,3 +89,19 @@ async def test_a_full_file_refuses_with_503_and_keeps_what_it_has(tmp_path: Path
     assert [json.loads(line)["data"] for line in path.read_text().splitlines()] == [
         [{"n": 1, "pad": "x" * 100}], [{"n": 3}]]
     assert path.read_bytes().startswith(kept)
+
+
+@pytest.mark.anyio
+async def test_refusals_are_counted_by_reason_like_the_spools(tmp_path: Path) -> None:
+    metrics = Metrics()
+    sink = LocalFileSink(tmp_path / "events.jsonl", max_bytes=100, metrics=metrics)
+    await sink.start()
+    for _ in range(2):
+        with pytest.raises(SinkRefused):
+            await sink.put([{"pad": "x" * 200}])
+    await sink.aclose()
+    with pytest.raises(SinkRefused):
+        await sink.put([{"n": 1}])
+    text = metrics.render().decode()
+    assert 'console_proxy_batches_rejected_total{reason="local_file_full"} 2.0' in text
+    assert 'console_proxy_batches_rejected_total{reason="local_file_closed"} 1.0' in text
