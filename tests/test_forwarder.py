@@ -78,6 +78,7 @@ async def send(spool: Spool, forwarder: Forwarder, events: list[dict[str, Any]])
     ("Wed, 18 Nov 2026 11:05:40 GMT", 0.0),
     ("soon", None),
     ("-3", None),
+    ("\u00b2", None),
     ("Wed, 18 Nov 2026 11:07:00", None),
     (None, None),
 ])
