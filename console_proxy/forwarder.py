@@ -181,9 +181,7 @@ class Forwarder:
             self._metrics.observe_upstream(time.monotonic() - started, response.status_code)
         status = response.status_code
         if 200 <= status < 300:
-            sent = await self._spool.ack(batch.batch_id)
-            if self._metrics is not None:
-                self._metrics.delivered(sent)
+            await self._spool.ack(batch.batch_id)  # the forwarded total is counted in the spool, read at scrape
             return None
         if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
             logger.warning("upstream answered %d for a batch of %d events; will retry", status, batch.count)

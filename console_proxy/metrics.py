@@ -70,9 +70,6 @@ class Metrics:
     def observe_upstream(self, seconds: float, status: int) -> None:
         self._latency.labels(status=str(status)).observe(seconds)
 
-    def delivered(self, n: int) -> None:
-        """A batch of `n` events got a 2xx (the totals are read from the spool)."""
-
     def attach_spool(self, stats: Callable[[], SpoolStats] | None) -> None:
         """Read the delivery figures from this callable at each scrape (None detaches)."""
         self._stats = stats
