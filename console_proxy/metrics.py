@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -24,7 +24,7 @@ class Metrics:
     """What `/metrics` shows. The hot path only bumps plain integers and dicts; a scrape reads them.
 
     Ingestion reports `received(n)`, `accepted(n)`, `rejected(reason)` (a whole batch refused) and
-    `dropped(reason, n)`; callers that already keep `collections.Counter`s hand them to `count_from`.
+    `dropped(reason, n)`.
     With a spool attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the spool's depth and size and
     the last delivery time are read from the spool file in one transaction at each scrape, so
     `accepted = forwarded + spooled + dead_lettered + expired` holds in every scrape and across restarts
@@ -41,7 +41,6 @@ class Metrics:
         self._accepted = 0
         self._rejected: dict[str, int] = {}
         self._dropped: dict[str, int] = {}
-        self._outside: list[tuple[Mapping[str, int], Mapping[str, int]]] = []
         self._snapshot: tuple[int, int, dict[str, int], dict[str, int]] | None = None
         self._stats: Callable[[], SpoolStats] | None = None
         self.registry.register(_Collector(self))
@@ -59,10 +58,6 @@ class Metrics:
 
     def dropped(self, reason: str, n: int = 1) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + n
-
-    def count_from(self, rejected: Mapping[str, int], dropped: Mapping[str, int]) -> None:
-        """Also report these counters (batches rejected and events dropped, by reason), read at each scrape."""
-        self._outside.append((rejected, dropped))
 
     def retried(self) -> None:
         self._retried.inc()
@@ -88,13 +83,7 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
     def _take_snapshot(self) -> tuple[int, int, dict[str, int], dict[str, int]]:
-        rejected, dropped = dict(self._rejected), dict(self._dropped)
-        for outside_rejected, outside_dropped in self._outside:
-            for reason, n in outside_rejected.items():
-                rejected[reason] = rejected.get(reason, 0) + n
-            for reason, n in outside_dropped.items():
-                dropped[reason] = dropped.get(reason, 0) + n
-        return self._received, self._accepted, rejected, dropped
+        return self._received, self._accepted, dict(self._rejected), dict(self._dropped)
 
     def _families(self) -> Iterator[Family]:
         received, accepted, rejected, dropped = self._snapshot or self._take_snapshot()

@@ -196,7 +196,7 @@ class TelemetryMiddleware:
             ack = await self._accept(body)
         except BatchError as exc:
             if exc is not _INVALID_BATCH:
-                runtime.refused[exc.reason] += 1
+                runtime.metrics.rejected(exc.reason)
             await _respond(send, exc.status, exc.body)
         except SinkRefused as exc:
             await _respond(send, exc.status, _fixed(exc.reason), {"retry-after": str(exc.retry_after)})
@@ -265,7 +265,7 @@ class TelemetryMiddleware:
             ack = await self._accept(body)
         except BatchError as exc:
             if exc is not _INVALID_BATCH:
-                self.runtime.refused[exc.reason] += 1
+                self.runtime.metrics.rejected(exc.reason)
             return WS_TOO_BIG if exc.status == 413 else WS_INVALID_PAYLOAD
         except SinkRefused:
             return WS_TRY_AGAIN_LATER

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,11 +57,7 @@ class TelemetryRuntime:
         self.identity = identity
         self.decision = decision
         self.recent = RecentEvents()
-        # Counts for /metrics: events dropped from accepted batches, and whole batches refused, by reason.
-        self.dropped: Counter[str] = Counter()
-        self.refused: Counter[str] = Counter()
         self.metrics = metrics if metrics is not None else Metrics()
-        self.metrics.count_from(self.refused, self.dropped)
         self.reloader: RulesReloader | None = None
         self._env = env
         self._clock = clock
@@ -160,7 +155,8 @@ class TelemetryRuntime:
         events, dropped = build_outbound(
             batch, self.rules_holder.rules, self.identity.current, mode=self.settings.mode, now=self._clock()
         )
-        self.dropped.update(dropped)
+        for reason, n in dropped.items():
+            self.metrics.dropped(reason, n)
         self.metrics.received(len(events) + sum(dropped.values()))
         return events, sum(dropped.values())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,11 @@ async def test_each_app_has_its_own_registry_and_the_global_one_is_untouched() -
     assert b"console_proxy" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
 
 
-async def test_ingest_counts_by_reason_merge_the_runtimes_counters_with_the_sinks() -> None:
+async def test_ingest_counts_by_reason_add_up_whoever_reports_them() -> None:
     metrics = Metrics()
-    refused: Counter[str] = Counter()
-    dropped: Counter[str] = Counter()
-    metrics.count_from(refused, dropped)
-    refused["malformed"] += 2
-    dropped["action_dropped"] += 4
+    metrics.rejected("malformed")
+    metrics.rejected("malformed")
+    metrics.dropped("action_dropped", 4)
     metrics.rejected("spool_full")
     metrics.rejected("malformed")
     metrics.dropped("bad_route", 2)

@@ -534,3 +534,22 @@ def test_local_mode_answers_503_with_retry_after_once_the_event_file_is_full(tmp
         second = httpx.post(base + EVENTS, json=batch)
     assert (first.status_code, second.status_code, second.headers["retry-after"]) == (202, 503, "60")
     assert len(local_events(tmp_path)) == 3
+
+
+def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path) -> None:
+    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    with uvicorn_server(middleware) as base:
+        assert httpx.post(base + EVENTS, content=b"{", headers={"content-type": "application/json"}).status_code == 400
+        with websockets.sync.client.connect(base.replace("http", "ws") + "/_telemetry/v1/ws") as ws:
+            ws.send("[")
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                ws.recv(timeout=5)
+        batch = [{"type": "App/ONGOING_REQUEST", "route": "/console"}, {"type": 7, "route": "/console"},
+                 {"type": "A/B", "route": "/console"}]
+        assert httpx.post(base + EVENTS, json=batch).json() == {"accepted": 1, "dropped": 2}
+        text = middleware.runtime.metrics.render().decode()
+    for line in ['console_proxy_batches_rejected_total{reason="invalid_json"} 2.0',
+                 'console_proxy_events_dropped_total{reason="action_dropped"} 1.0',
+                 'console_proxy_events_dropped_total{reason="bad_type"} 1.0',
+                 "console_proxy_events_received_total 3.0", "console_proxy_events_accepted_total 1.0"]:
+        assert line in text
