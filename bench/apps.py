@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from console_proxy import Settings, create_app
-from console_proxy.sink import OutboundEvent
+from console_proxy.delivery.sink import OutboundEvent
 
 
 def proxy() -> Starlette:

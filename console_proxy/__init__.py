@@ -5,7 +5,7 @@ from __future__ import annotations
 from console_proxy.app import create_app
 from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
 from console_proxy.middleware import TelemetryMiddleware
-from console_proxy.rules import RouteRules, RulesHolder, load_rules
+from console_proxy.rules.route_rules import RouteRules, RulesHolder, load_rules
 from console_proxy.settings import Settings
 
 __version__ = "0.1.0"

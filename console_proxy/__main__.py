@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from console_proxy.cli import main
+from console_proxy.cli.main import main
 
 main()

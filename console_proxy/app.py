@@ -15,15 +15,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from console_proxy.delivery.sink import Sink
 from console_proxy.identity import IdentityProvider
 from console_proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.optout import TelemetryDecision
 from console_proxy.resources import default_static_dir
-from console_proxy.rules import RulesHolder
+from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.runtime import TelemetryRuntime
 from console_proxy.settings import Settings
-from console_proxy.sink import Sink
 
 INDEX_FILE = "index.html"
 

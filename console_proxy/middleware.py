@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console_proxy.delivery.sink import Sink, SinkRefused
 from console_proxy.errors import ConsoleProxyError
 from console_proxy.events import MAX_BODY_BYTES, BatchError, check_content_type, parse_batch
 from console_proxy.identity import IdentityProvider
-from console_proxy.rules import RulesHolder
+from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.runtime import TelemetryRuntime
 from console_proxy.settings import Settings
-from console_proxy.sink import Sink, SinkRefused
 
 EVENTS_PATH = "/_telemetry/v1/events"
 WS_PATH = "/_telemetry/v1/ws"

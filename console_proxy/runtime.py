@@ -11,17 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console_proxy.delivery.factory import make_sink
+from console_proxy.delivery.sink import Sink
 from console_proxy.events import ParsedBatch, build_outbound
 from console_proxy.identity import IdentityProvider
 from console_proxy.metrics import Metrics
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.recent import RecentEvents
-from console_proxy.reload import RULES_POLL_INTERVAL_S, RulesReloader
 from console_proxy.resources import default_rules_path
-from console_proxy.rules import RulesHolder
+from console_proxy.rules.reload import RULES_POLL_INTERVAL_S, RulesReloader
+from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.settings import Settings
-from console_proxy.sink import Sink
-from console_proxy.sinks import make_sink
 
 logger = logging.getLogger("console_proxy")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console_proxy.rules import RouteRules, load_rules
+from console_proxy.rules.route_rules import RouteRules, load_rules
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 from servers import uvicorn_server
 
 from console_proxy.app import create_app
+from console_proxy.delivery.sink import OutboundEvent
 from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.runtime import TelemetryRuntime
 from console_proxy.settings import Settings
-from console_proxy.sink import OutboundEvent
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 RULES_V1 = "version: 1\nprefixes: [/console]\nroutes:\n  - /a/{X}\n"

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Response
 from servers import serving
 
 from console_proxy.resources import default_static_dir
-from console_proxy.rules import RouteRules
+from console_proxy.rules.route_rules import RouteRules
 from tests.collector import Collector
 
 pytestmark = pytest.mark.browser

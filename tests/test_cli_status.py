@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from console_proxy.cli import main
-from console_proxy.cli_status import display_url
-from console_proxy.config import EXIT_CONFIG
+from console_proxy.cli.main import main
+from console_proxy.cli.options import EXIT_CONFIG
+from console_proxy.cli.status import display_url
 from tests.fake_hasura import SERVER_UUID, VERSION, FakeHasura, closed_port_url, fake_hasura
 
 GIVEN_UUID = "11111111-2222-4333-8444-555555555555"

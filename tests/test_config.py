@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from console_proxy import settings as defaults
-from console_proxy.config import (
+from console_proxy.cli.options import (
     EXIT_CONFIG,
     OPTIONS,
     SERVE_OPTIONS,

@@ -19,7 +19,7 @@ from collector import Answer, Collector, invariant_holds, read_metrics
 from servers import start_serve, uvicorn_server
 
 from console_proxy.app import create_app
-from console_proxy.cli import main
+from console_proxy.cli.main import main
 from console_proxy.settings import Settings
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"

@@ -23,7 +23,7 @@ from console_proxy.events import (
     parse_batch,
 )
 from console_proxy.identity import Identity
-from console_proxy.rules import RouteRules
+from console_proxy.rules.route_rules import RouteRules
 
 CANARY = "CANARY-7f3a"
 CLIENT_UUID = "99999999-8888-4777-8666-555555555555"

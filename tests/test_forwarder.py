@@ -13,9 +13,9 @@ import httpx
 import pytest
 from collector import Answer, Collector
 
-from console_proxy.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after
+from console_proxy.delivery.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after
+from console_proxy.delivery.spool import Spool
 from console_proxy.settings import Settings
-from console_proxy.spool import Spool
 
 pytestmark = pytest.mark.anyio
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from console_proxy.local_sink import LocalFileSink
+from console_proxy.delivery.local import LocalFileSink
+from console_proxy.delivery.sink import SinkRefused
 from console_proxy.metrics import Metrics
 from console_proxy.recent import RecentEvents
-from console_proxy.sink import SinkRefused
 
 
 @pytest.fixture

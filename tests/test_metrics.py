@@ -11,8 +11,8 @@ import prometheus_client
 import pytest
 from collector import invariant_holds, read_metrics
 
+from console_proxy.delivery.spool import Spool, SpoolStats
 from console_proxy.metrics import Metrics
-from console_proxy.spool import Spool, SpoolStats
 
 pytestmark = pytest.mark.anyio
 

@@ -22,11 +22,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import Message, Scope
 
+from console_proxy.delivery.sink import OutboundEvent, SinkRefused
 from console_proxy.events import MAX_BODY_BYTES
 from console_proxy.middleware import TelemetryMiddleware
-from console_proxy.rules import RulesHolder
+from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.settings import Settings
-from console_proxy.sink import OutboundEvent, SinkRefused
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CLIENT_UUID = "99999999-8888-4777-a666-555555555555"

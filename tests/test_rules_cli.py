@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from console_proxy.cli import main
+from console_proxy.cli.main import main
 from console_proxy.resources import default_rules_path
 
 CONTRACT_IN = [

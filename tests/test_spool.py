@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console_proxy.sink import SinkRefused
-from console_proxy.spool import Spool, SpoolStats, read_spool_stats
+from console_proxy.delivery.sink import SinkRefused
+from console_proxy.delivery.spool import Spool, SpoolStats, read_spool_stats
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from collector import Collector, invariant_holds, read_metrics
 
+from console_proxy.delivery.sink import SinkRefused
+from console_proxy.delivery.upstream import SpoolSink
 from console_proxy.settings import Settings
-from console_proxy.sink import SinkRefused
-from console_proxy.spool_sink import SpoolSink
 
 pytestmark = pytest.mark.anyio
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 
-from console_proxy.forwarder import Forwarder, Jitter, Sleep
+from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
+from console_proxy.delivery.sink import OutboundEvent, SinkRefused
+from console_proxy.delivery.spool import FULL_RETRY_AFTER_S, Spool
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
-from console_proxy.sink import OutboundEvent, SinkRefused
-from console_proxy.spool import FULL_RETRY_AFTER_S, Spool
 
 logger = logging.getLogger("console_proxy")
 

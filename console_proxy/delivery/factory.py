@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from console_proxy.local_sink import LOCAL_EVENTS_FILE, LocalFileSink
+from console_proxy.delivery.local import LOCAL_EVENTS_FILE, LocalFileSink
+from console_proxy.delivery.sink import Sink
+from console_proxy.delivery.spool import SPOOL_FILE_NAME
+from console_proxy.delivery.upstream import SpoolSink
 from console_proxy.metrics import Metrics
 from console_proxy.optout import TelemetryDecision
 from console_proxy.settings import Settings, resolve_state_dir
-from console_proxy.sink import Sink
-from console_proxy.spool import SPOOL_FILE_NAME
-from console_proxy.spool_sink import SpoolSink
 
 
 def make_sink(settings: Settings, decision: TelemetryDecision, *, env: Mapping[str, str] | None = None,

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import click
 
-from console_proxy.config import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.delivery.local import LOCAL_EVENTS_FILE
+from console_proxy.delivery.spool import SPOOL_FILE_NAME, read_spool_stats
 from console_proxy.identity import Identity, IdentityProvider
-from console_proxy.local_sink import LOCAL_EVENTS_FILE
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.settings import Settings, resolve_state_dir
-from console_proxy.spool import SPOOL_FILE_NAME, read_spool_stats
 
 logger = logging.getLogger("console_proxy")
 

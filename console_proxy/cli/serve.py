@@ -18,14 +18,14 @@ import uvicorn
 
 from console_proxy import __version__
 from console_proxy.app import create_app
-from console_proxy.cli_status import display_url
-from console_proxy.config import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.cli.status import display_url
+from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.errors import RulesError
 from console_proxy.events import MAX_BODY_BYTES
-from console_proxy.local_sink import LOCAL_EVENTS_FILE
 from console_proxy.optout import TelemetryDecision, resolve_telemetry
 from console_proxy.resources import default_rules_path, default_static_dir
-from console_proxy.rules import RulesHolder
+from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.settings import Settings, resolve_state_dir
 
 EXIT_RULES = 3

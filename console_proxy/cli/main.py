@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from console_proxy import __version__
-from console_proxy.cli_rules import rules
-from console_proxy.cli_serve import serve
-from console_proxy.cli_status import status
+from console_proxy.cli.rules import rules
+from console_proxy.cli.serve import serve
+from console_proxy.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from console_proxy.rules_schema import Text
-from console_proxy.rules_yaml import Problems
+from console_proxy.rules.located import Problems
+from console_proxy.rules.schema import Text
 
 _NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}\Z")
 # Literal segments and enumerated values are emitted as they are, so they are kept to URL-safe text.

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from console_proxy.sink import OutboundEvent, SinkRefused
-from console_proxy.spool_file import (
+from console_proxy.delivery.sink import OutboundEvent, SinkRefused
+from console_proxy.delivery.spool_db import (
     SPOOL_FILE_NAME,
     SpoolStats,
     connect,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from console_proxy.rules_yaml import Mark, Problems, YList, YMap, YScalar, YValue, describe
+from console_proxy.rules.located import Mark, Problems, YList, YMap, YScalar, YValue, describe
 
 SUPPORTED_VERSION = 1
 DEFAULT_UNKNOWN = "/UNKNOWN"

@@ -10,7 +10,9 @@ from urllib.parse import unquote, unquote_plus
 
 from console_proxy.errors import RulesError
 from console_proxy.resources import default_rules_path
-from console_proxy.rules_compile import (
+from console_proxy.rules.located import Mark, Problems, parse
+from console_proxy.rules.schema import DEFAULT_UNKNOWN, Text, read_spec
+from console_proxy.rules.trie import (
     Node,
     Terminal,
     add_route,
@@ -20,8 +22,6 @@ from console_proxy.rules_compile import (
     unknown_token,
     walk,
 )
-from console_proxy.rules_schema import DEFAULT_UNKNOWN, Text, read_spec
-from console_proxy.rules_yaml import Mark, Problems, parse
 
 ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}\Z")
 # Deeper routes are refused before matching; no console page comes near this.

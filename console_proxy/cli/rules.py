@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from console_proxy.errors import RulesError
-from console_proxy.rules import RouteRules, load_rules
+from console_proxy.rules.route_rules import RouteRules, load_rules
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 

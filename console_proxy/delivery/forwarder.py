@@ -15,9 +15,9 @@ from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 
+from console_proxy.delivery.spool import Batch, Spool
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
-from console_proxy.spool import Batch, Spool
 
 logger = logging.getLogger("console_proxy")
 

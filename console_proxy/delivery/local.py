@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from console_proxy.delivery.sink import OutboundEvent, SinkRefused
 from console_proxy.metrics import Metrics
-from console_proxy.sink import OutboundEvent, SinkRefused
 
 LOCAL_EVENTS_FILE = "events.jsonl"
 # A full file is not emptied by anyone but the operator: ask the browser to come back much later.

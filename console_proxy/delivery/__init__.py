@@ -1,0 +1,1 @@
+"""Where accepted events go: the sink protocol and factory, the local file, the spool and the forwarder."""
