@@ -47,6 +47,7 @@ jstest:
 	node --test tests-js/
 
 lint: install-test
+	$(BIN)/ruff format --check console_proxy tests bench examples
 	$(BIN)/ruff check console_proxy tests bench examples
 
 typecheck: install-test

@@ -41,9 +41,24 @@ def serve(state: Path, upstream: str, port: int, log: Path) -> subprocess.Popen[
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HASURA_", "CONSOLE_PROXY_", "DO_NOT_TRACK"))}
     env["HOME"] = str(state)
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "console_proxy", "serve", "--port", str(port), "--state-dir",
-                                 str(state), "--upstream", upstream, *SERVE_FLAGS], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "console_proxy",
+                "serve",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(state),
+                "--upstream",
+                upstream,
+                *SERVE_FLAGS,
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(httpx.TransportError):
@@ -85,16 +100,28 @@ def distinct_delivered(collector: Collector) -> int:
 
 # ---- (a) drain rate ----------------------------------------------------------------------------------------------
 
+
 async def fill_spool(path: Path, n: int) -> None:
     spool = Spool(path, max_events=n, max_bytes=1 << 40, max_age_s=7 * 86400)
     await spool.open()
     try:
         for start in range(0, n, 500):
-            await spool.put([{"event_id": str(uuid.uuid4()), "event_type": f"Bench/Fill{start + k}",
-                              "url": "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", "console_mode": "server",
-                              "server_uuid": SERVER_UUID, "cli_uuid": None, "server_version": "v2.40.0",
-                              "timestamp": "2026-11-27T19:00:00.123Z", "data": None}
-                             for k in range(min(500, n - start))])
+            await spool.put(
+                [
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "event_type": f"Bench/Fill{start + k}",
+                        "url": "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+                        "console_mode": "server",
+                        "server_uuid": SERVER_UUID,
+                        "cli_uuid": None,
+                        "server_version": "v2.40.0",
+                        "timestamp": "2026-11-27T19:00:00.123Z",
+                        "data": None,
+                    }
+                    for k in range(min(500, n - start))
+                ]
+            )
     finally:
         await spool.close()
 
@@ -104,8 +131,10 @@ def drain_rate(work: Path, n: int) -> None:
     state.mkdir()
     started = time.monotonic()
     asyncio.run(fill_spool(state / SPOOL_FILE_NAME, n))
-    print(f"(a) filled a spool with {n} events in {time.monotonic() - started:.1f} s "
-          f"({(state / SPOOL_FILE_NAME).stat().st_size / 1e6:.0f} MB)")
+    print(
+        f"(a) filled a spool with {n} events in {time.monotonic() - started:.1f} s "
+        f"({(state / SPOOL_FILE_NAME).stat().st_size / 1e6:.0f} MB)"
+    )
     with Collector() as collector:
         port = free_port()
         started = time.monotonic()
@@ -121,12 +150,15 @@ def drain_rate(work: Path, n: int) -> None:
     # From the first request received to the last one answered: the forwarder's pace, start-up left out.
     span = last.at - first.at
     per_request = span / max(1, len(collector.requests) - 1)
-    print(f"(a) delivered {got}/{n} events, {len(collector.requests)} requests of up to 500 events: "
-          f"{got / (span + per_request):,.0f} events/s from the first request to the last; {total:.1f} s from "
-          f"process start to all delivered; peak RSS {rss / 1024:.0f} MiB{'' if done else ' (TIMED OUT)'}")
+    print(
+        f"(a) delivered {got}/{n} events, {len(collector.requests)} requests of up to 500 events: "
+        f"{got / (span + per_request):,.0f} events/s from the first request to the last; {total:.1f} s from "
+        f"process start to all delivered; peak RSS {rss / 1024:.0f} MiB{'' if done else ' (TIMED OUT)'}"
+    )
 
 
 # ---- (b) and (c) outage under load -------------------------------------------------------------------------------
+
 
 class Load(threading.Thread):
     """`rate` events/s in batches of `batch` uniquely named events; records which got a 202."""
@@ -149,8 +181,11 @@ class Load(threading.Thread):
             while not self.stopping.is_set():
                 types = [f"Bench/{self.tag}{n + k}" for k in range(self.batch)]
                 n += self.batch
-                body = {"events": [{"type": t, "route": "/console/data/db/schema/public/tables/users/browse"}
-                                   for t in types]}
+                body = {
+                    "events": [
+                        {"type": t, "route": "/console/data/db/schema/public/tables/users/browse"} for t in types
+                    ]
+                }
                 try:
                     response = client.post(self.base + EVENTS, json=body)
                     if response.status_code == 202:
@@ -203,8 +238,7 @@ def outage(work: Path, name: str, args: argparse.Namespace, *, kill: bool) -> No
         time.sleep(max(0.0, args.after_s - (time.monotonic() - up_at)))
         load.stopping.set()
         load.join()
-        drained = wait_until(lambda: {e["event_type"] for e in collector.delivered_events()} >= set(load.accepted),
-                             300)
+        drained = wait_until(lambda: {e["event_type"] for e in collector.delivered_events()} >= set(load.accepted), 300)
         first_seen: dict[str, float] = {}
         for request in collector.delivered():
             for e in request.body["data"]:
@@ -226,19 +260,36 @@ def outage(work: Path, name: str, args: argparse.Namespace, *, kill: bool) -> No
     same_ids = all(len(ids) == 1 for ids in ids_by_type.values())
     label = "(c)" if kill else "(b)"
     kills_text = "; kill -9 + restart of the proxy halfway through the outage and again while the backlog drains"
-    print(f"{label} {args.rate} events/s in batches of {args.batch}; collector down {args.outage_s:.0f} s"
-          f"{kills_text if kill else ''}:")
-    print(f"{label}   accepted (202) {len(load.accepted)}, delivered {len(delivered_types & set(load.accepted))}, "
-          f"duplicated {duplicated} in {resent_batches} re-sent batches (each duplicate with its first "
-          f"event_id: {same_ids}), lost {lost}")
-    print(f"{label}   batches refused {load.refused}, unreachable {load.unreachable} (the restart window), "
-          f"kills {kills}")
-    print(f"{label}   the {len(backlog)} events accepted before the collector returned were all delivered "
-          f"{drained_s:.1f} s after it did{'' if drained else ' (TIMED OUT)'}; peak RSS (VmHWM) of the proxy "
-          f"{rss / 1024:.0f} MiB")
-    invariant = [line for line in values.splitlines() if line.startswith((
-        "console_proxy_events_accepted_total", "console_proxy_events_forwarded_total", "console_proxy_spool_events ",
-        "console_proxy_events_dead_lettered_total", "console_proxy_events_expired_total"))]
+    print(
+        f"{label} {args.rate} events/s in batches of {args.batch}; collector down {args.outage_s:.0f} s"
+        f"{kills_text if kill else ''}:"
+    )
+    print(
+        f"{label}   accepted (202) {len(load.accepted)}, delivered {len(delivered_types & set(load.accepted))}, "
+        f"duplicated {duplicated} in {resent_batches} re-sent batches (each duplicate with its first "
+        f"event_id: {same_ids}), lost {lost}"
+    )
+    print(
+        f"{label}   batches refused {load.refused}, unreachable {load.unreachable} (the restart window), kills {kills}"
+    )
+    print(
+        f"{label}   the {len(backlog)} events accepted before the collector returned were all delivered "
+        f"{drained_s:.1f} s after it did{'' if drained else ' (TIMED OUT)'}; peak RSS (VmHWM) of the proxy "
+        f"{rss / 1024:.0f} MiB"
+    )
+    invariant = [
+        line
+        for line in values.splitlines()
+        if line.startswith(
+            (
+                "console_proxy_events_accepted_total",
+                "console_proxy_events_forwarded_total",
+                "console_proxy_spool_events ",
+                "console_proxy_events_dead_lettered_total",
+                "console_proxy_events_expired_total",
+            )
+        )
+    ]
     print(f"{label}   /metrics at the end: {'; '.join(invariant)}")
 
 

@@ -32,10 +32,43 @@ from console_proxy import RouteRules, load_rules
 from console_proxy.resources import default_rules_path
 
 SEED = 20261127
-WORDS = ["users", "orders", "order_items", "accounts", "public", "analytics", "billing", "auth", "inventory",
-         "events", "customer", "invoice", "payments", "audit_log", "sessions", "products", "reviews", "tenant"]
-ODD = ["Bücher", "日本語テーブル", "my table", "a/b", "what?", "tag#1", "100%", "naïve café", "tables", "schema",
-       "manage", "add", "console", "Ünïcödé-名前", "x.y-z"]
+WORDS = [
+    "users",
+    "orders",
+    "order_items",
+    "accounts",
+    "public",
+    "analytics",
+    "billing",
+    "auth",
+    "inventory",
+    "events",
+    "customer",
+    "invoice",
+    "payments",
+    "audit_log",
+    "sessions",
+    "products",
+    "reviews",
+    "tenant",
+]
+ODD = [
+    "Bücher",
+    "日本語テーブル",
+    "my table",
+    "a/b",
+    "what?",
+    "tag#1",
+    "100%",
+    "naïve café",
+    "tables",
+    "schema",
+    "manage",
+    "add",
+    "console",
+    "Ünïcödé-名前",
+    "x.y-z",
+]
 _VAR = re.compile(r"\{\s*([A-Z][A-Z0-9_]*)\s*(?::\s*([^}]*))?\}")
 
 # (context before, identifier, placeholder): one rule each, as the console did section by section.
@@ -158,9 +191,12 @@ def relay_config() -> dict[str, object]:
     # come first, right-most identifiers first, and the prefix, query and host rules last.
     rules: dict[str, object] = {}
     for n, (before, ident, text) in enumerate(reversed(SECTION_RULES)):
-        rules[f"r{n:02d}"] = {"type": "pattern", "pattern": f"{_anchored(before)}({ident})",
-                              "replaceGroups": [1],
-                              "redaction": {"method": "replace", "text": text}}
+        rules[f"r{n:02d}"] = {
+            "type": "pattern",
+            "pattern": f"{_anchored(before)}({ident})",
+            "replaceGroups": [1],
+            "redaction": {"method": "replace", "text": text},
+        }
     remove = {"method": "replace", "text": ""}
     rules["x1_query"] = {"type": "pattern", "pattern": QUERY_AND_FRAGMENT, "redaction": remove}
     rules["x2_full_url"] = {"type": "pattern", "pattern": FULL_URL, "redaction": remove}
@@ -227,17 +263,21 @@ def main() -> int:
         ("regex-list", lambda: [peer(u) for u in urls]),
         ("relay", relay_batches(urls, args.batch)),
     ]
-    print(f"{len(urls)} distinct URLs (seed {SEED}), best of {args.repeat}; {default.template_count} default templates,"
-          f" {big.template_count} with the generated ones (loaded and compiled in {compile_s:.2f} s);"
-          f" relay batches of {args.batch}; python {sys.version.split()[0]}")
+    print(
+        f"{len(urls)} distinct URLs (seed {SEED}), best of {args.repeat}; {default.template_count} default templates,"
+        f" {big.template_count} with the generated ones (loaded and compiled in {compile_s:.2f} s);"
+        f" relay batches of {args.batch}; python {sys.version.split()[0]}"
+    )
     print(f"{'contestant':<14} {'us/route':>9} {'routes/s':>11} {'unknown':>8} {'leaks':>7}")
     per_route: dict[str, float] = {}
     for name, run in contestants:
         seconds, outputs = best_of(args.repeat, run)
         per_route[name] = seconds / len(urls) * 1e6
         unknown = sum(1 for o in outputs if o == "/UNKNOWN")
-        print(f"{name:<14} {per_route[name]:>9.2f} {len(urls) / seconds:>11,.0f} {unknown:>8} "
-              f"{leaks(outputs, idents, keywords):>7}")
+        print(
+            f"{name:<14} {per_route[name]:>9.2f} {len(urls) / seconds:>11,.0f} {unknown:>8} "
+            f"{leaks(outputs, idents, keywords):>7}"
+        )
     ours, big_name = per_route["ours-default"], f"ours-{args.extra // 1000}k"
     relay_ratio = per_route["relay"] / ours
     big_ratio = per_route[big_name] / ours

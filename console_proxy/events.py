@@ -25,7 +25,8 @@ VERSION_PATTERN = re.compile(r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-[0-9A-Za-z
 # What a browser may claim: a free pre-release label would carry up to 32 characters of its choosing (a
 # database name), so only Hasura's own labels, with an optional number, pass.
 BROWSER_VERSION_PATTERN = re.compile(
-    r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-(alpha|beta|rc|ce|ee|pro|cloud|dev)(\.[0-9]{1,4})?)?$")
+    r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-(alpha|beta|rc|ce|ee|pro|cloud|dev)(\.[0-9]{1,4})?)?$"
+)
 
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 HASURA_TOPICS = frozenset({"console", "console_test"})

@@ -188,11 +188,15 @@ class IdentityProvider:
         if "server_version" in results:
             update["server_version"] = valid_version(results["server_version"])
         self._current = dataclasses.replace(self._current, **update)
-        logger.debug("identity refreshed: server_uuid %s, server_version %s",
-                     "known" if self._current.server_uuid else "unknown", self._current.server_version)
+        logger.debug(
+            "identity refreshed: server_uuid %s, server_version %s",
+            "known" if self._current.server_uuid else "unknown",
+            self._current.server_version,
+        )
 
-    async def _fetch(self, client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None,
-                     headers: dict[str, str]) -> Any:
+    async def _fetch(
+        self, client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str]
+    ) -> Any:
         path = httpx.URL(url).path
         try:
             async with client.stream(method, url, json=body, headers=headers) as response:

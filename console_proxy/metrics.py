@@ -33,10 +33,16 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._retried = Counter("console_proxy_upstream_retries", "Upstream attempts that will be retried.",
-                                registry=self.registry)
-        self._latency = Histogram("console_proxy_upstream_latency_seconds", "Time until the collector answered.",
-                                  ["status"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._retried = Counter(
+            "console_proxy_upstream_retries", "Upstream attempts that will be retried.", registry=self.registry
+        )
+        self._latency = Histogram(
+            "console_proxy_upstream_latency_seconds",
+            "Time until the collector answered.",
+            ["status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._received = 0
         self._accepted = 0
         self._rejected: dict[str, int] = {}
@@ -87,37 +93,45 @@ class Metrics:
 
     def _families(self) -> Iterator[Family]:
         received, accepted, rejected, dropped = self._snapshot or self._take_snapshot()
-        yield CounterMetricFamily("console_proxy_events_received", "Events in well-formed batches from browsers.",
-                                  value=received)
-        family = CounterMetricFamily("console_proxy_batches_rejected", "Batches refused as a whole, by reason.",
-                                     labels=["reason"])
+        yield CounterMetricFamily(
+            "console_proxy_events_received", "Events in well-formed batches from browsers.", value=received
+        )
+        family = CounterMetricFamily(
+            "console_proxy_batches_rejected", "Batches refused as a whole, by reason.", labels=["reason"]
+        )
         for reason, n in sorted(rejected.items()):
             family.add_metric([reason], n)
         yield family
-        family = CounterMetricFamily("console_proxy_events_dropped", "Events left out of accepted batches, by reason.",
-                                     labels=["reason"])
+        family = CounterMetricFamily(
+            "console_proxy_events_dropped", "Events left out of accepted batches, by reason.", labels=["reason"]
+        )
         for reason, n in sorted(dropped.items()):
             family.add_metric([reason], n)
         yield family
         if self._stats is None:
-            yield CounterMetricFamily("console_proxy_events_accepted", "Events accepted (answered 202).",
-                                      value=accepted)
+            yield CounterMetricFamily(
+                "console_proxy_events_accepted", "Events accepted (answered 202).", value=accepted
+            )
             return
         stats = self._read_stats()
         if stats is None:
             return
         for name, value, text in (
-                ("accepted", stats.accepted, "Events accepted (committed to the spool, answered 202)."),
-                ("forwarded", stats.forwarded, "Events the collector took (2xx)."),
-                ("dead_lettered", stats.dead_lettered, "Events the collector refused for good (4xx), kept aside."),
-                ("expired", stats.expired, "Events removed from the spool for being older than the maximum age.")):
+            ("accepted", stats.accepted, "Events accepted (committed to the spool, answered 202)."),
+            ("forwarded", stats.forwarded, "Events the collector took (2xx)."),
+            ("dead_lettered", stats.dead_lettered, "Events the collector refused for good (4xx), kept aside."),
+            ("expired", stats.expired, "Events removed from the spool for being older than the maximum age."),
+        ):
             yield CounterMetricFamily(f"console_proxy_events_{name}", text, value=value)
         yield GaugeMetricFamily("console_proxy_spool_events", "Events in the spool now.", value=stats.spooled)
-        yield GaugeMetricFamily("console_proxy_spool_bytes", "Bytes of event JSON in the spool now.",
-                                value=stats.spooled_bytes)
-        yield GaugeMetricFamily("console_proxy_last_delivery_timestamp_seconds",
-                                "Unix time of the last 2xx from the collector (0: never).",
-                                value=stats.last_delivery_at or 0.0)
+        yield GaugeMetricFamily(
+            "console_proxy_spool_bytes", "Bytes of event JSON in the spool now.", value=stats.spooled_bytes
+        )
+        yield GaugeMetricFamily(
+            "console_proxy_last_delivery_timestamp_seconds",
+            "Unix time of the last 2xx from the collector (0: never).",
+            value=stats.last_delivery_at or 0.0,
+        )
 
     def _read_stats(self) -> SpoolStats | None:
         assert self._stats is not None

@@ -88,7 +88,7 @@ def _local_path(scope: Scope) -> str:
     # Mounted under a sub-path (Starlette's Mount, uvicorn's --root-path), the path still holds the root path.
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root + "/") else path
+    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 def _log_unexpected(where: str, exc: BaseException) -> None:
@@ -187,8 +187,12 @@ class TelemetryMiddleware:
             check_content_type(_header(scope, b"content-type"))
             length = _header(scope, b"content-length")
             # isdecimal() alone admits non-ASCII digits that int() then refuses.
-            if length is not None and length.strip().isascii() and length.strip().isdecimal() \
-                    and int(length) > MAX_BODY_BYTES:
+            if (
+                length is not None
+                and length.strip().isascii()
+                and length.strip().isdecimal()
+                and int(length) > MAX_BODY_BYTES
+            ):
                 raise _BODY_TOO_LARGE
             body = await _read_body(receive, MAX_BODY_BYTES)
             if body is None:

@@ -134,8 +134,9 @@ class Collector:
         if self._server is None:
             self.release.clear()
             self._server = _Server(self, self.port)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             self._thread.start()
 
     def down(self) -> None:
@@ -199,5 +200,8 @@ def read_metrics(text: str) -> dict[str, float]:
 def invariant_holds(values: dict[str, float]) -> bool:
     """accepted = forwarded + spooled + dead_lettered + expired, in one scrape."""
     return values["console_proxy_events_accepted_total"] == (
-        values["console_proxy_events_forwarded_total"] + values["console_proxy_spool_events"]
-        + values["console_proxy_events_dead_lettered_total"] + values["console_proxy_events_expired_total"])
+        values["console_proxy_events_forwarded_total"]
+        + values["console_proxy_spool_events"]
+        + values["console_proxy_events_dead_lettered_total"]
+        + values["console_proxy_events_expired_total"]
+    )

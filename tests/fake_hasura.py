@@ -82,8 +82,11 @@ class _Handler(BaseHTTPRequestHandler):
             return fake.status, {"version": fake.version, "server_type": "ce"}
         if method == "POST" and self.path == "/v1/metadata":
             if fake.admin_secret is not None and self.headers.get("x-hasura-admin-secret") != fake.admin_secret:
-                return 400, {"path": "$", "error": "invalid x-hasura-admin-secret/x-hasura-access-key",
-                             "code": "access-denied"}
+                return 400, {
+                    "path": "$",
+                    "error": "invalid x-hasura-admin-secret/x-hasura-access-key",
+                    "code": "access-denied",
+                }
             if body != {"type": "get_catalog_state", "args": {}}:
                 return 400, {"path": "$", "error": "unexpected request", "code": "parse-failed"}
             return fake.status, {"id": fake.server_uuid, "cli_state": {}, "console_state": {}}

@@ -41,8 +41,10 @@ def test_a_client_stalled_mid_body_does_not_hold_up_sigterm(tmp_path: Path) -> N
     served = start_serve(tmp_path, "--state-dir", str(tmp_path / "state"), "--shutdown-grace-s", "1")
     host, port = served.base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as stalled:
-        stalled.sendall(b"POST /_telemetry/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: 100\r\n\r\n[")
+        stalled.sendall(
+            b"POST /_telemetry/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n["
+        )
         accepted = httpx.post(served.base + "/_telemetry/v1/events", json=[{"type": "A/B", "route": "/console/data/x"}])
         assert accepted.status_code == 202
         code = served.stop(signal.SIGTERM)
@@ -89,9 +91,14 @@ def test_status_reads_a_closed_spool_without_creating_files_beside_it(tmp_path: 
         assert httpx.post(served.base + "/_telemetry/v1/events", json=batch).status_code == 202
     before = sorted(p.name for p in state.iterdir())
     assert before == ["spool.db", "spool.db.lock"]
-    status = subprocess.run([sys.executable, "-m", "console_proxy", "status", "--state-dir", str(state),
-                             "--upstream", upstream], env=clean_env(tmp_path), capture_output=True, text=True,
-                            timeout=30, check=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "status", "--state-dir", str(state), "--upstream", upstream],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert "spool: 2 events, " in status.stdout
     assert sorted(p.name for p in state.iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log", "state #1?x"]

@@ -38,20 +38,23 @@ def base(tmp_path: Path, console_dir: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.parametrize(("path", "status", "body"), [
-    ("/hasura/console/", 200, "<!doctype html><title>test console</title>"),
-    ("/hasura/console/index.html", 200, "<!doctype html><title>test console</title>"),
-    ("/hasura/console/assets/app.js", 200, "console.log(1)"),
-    # The single-page app's own routes get index.html ...
-    ("/hasura/console/data/default/schema/public", 200, "<!doctype html><title>test console</title>"),
-    ("/hasura/console/assets", 200, "<!doctype html><title>test console</title>"),
-    # ... but a missing asset is a real 404, and nothing outside the prefix is served.
-    ("/hasura/console/assets/missing.js", 404, "Not Found"),
-    ("/hasura/console/logo.png", 404, "Not Found"),
-    ("/elsewhere", 404, "Not Found"),
-    ("/healthz", 200, '{"status":"live"}'),
-    ("/readyz", 200, '{"status":"ready"}'),
-])
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("/hasura/console/", 200, "<!doctype html><title>test console</title>"),
+        ("/hasura/console/index.html", 200, "<!doctype html><title>test console</title>"),
+        ("/hasura/console/assets/app.js", 200, "console.log(1)"),
+        # The single-page app's own routes get index.html ...
+        ("/hasura/console/data/default/schema/public", 200, "<!doctype html><title>test console</title>"),
+        ("/hasura/console/assets", 200, "<!doctype html><title>test console</title>"),
+        # ... but a missing asset is a real 404, and nothing outside the prefix is served.
+        ("/hasura/console/assets/missing.js", 404, "Not Found"),
+        ("/hasura/console/logo.png", 404, "Not Found"),
+        ("/elsewhere", 404, "Not Found"),
+        ("/healthz", 200, '{"status":"live"}'),
+        ("/readyz", 200, '{"status":"ready"}'),
+    ],
+)
 def test_routes(base: str, path: str, status: int, body: str) -> None:
     response = httpx.get(base + path)
     assert (response.status_code, response.text) == (status, body)
@@ -118,9 +121,10 @@ def test_rules_reload_when_the_file_changes_and_a_bad_file_keeps_the_old_ones(
     async def nothing(scope: object, receive: object, send: object) -> None:
         raise AssertionError("not reached")
 
-    with caplog.at_level(logging.INFO, "console_proxy"), uvicorn_server(
-        TelemetryMiddleware(nothing, settings=settings, runtime=runtime)
-    ) as url:
+    with (
+        caplog.at_level(logging.INFO, "console_proxy"),
+        uvicorn_server(TelemetryMiddleware(nothing, settings=settings, runtime=runtime)) as url,
+    ):
         wait_until_url(url, "/console/b/secret", "/UNKNOWN")
         rules.write_text(RULES_V2)
         wait_until_url(url, "/console/b/secret", "/b/Y")

@@ -50,15 +50,32 @@ ARRIVAL_TIMEOUT_S = 20.0
 
 # Every name the session touches, raw and percent-encoded: none may be kept or forwarded.
 IDENTIFIERS = [
-    "prod db", "prod%20db", "prod",
-    "usuários", "usu%C3%A1rios", "usu",
-    "sales/eu", "sales%2Feu", "sales",
-    "invoices 2026", "invoices%202026", "invoices",
-    "Kunden", "dbo",
-    "notify_usuário", "notify_usu%C3%A1rio", "notify",
-    "créerCommande", "cr%C3%A9erCommande", "commande",
-    "payments/v2", "payments%2Fv2", "payments",
-    "customer", "filter", "sort",
+    "prod db",
+    "prod%20db",
+    "prod",
+    "usuários",
+    "usu%C3%A1rios",
+    "usu",
+    "sales/eu",
+    "sales%2Feu",
+    "sales",
+    "invoices 2026",
+    "invoices%202026",
+    "invoices",
+    "Kunden",
+    "dbo",
+    "notify_usuário",
+    "notify_usu%C3%A1rio",
+    "notify",
+    "créerCommande",
+    "cr%C3%A9erCommande",
+    "commande",
+    "payments/v2",
+    "payments%2Fv2",
+    "payments",
+    "customer",
+    "filter",
+    "sort",
 ]
 
 # Records, from inside the page, every fetch and sendBeacon aimed at the telemetry endpoints, in the
@@ -199,7 +216,7 @@ def click_through(page: Page, base: str, canary: str, *, screenshots: bool = Fal
     expect(page.get_by_role("cell", name="Ana Luísa")).to_be_visible()
 
     _link(page, "SQL")
-    page.get_by_label("sql").fill(f"SELECT '{canary}' FROM \"sales/eu\".\"invoices 2026\";")
+    page.get_by_label("sql").fill(f'SELECT \'{canary}\' FROM "sales/eu"."invoices 2026";')
     page.get_by_role("button", name="Run!").click()
     expect(page.get_by_text("SQL executed")).to_be_visible()
 
@@ -411,9 +428,7 @@ def test_upstream_collector_receives_every_event_anonymized(
     report("upstream", len(sent), len(delivered), len(sent) - sum(expected.values()))
 
 
-def test_telemetry_off_makes_the_browser_send_nothing(
-    context: tuple[BrowserContext, PageLog], tmp_path: Path
-) -> None:
+def test_telemetry_off_makes_the_browser_send_nothing(context: tuple[BrowserContext, PageLog], tmp_path: Path) -> None:
     ctx, log = context
     canary = f"canary-{uuid.uuid4().hex[:12]}"
     state = tmp_path / "state"

@@ -51,8 +51,9 @@ def test_default_is_on_with_nothing_attached(tmp_path: Path) -> None:
 
 def test_server_mode_shows_what_hasura_answers(tmp_path: Path) -> None:
     with fake_hasura(FakeHasura(admin_secret="s3cret")) as (fake, url):
-        result = run_status(tmp_path, "--hasura-endpoint", url, "--admin-secret", "s3cret",
-                            "--state-dir", str(tmp_path / "state"))
+        result = run_status(
+            tmp_path, "--hasura-endpoint", url, "--admin-secret", "s3cret", "--state-dir", str(tmp_path / "state")
+        )
         assert len(fake.requests("/v1/metadata")) == 1
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
@@ -110,8 +111,9 @@ def test_cli_mode_reads_but_does_not_create_the_cli_config(tmp_path: Path) -> No
         (["--mode", "cli"], {"DO_NOT_TRACK": "0"}, {"enable_telemetry": False}, "enable_telemetry in CFG"),
     ],
 )
-def test_off_says_why_and_looks_nothing_up(tmp_path: Path, args: list[str], env: dict[str, str],
-                                           cli_config: dict[str, object] | None, decided_by: str) -> None:
+def test_off_says_why_and_looks_nothing_up(
+    tmp_path: Path, args: list[str], env: dict[str, str], cli_config: dict[str, object] | None, decided_by: str
+) -> None:
     config_path = tmp_path / ".hasura" / "config.json"
     if cli_config is not None:
         config_path.parent.mkdir()
@@ -148,16 +150,20 @@ def test_on_says_why(tmp_path: Path, args: list[str], env: dict[str, str], decid
     ("args", "env", "message"),
     [
         (["--enable-telemetry", "maybe"], {}, f'--enable-telemetry is "maybe"; {BOOLS}'),
-        ([], {"CONSOLE_PROXY_ENABLE_TELEMETRY": "sure"},
-         f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is "sure"; {BOOLS}'),
+        (
+            [],
+            {"CONSOLE_PROXY_ENABLE_TELEMETRY": "sure"},
+            f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is "sure"; {BOOLS}',
+        ),
         ([], {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "off"}, f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "off"; {BOOLS}'),
         ([], {"DO_NOT_TRACK": "please"}, f'DO_NOT_TRACK is "please"; {BOOLS}'),
         (["--port", "99999"], {}, '--port is "99999"; expected a whole number from 0 to 65535.'),
         (["--mode", "desktop"], {}, '--mode is "desktop"; expected "server" or "cli".'),
     ],
 )
-def test_invalid_settings_exit_with_one_sentence(tmp_path: Path, args: list[str], env: dict[str, str],
-                                                 message: str) -> None:
+def test_invalid_settings_exit_with_one_sentence(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
     result = run_status(tmp_path, *args, env=env)
     assert (result.exit_code, result.stdout, result.stderr) == (EXIT_CONFIG, "", message + "\n")
 

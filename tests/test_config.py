@@ -41,21 +41,54 @@ def test_every_flag_parsed(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\n", encoding="utf-8")
     options: dict[str, object] = {
-        "host": "0.0.0.0", "port": "8080", "rules": str(rules), "static": str(tmp_path), "prefix": "/hasura/console/",
-        "upstream": "https://collector.example/v1/http", "state_dir": str(tmp_path / "state"), "mode": "cli",
-        "hasura_endpoint": "http://127.0.0.1:8080", "admin_secret": "s3cret", "server_uuid": UUID.upper(),
-        "cli_config": str(tmp_path / "cli.json"), "enable_telemetry": "No", "spool_max_events": "10",
-        "spool_max_bytes": "2048", "spool_max_age_s": "60", "batch_max_events": "5", "batch_max_delay_s": "0",
-        "upstream_timeout_s": "2.5", "retry_base_s": "0.1", "retry_cap_s": "1", "shutdown_grace_s": "0",
+        "host": "0.0.0.0",
+        "port": "8080",
+        "rules": str(rules),
+        "static": str(tmp_path),
+        "prefix": "/hasura/console/",
+        "upstream": "https://collector.example/v1/http",
+        "state_dir": str(tmp_path / "state"),
+        "mode": "cli",
+        "hasura_endpoint": "http://127.0.0.1:8080",
+        "admin_secret": "s3cret",
+        "server_uuid": UUID.upper(),
+        "cli_config": str(tmp_path / "cli.json"),
+        "enable_telemetry": "No",
+        "spool_max_events": "10",
+        "spool_max_bytes": "2048",
+        "spool_max_age_s": "60",
+        "batch_max_events": "5",
+        "batch_max_delay_s": "0",
+        "upstream_timeout_s": "2.5",
+        "retry_base_s": "0.1",
+        "retry_cap_s": "1",
+        "shutdown_grace_s": "0",
         "identity_refresh_s": "30",
     }
     assert settings_from(options, {}) == Settings(
-        host="0.0.0.0", port=8080, rules=rules, static=tmp_path, prefix="/hasura/console",
-        upstream="https://collector.example/v1/http", state_dir=tmp_path / "state", mode="cli",
-        hasura_endpoint="http://127.0.0.1:8080", admin_secret="s3cret", server_uuid=UUID,
-        cli_config=tmp_path / "cli.json", enable_telemetry=False, spool_max_events=10, spool_max_bytes=2048,
-        spool_max_age_s=60.0, batch_max_events=5, batch_max_delay_s=0.0, upstream_timeout_s=2.5, retry_base_s=0.1,
-        retry_cap_s=1.0, shutdown_grace_s=0.0, identity_refresh_s=30.0,
+        host="0.0.0.0",
+        port=8080,
+        rules=rules,
+        static=tmp_path,
+        prefix="/hasura/console",
+        upstream="https://collector.example/v1/http",
+        state_dir=tmp_path / "state",
+        mode="cli",
+        hasura_endpoint="http://127.0.0.1:8080",
+        admin_secret="s3cret",
+        server_uuid=UUID,
+        cli_config=tmp_path / "cli.json",
+        enable_telemetry=False,
+        spool_max_events=10,
+        spool_max_bytes=2048,
+        spool_max_age_s=60.0,
+        batch_max_events=5,
+        batch_max_delay_s=0.0,
+        upstream_timeout_s=2.5,
+        retry_base_s=0.1,
+        retry_cap_s=1.0,
+        shutdown_grace_s=0.0,
+        identity_refresh_s=30.0,
     )
 
 
@@ -65,23 +98,40 @@ def test_typed_values_are_accepted_as_they_are() -> None:
 
 
 def test_environment_fills_what_flags_do_not_give(tmp_path: Path) -> None:
-    env = {"CONSOLE_PROXY_PORT": "7000", "CONSOLE_PROXY_UPSTREAM": "http://127.0.0.1:1/c",
-           "CONSOLE_PROXY_MODE": "cli", "CONSOLE_PROXY_ENABLE_TELEMETRY": "yes", "CONSOLE_PROXY_PREFIX": "/p",
-           "CONSOLE_PROXY_STATE_DIR": str(tmp_path), "CONSOLE_PROXY_SPOOL_MAX_EVENTS": "9"}
+    env = {
+        "CONSOLE_PROXY_PORT": "7000",
+        "CONSOLE_PROXY_UPSTREAM": "http://127.0.0.1:1/c",
+        "CONSOLE_PROXY_MODE": "cli",
+        "CONSOLE_PROXY_ENABLE_TELEMETRY": "yes",
+        "CONSOLE_PROXY_PREFIX": "/p",
+        "CONSOLE_PROXY_STATE_DIR": str(tmp_path),
+        "CONSOLE_PROXY_SPOOL_MAX_EVENTS": "9",
+    }
     settings = settings_from({"port": "7001", "prefix": None}, env)
-    assert (settings.port, settings.upstream, settings.mode, settings.enable_telemetry, settings.prefix,
-            settings.state_dir, settings.spool_max_events) == (7001, "http://127.0.0.1:1/c", "cli", True, "/p",
-                                                               tmp_path, 9)
+    assert (
+        settings.port,
+        settings.upstream,
+        settings.mode,
+        settings.enable_telemetry,
+        settings.prefix,
+        settings.state_dir,
+        settings.spool_max_events,
+    ) == (7001, "http://127.0.0.1:1/c", "cli", True, "/p", tmp_path, 9)
 
 
 def test_empty_values_mean_not_set() -> None:
-    env = {**HOME_ENV, "CONSOLE_PROXY_UPSTREAM": "http://127.0.0.1:1/c", "CONSOLE_PROXY_PORT": "",
-           "CONSOLE_PROXY_ADMIN_SECRET": "from-env"}
+    env = {
+        **HOME_ENV,
+        "CONSOLE_PROXY_UPSTREAM": "http://127.0.0.1:1/c",
+        "CONSOLE_PROXY_PORT": "",
+        "CONSOLE_PROXY_ADMIN_SECRET": "from-env",
+    }
     settings = settings_from({"upstream": "", "admin_secret": ""}, env)
     assert (settings.upstream, settings.port, settings.admin_secret) == (None, defaults.DEFAULT_PORT, None)
 
 
 PREFIX_EXPECTED = 'expected a path of one or more segments starting with "/", such as "/console".'
+
 
 @pytest.mark.parametrize(
     ("env", "state_dir"),
@@ -104,8 +154,11 @@ def test_settings_from_fills_in_the_default_state_dir(env: dict[str, str], state
         ({"port": "-1"}, {}, '--port is "-1"; expected a whole number from 0 to 65535.'),
         ({"port": "80.5"}, {}, '--port is "80.5"; expected a whole number from 0 to 65535.'),
         ({"port": True}, {}, "--port is true; expected a whole number from 0 to 65535."),
-        ({}, {"CONSOLE_PROXY_PORT": "http"},
-         'CONSOLE_PROXY_PORT (--port) is "http"; expected a whole number from 0 to 65535.'),
+        (
+            {},
+            {"CONSOLE_PROXY_PORT": "http"},
+            'CONSOLE_PROXY_PORT (--port) is "http"; expected a whole number from 0 to 65535.',
+        ),
         ({"host": " "}, {}, '--host is " "; expected a host name or IP address.'),
         ({"host": "http://x"}, {}, '--host is "http://x"; expected a host name or IP address.'),
         ({"prefix": "console"}, {}, f'--prefix is "console"; {PREFIX_EXPECTED}'),
@@ -114,29 +167,50 @@ def test_settings_from_fills_in_the_default_state_dir(env: dict[str, str], state
         ({"prefix": ""}, {}, f'--prefix is ""; {PREFIX_EXPECTED}'),
         ({"prefix": "/"}, {}, f'--prefix is "/"; {PREFIX_EXPECTED}'),
         ({"prefix": "//"}, {}, f'--prefix is "//"; {PREFIX_EXPECTED}'),
-        ({}, {"CONSOLE_PROXY_PREFIX": "x/"},
-         f'CONSOLE_PROXY_PREFIX (--prefix) is "x/"; {PREFIX_EXPECTED}'),
+        ({}, {"CONSOLE_PROXY_PREFIX": "x/"}, f'CONSOLE_PROXY_PREFIX (--prefix) is "x/"; {PREFIX_EXPECTED}'),
         ({"mode": "CLI"}, {}, '--mode is "CLI"; expected "server" or "cli".'),
         ({}, {"CONSOLE_PROXY_MODE": "both"}, 'CONSOLE_PROXY_MODE (--mode) is "both"; expected "server" or "cli".'),
         ({"upstream": "ftp://x/y"}, {}, '--upstream is "ftp://x/y"; expected an http:// or https:// URL with a host.'),
-        ({"upstream": "collector:8080"}, {},
-         '--upstream is "collector:8080"; expected an http:// or https:// URL with a host.'),
-        ({"upstream": "http:///path"}, {},
-         '--upstream is "http:///path"; expected an http:// or https:// URL with a host.'),
-        ({"upstream": "http://x:99999/"}, {},
-         '--upstream is "http://x:99999/"; expected an http:// or https:// URL with a host.'),
-        ({"upstream": "http://a b/"}, {},
-         '--upstream is "http://a b/"; expected an http:// or https:// URL with a host.'),
-        ({}, {"CONSOLE_PROXY_HASURA_ENDPOINT": "localhost:8080"},
-         'CONSOLE_PROXY_HASURA_ENDPOINT (--hasura-endpoint) is "localhost:8080"; expected an http:// or https:// URL '
-         "with a host."),
+        (
+            {"upstream": "collector:8080"},
+            {},
+            '--upstream is "collector:8080"; expected an http:// or https:// URL with a host.',
+        ),
+        (
+            {"upstream": "http:///path"},
+            {},
+            '--upstream is "http:///path"; expected an http:// or https:// URL with a host.',
+        ),
+        (
+            {"upstream": "http://x:99999/"},
+            {},
+            '--upstream is "http://x:99999/"; expected an http:// or https:// URL with a host.',
+        ),
+        (
+            {"upstream": "http://a b/"},
+            {},
+            '--upstream is "http://a b/"; expected an http:// or https:// URL with a host.',
+        ),
+        (
+            {},
+            {"CONSOLE_PROXY_HASURA_ENDPOINT": "localhost:8080"},
+            "CONSOLE_PROXY_HASURA_ENDPOINT (--hasura-endpoint) is "
+            '"localhost:8080"; expected an http:// or https:// URL '
+            "with a host.",
+        ),
         ({"server_uuid": "abc"}, {}, f'--server-uuid is "abc"; expected a UUID such as "{UUID}".'),
-        ({"server_uuid": UUID.replace("-", "")}, {},
-         f'--server-uuid is "{UUID.replace("-", "")}"; expected a UUID such as "{UUID}".'),
+        (
+            {"server_uuid": UUID.replace("-", "")},
+            {},
+            f'--server-uuid is "{UUID.replace("-", "")}"; expected a UUID such as "{UUID}".',
+        ),
         ({"server_uuid": "{" + UUID + "}"}, {}, f'--server-uuid is "{{{UUID}}}"; expected a UUID such as "{UUID}".'),
         ({"enable_telemetry": "maybe"}, {}, f'--enable-telemetry is "maybe"; {BOOLS}'),
-        ({}, {"CONSOLE_PROXY_ENABLE_TELEMETRY": "off"},
-         f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is "off"; {BOOLS}'),
+        (
+            {},
+            {"CONSOLE_PROXY_ENABLE_TELEMETRY": "off"},
+            f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is "off"; {BOOLS}',
+        ),
         ({"spool_max_events": "0"}, {}, '--spool-max-events is "0"; expected a whole number, at least 1.'),
         ({"spool_max_bytes": "1e6"}, {}, '--spool-max-bytes is "1e6"; expected a whole number, at least 1.'),
         ({"batch_max_events": "many"}, {}, '--batch-max-events is "many"; expected a whole number, at least 1.'),
@@ -147,8 +221,11 @@ def test_settings_from_fills_in_the_default_state_dir(env: dict[str, str], state
         ({"shutdown_grace_s": "soon"}, {}, '--shutdown-grace-s is "soon"; expected a number of seconds, 0 or more.'),
         ({"retry_base_s": "2", "retry_cap_s": "1"}, {}, '--retry-cap-s is "1"; expected at least --retry-base-s (2).'),
         ({"retry_base_s": "400"}, {}, '--retry-base-s is "400"; expected at most --retry-cap-s (300).'),
-        ({}, {"CONSOLE_PROXY_RETRY_CAP_S": "0.1"},
-         'CONSOLE_PROXY_RETRY_CAP_S (--retry-cap-s) is "0.1"; expected at least --retry-base-s (0.5).'),
+        (
+            {},
+            {"CONSOLE_PROXY_RETRY_CAP_S": "0.1"},
+            'CONSOLE_PROXY_RETRY_CAP_S (--retry-cap-s) is "0.1"; expected at least --retry-base-s (0.5).',
+        ),
     ],
 )
 def test_invalid_values_are_one_sentence(options: dict[str, object], env: dict[str, str], message: str) -> None:
@@ -229,14 +306,21 @@ def test_help_states_every_default_and_variable() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"CONSOLE_PROXY_ENABLE_TELEMETRI": "false"},
-         "CONSOLE_PROXY_ENABLE_TELEMETRI is set but is not a console-proxy setting; did you mean "
-         "CONSOLE_PROXY_ENABLE_TELEMETRY?"),
-        ({"CONSOLE_PROXY_UPSTREAM_URL": "http://h/"},
-         "CONSOLE_PROXY_UPSTREAM_URL is set but is not a console-proxy setting; did you mean CONSOLE_PROXY_UPSTREAM?"),
-        ({"CONSOLE_PROXY_ZZZ": "1"},
-         'CONSOLE_PROXY_ZZZ is set but is not a console-proxy setting; expected one listed by "console-proxy serve '
-         '--help".'),
+        (
+            {"CONSOLE_PROXY_ENABLE_TELEMETRI": "false"},
+            "CONSOLE_PROXY_ENABLE_TELEMETRI is set but is not a console-proxy setting; did you mean "
+            "CONSOLE_PROXY_ENABLE_TELEMETRY?",
+        ),
+        (
+            {"CONSOLE_PROXY_UPSTREAM_URL": "http://h/"},
+            "CONSOLE_PROXY_UPSTREAM_URL is set but is not a console-proxy "
+            "setting; did you mean CONSOLE_PROXY_UPSTREAM?",
+        ),
+        (
+            {"CONSOLE_PROXY_ZZZ": "1"},
+            'CONSOLE_PROXY_ZZZ is set but is not a console-proxy setting; expected one listed by "console-proxy serve '
+            '--help".',
+        ),
     ],
 )
 def test_unknown_variables_are_refused(env: dict[str, str], message: str) -> None:

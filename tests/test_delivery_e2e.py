@@ -38,9 +38,16 @@ def batch(*types: str) -> dict[str, Any]:
 
 
 def settings_for(tmp_path: Path, collector: Collector, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"upstream": collector.url, "state_dir": tmp_path / "state", "server_uuid": SERVER_UUID,
-                              "batch_max_events": 20, "batch_max_delay_s": 0.05, "retry_base_s": 0.01,
-                              "retry_cap_s": 0.1, "shutdown_grace_s": 1.0}
+    values: dict[str, Any] = {
+        "upstream": collector.url,
+        "state_dir": tmp_path / "state",
+        "server_uuid": SERVER_UUID,
+        "batch_max_events": 20,
+        "batch_max_delay_s": 0.05,
+        "retry_base_s": 0.01,
+        "retry_cap_s": 0.1,
+        "shutdown_grace_s": 1.0,
+    }
     return Settings(**{**values, **overrides})
 
 
@@ -58,12 +65,13 @@ def wait_until(condition: Any, timeout_s: float = 15.0) -> None:
 
 
 def test_events_accepted_while_the_collector_is_down_are_delivered_when_it_returns(
-        tmp_path: Path, collector: Collector) -> None:
+    tmp_path: Path, collector: Collector
+) -> None:
     collector.down()
     with uvicorn_server(create_app(settings_for(tmp_path, collector), env={})) as base:
         types = [f"Outage/E{i}" for i in range(30)]
         for i in range(0, 30, 3):
-            response = httpx.post(base + EVENTS, json=batch(*types[i:i + 3]))
+            response = httpx.post(base + EVENTS, json=batch(*types[i : i + 3]))
             assert (response.status_code, response.json()) == (202, {"accepted": 3, "dropped": 0})
         during = metrics(base)
         assert (during["console_proxy_events_accepted_total"], during["console_proxy_spool_events"]) == (30, 30)
@@ -72,7 +80,8 @@ def test_events_accepted_while_the_collector_is_down_are_delivered_when_it_retur
         delivered = collector.wait_for_events(30)
         assert sorted(e["event_type"] for e in delivered) == sorted(types)
         assert {(e["url"], e["server_uuid"], e["console_mode"]) for e in delivered} == {
-            ("/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", SERVER_UUID, "server")}
+            ("/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", SERVER_UUID, "server")
+        }
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
         after = metrics(base)
         assert after["console_proxy_events_forwarded_total"] == 30
@@ -91,14 +100,16 @@ def test_a_full_spool_answers_503_with_retry_after_and_evicts_nothing(tmp_path: 
         assert httpx.post(base + EVENTS, json=batch("Full/C", "Full/D")).status_code == 202
         refused = httpx.post(base + EVENTS, json=batch("Full/E"))
         assert (refused.status_code, refused.headers["retry-after"], refused.json()) == (
-            503, "5", {"error": "spool is full"})
+            503,
+            "5",
+            {"error": "spool is full"},
+        )
         values = metrics(base)
         assert values["console_proxy_batches_rejected_total{reason=spool_full}"] == 1
         assert (values["console_proxy_events_accepted_total"], values["console_proxy_spool_events"]) == (4, 4)
         assert invariant_holds(values)
         collector.up()
-        assert sorted(e["event_type"] for e in collector.wait_for_events(4)) == ["Full/A", "Full/B", "Full/C",
-                                                                                 "Full/D"]
+        assert sorted(e["event_type"] for e in collector.wait_for_events(4)) == ["Full/A", "Full/B", "Full/C", "Full/D"]
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
         assert httpx.post(base + EVENTS, json=batch("Full/E")).status_code == 202
         assert invariant_holds(metrics(base))
@@ -114,13 +125,16 @@ def test_a_400_is_dead_lettered_and_not_retried(tmp_path: Path, collector: Colle
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
         values = metrics(base)
         assert (values["console_proxy_events_forwarded_total"], values["console_proxy_upstream_retries_total"]) == (
-            1, 0)
+            1,
+            0,
+        )
         assert invariant_holds(values)
     assert [r.status for r in collector.requests] == [400, 200]
 
 
-@pytest.mark.parametrize("failure", [Answer(500), Answer(503, retry_after="0"), Answer(408), Answer(429),
-                                     Answer(reset=True)])
+@pytest.mark.parametrize(
+    "failure", [Answer(500), Answer(503, retry_after="0"), Answer(408), Answer(429), Answer(reset=True)]
+)
 def test_retryable_answers_are_retried_until_delivered(tmp_path: Path, collector: Collector, failure: Answer) -> None:
     collector.answer(failure, failure)
     with uvicorn_server(create_app(settings_for(tmp_path, collector), env={})) as base:
@@ -129,7 +143,9 @@ def test_retryable_answers_are_retried_until_delivered(tmp_path: Path, collector
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
         values = metrics(base)
         assert (values["console_proxy_upstream_retries_total"], values["console_proxy_events_forwarded_total"]) == (
-            2, 1)
+            2,
+            1,
+        )
         assert invariant_holds(values)
     assert len({r.headers["idempotency-key"] for r in collector.requests}) == 1
     assert len(collector.requests) == 3
@@ -151,29 +167,51 @@ def test_status_shows_the_spool_depth_and_the_last_delivery(tmp_path: Path, coll
         assert httpx.post(base + EVENTS, json=batch("Status/A", "Status/B")).status_code == 202
         collector.wait_for_events(2)
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
-    result = CliRunner().invoke(main, ["status", "--upstream", collector.url, "--state-dir", str(tmp_path / "state"),
-                                       "--server-uuid", SERVER_UUID], env={"HOME": str(tmp_path)})
+    result = CliRunner().invoke(
+        main,
+        ["status", "--upstream", collector.url, "--state-dir", str(tmp_path / "state"), "--server-uuid", SERVER_UUID],
+        env={"HOME": str(tmp_path)},
+    )
     assert result.exit_code == 0
     spool_line, delivery_line = result.stdout.splitlines()[-2:]
-    assert spool_line == (f"spool: 0 events, 0 bytes in {tmp_path / 'state' / 'spool.db'} "
-                          "(2 accepted, 2 forwarded, 0 dead-lettered, 0 expired)")
+    assert spool_line == (
+        f"spool: 0 events, 0 bytes in {tmp_path / 'state' / 'spool.db'} "
+        "(2 accepted, 2 forwarded, 0 dead-lettered, 0 expired)"
+    )
     assert delivery_line.startswith("last delivery: 20") and delivery_line.endswith("Z")
 
 
-@pytest.mark.parametrize(("args", "env"), [
-    (("--enable-telemetry", "false"), {}),
-    ((), {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false"}),
-    ((), {"CONSOLE_PROXY_ENABLE_TELEMETRY": "no"}),
-    ((), {"DO_NOT_TRACK": "1"}),
-])
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--enable-telemetry", "false"), {}),
+        ((), {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false"}),
+        ((), {"CONSOLE_PROXY_ENABLE_TELEMETRY": "no"}),
+        ((), {"DO_NOT_TRACK": "1"}),
+    ],
+)
 def test_opted_out_the_collector_sees_no_connection_and_no_spool_is_created(
-        tmp_path: Path, collector: Collector, args: tuple[str, ...], env: dict[str, str]) -> None:
+    tmp_path: Path, collector: Collector, args: tuple[str, ...], env: dict[str, str]
+) -> None:
     state = tmp_path / "state"
-    served = start_serve(tmp_path, "--upstream", collector.url, "--state-dir", str(state), "--server-uuid",
-                         SERVER_UUID, *FAST, *args, env=env)
+    served = start_serve(
+        tmp_path,
+        "--upstream",
+        collector.url,
+        "--state-dir",
+        str(state),
+        "--server-uuid",
+        SERVER_UUID,
+        *FAST,
+        *args,
+        env=env,
+    )
     try:
-        assert httpx.get(served.base + "/_telemetry/v1/status").json() == {"enabled": False, "mode": "server",
-                                                                           "upload": False}
+        assert httpx.get(served.base + "/_telemetry/v1/status").json() == {
+            "enabled": False,
+            "mode": "server",
+            "upload": False,
+        }
         response = httpx.post(served.base + EVENTS, json=batch("Off/A"))
         assert response.status_code == 204
         time.sleep(0.3)  # a forwarder, if one ran by mistake, would have connected by now
@@ -184,8 +222,16 @@ def test_opted_out_the_collector_sees_no_connection_and_no_spool_is_created(
 
 
 def test_sigterm_flushes_what_is_spooled_before_exiting(tmp_path: Path, collector: Collector) -> None:
-    args = ("--upstream", collector.url, "--state-dir", str(tmp_path / "state"), "--server-uuid", SERVER_UUID,
-            "--batch-max-delay-s", "60")  # nothing would leave before a minute, but for the shutdown flush
+    args = (
+        "--upstream",
+        collector.url,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--server-uuid",
+        SERVER_UUID,
+        "--batch-max-delay-s",
+        "60",
+    )  # nothing would leave before a minute, but for the shutdown flush
     served = start_serve(tmp_path, *args)
     try:
         assert httpx.post(served.base + EVENTS, json=batch("Term/A", "Term/B")).status_code == 202
@@ -197,8 +243,17 @@ def test_sigterm_flushes_what_is_spooled_before_exiting(tmp_path: Path, collecto
 
 def test_what_a_shutdown_cannot_flush_stays_spooled_for_the_next_start(tmp_path: Path, collector: Collector) -> None:
     collector.down()
-    args = ("--upstream", collector.url, "--state-dir", str(tmp_path / "state"), "--server-uuid", SERVER_UUID,
-            *FAST, "--shutdown-grace-s", "0.3")
+    args = (
+        "--upstream",
+        collector.url,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--server-uuid",
+        SERVER_UUID,
+        *FAST,
+        "--shutdown-grace-s",
+        "0.3",
+    )
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
     first = start_serve(tmp_path / "first", *args)
@@ -246,7 +301,8 @@ class Poster(threading.Thread):
 
 
 def test_kill_9_during_a_stream_loses_no_accepted_event_and_duplicates_keep_their_ids(
-        tmp_path: Path, collector: Collector) -> None:
+    tmp_path: Path, collector: Collector
+) -> None:
     collector.default = Answer(delay_s=0.05)  # a slow collector, so batches queue up behind it
     state = tmp_path / "state"
     args = ("--upstream", collector.url, "--state-dir", str(state), "--server-uuid", SERVER_UUID, *FAST)
@@ -293,8 +349,11 @@ def test_kill_9_during_a_stream_loses_no_accepted_event_and_duplicates_keep_thei
     assert all(len(c) == 1 for c in contents_by_batch.values())  # a re-sent batch holds the same events
     resent = [r.body["batch_id"] for r in delivered].count(collector.requests[seen].body["batch_id"])
     assert resent == 2  # the batch in flight at the kill was sent again after the restart
-    assert values["console_proxy_events_accepted_total"] == values["console_proxy_events_forwarded_total"] == len(
-        batches_by_id)
+    assert (
+        values["console_proxy_events_accepted_total"]
+        == values["console_proxy_events_forwarded_total"]
+        == len(batches_by_id)
+    )
     assert invariant_holds(values)
 
 
@@ -302,9 +361,14 @@ def test_status_says_when_the_spool_cannot_be_read(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "spool.db").write_bytes(b"not a database" * 300)
-    result = CliRunner().invoke(main, ["status", "--upstream", "http://127.0.0.1:9/c", "--state-dir", str(state),
-                                       "--server-uuid", SERVER_UUID], env={"HOME": str(tmp_path)})
+    result = CliRunner().invoke(
+        main,
+        ["status", "--upstream", "http://127.0.0.1:9/c", "--state-dir", str(state), "--server-uuid", SERVER_UUID],
+        env={"HOME": str(tmp_path)},
+    )
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-2:] == [
-        f"spool: {state / 'spool.db'} cannot be read (file is not a database)", "last delivery: unknown"]
+        f"spool: {state / 'spool.db'} cannot be read (file is not a database)",
+        "last delivery: unknown",
+    ]
     assert (state / "spool.db").read_bytes() == b"not a database" * 300

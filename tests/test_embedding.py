@@ -18,8 +18,12 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
     base = f"http://127.0.0.1:{port}"
     state = tmp_path / "state"
     with open(tmp_path / "example.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(EXAMPLE), "--port", str(port), "--state-dir", str(state)],
-                                env=clean_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLE), "--port", str(port), "--state-dir", str(state)],
+            env=clean_env(tmp_path),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -33,8 +37,15 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
         assert httpx.get(base + "/_telemetry/v1/status").json() == {"enabled": True, "mode": "cli", "upload": False}
         page = httpx.get(base + "/console/data/mydb/schema/public")
         assert (page.status_code, page.text.startswith("<!doctype html><title>my CLI's console</title>")) == (200, True)
-        batch = {"events": [{"type": "Data/SET_TABLE", "route": "/console/data/mydb/schema/public/tables/users/browse",
-                             "cli_uuid": "not-from-the-browser"}]}
+        batch = {
+            "events": [
+                {
+                    "type": "Data/SET_TABLE",
+                    "route": "/console/data/mydb/schema/public/tables/users/browse",
+                    "cli_uuid": "not-from-the-browser",
+                }
+            ]
+        }
         response = httpx.post(base + "/_telemetry/v1/events", json=batch)
         assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
     finally:
@@ -44,4 +55,8 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
     [line] = (state / "events.jsonl").read_text().splitlines()
     [event] = json.loads(line)["data"]
     assert (event["url"], event["console_mode"], event["cli_uuid"], event["server_uuid"]) == (
-        "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", "cli", cli_uuid, None)
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+        "cli",
+        cli_uuid,
+        None,
+    )

@@ -30,8 +30,17 @@ CLIENT_UUID = "99999999-8888-4777-8666-555555555555"
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CLI_UUID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 NOW = datetime(2026, 11, 27, 19, 0, 0, 123456, tzinfo=UTC)
-OUTBOUND_FIELDS = {"event_id", "event_type", "url", "console_mode", "server_uuid", "cli_uuid", "server_version",
-                   "timestamp", "data"}
+OUTBOUND_FIELDS = {
+    "event_id",
+    "event_type",
+    "url",
+    "console_mode",
+    "server_uuid",
+    "cli_uuid",
+    "server_version",
+    "timestamp",
+    "data",
+}
 
 
 class FakeRules:
@@ -66,14 +75,25 @@ def test_content_type_accepted(content_type: str) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-     "text/html", "application/jsonx", "json"],
+    [
+        None,
+        "",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/html",
+        "application/jsonx",
+        "json",
+    ],
 )
 def test_content_type_refused(content_type: str | None) -> None:
     with pytest.raises(BatchError) as caught:
         check_content_type(content_type)
     assert (caught.value.status, caught.value.body, caught.value.reason) == (
-        415, b'{"error":"unsupported media type"}', "unsupported_media_type")
+        415,
+        b'{"error":"unsupported media type"}',
+        "unsupported_media_type",
+    )
 
 
 # --- whole-batch errors ----------------------------------------------------------------------
@@ -93,7 +113,7 @@ def _deep(levels: int) -> bytes:
         (b'{"events": [] } trailing', 400, "invalid JSON", "invalid_json"),
         (b"[" + b"1" * 5000 + b"]", 400, "invalid JSON", "invalid_json"),
         (b'{"events": ["\xff\xfe"]}', 400, "invalid UTF-8", "invalid_utf8"),
-        (b'\xc3\x28', 400, "invalid UTF-8", "invalid_utf8"),
+        (b"\xc3\x28", 400, "invalid UTF-8", "invalid_utf8"),
         (b'"just a string"', 400, "invalid batch shape", "bad_shape"),
         (b"42", 400, "invalid batch shape", "bad_shape"),
         (b"null", 400, "invalid batch shape", "bad_shape"),
@@ -144,26 +164,44 @@ def test_limits_are_inclusive() -> None:
 
 
 def test_object_form() -> None:
-    raw = body({"events": [{"type": "Data/SET_TABLE", "route": "/console/data/db/schema/s"}],
-                "console_mode": "cli", "server_version": "v2.40.0"})
-    assert parse_batch(raw) == ParsedBatch([InboundEvent("Data/SET_TABLE", "/console/data/db/schema/s")], "v2.40.0",
-                                           Counter())
+    raw = body(
+        {
+            "events": [{"type": "Data/SET_TABLE", "route": "/console/data/db/schema/s"}],
+            "console_mode": "cli",
+            "server_version": "v2.40.0",
+        }
+    )
+    assert parse_batch(raw) == ParsedBatch(
+        [InboundEvent("Data/SET_TABLE", "/console/data/db/schema/s")], "v2.40.0", Counter()
+    )
 
 
 def test_bare_array_form() -> None:
     raw = body([{"type": "A/B", "route": "/console"}, {"type": "C", "route": "/console/x"}])
-    assert parse_batch(raw) == ParsedBatch([InboundEvent("A/B", "/console"), InboundEvent("C", "/console/x")], None,
-                                           Counter())
+    assert parse_batch(raw) == ParsedBatch(
+        [InboundEvent("A/B", "/console"), InboundEvent("C", "/console/x")], None, Counter()
+    )
 
 
 @pytest.mark.parametrize("topic", ["console", "console_test"])
 def test_hasura_console_message(topic: str) -> None:
-    raw = body({"topic": topic, "data": {
-        "server_version": "v2.40.0-beta.1", "event_type": "@@router/LOCATION_CHANGE", "url": "/console/data/db",
-        "console_mode": "server", "cli_uuid": CLIENT_UUID, "server_uuid": CLIENT_UUID,
-        "data": {"message": CANARY, "stack": CANARY}}})
-    assert parse_batch(raw) == ParsedBatch([InboundEvent("@@router/LOCATION_CHANGE", "/console/data/db")],
-                                           "v2.40.0-beta.1", Counter())
+    raw = body(
+        {
+            "topic": topic,
+            "data": {
+                "server_version": "v2.40.0-beta.1",
+                "event_type": "@@router/LOCATION_CHANGE",
+                "url": "/console/data/db",
+                "console_mode": "server",
+                "cli_uuid": CLIENT_UUID,
+                "server_uuid": CLIENT_UUID,
+                "data": {"message": CANARY, "stack": CANARY},
+            },
+        }
+    )
+    assert parse_batch(raw) == ParsedBatch(
+        [InboundEvent("@@router/LOCATION_CHANGE", "/console/data/db")], "v2.40.0-beta.1", Counter()
+    )
 
 
 def test_empty_batches() -> None:
@@ -273,10 +311,19 @@ def test_build_outbound_event_fields() -> None:
     batch = ParsedBatch([InboundEvent("Data/SET_TABLE", "/console/data/db1/schema/s1")], "v2.39.0", Counter())
     identity = Identity(server_uuid=SERVER_UUID, cli_uuid=CLI_UUID, server_version="v2.40.0")
     events, dropped = build_outbound(batch, FakeRules(), identity, mode="cli", now=NOW, new_id=_ids())
-    assert events == [{
-        "event_id": "id-0", "event_type": "Data/SET_TABLE", "url": "/data/SOURCE", "console_mode": "cli",
-        "server_uuid": SERVER_UUID, "cli_uuid": CLI_UUID, "server_version": "v2.40.0",
-        "timestamp": "2026-11-27T19:00:00.123Z", "data": None}]
+    assert events == [
+        {
+            "event_id": "id-0",
+            "event_type": "Data/SET_TABLE",
+            "url": "/data/SOURCE",
+            "console_mode": "cli",
+            "server_uuid": SERVER_UUID,
+            "cli_uuid": CLI_UUID,
+            "server_version": "v2.40.0",
+            "timestamp": "2026-11-27T19:00:00.123Z",
+            "data": None,
+        }
+    ]
     assert dropped == Counter()
 
 
@@ -292,8 +339,9 @@ def test_build_outbound_default_event_ids_are_distinct_uuid4() -> None:
     ("identity_version", "batch_version", "sent"),
     [("v2.40.0", "v2.39.0", "v2.40.0"), (None, "v2.39.0", "v2.39.0"), (None, None, None)],
 )
-def test_server_version_from_identity_then_batch(identity_version: str | None, batch_version: str | None,
-                                                 sent: str | None) -> None:
+def test_server_version_from_identity_then_batch(
+    identity_version: str | None, batch_version: str | None, sent: str | None
+) -> None:
     batch = ParsedBatch([InboundEvent("A", "/console")], batch_version, Counter())
     events, _ = build_outbound(batch, FakeRules(), Identity(server_version=identity_version), mode="server", now=NOW)
     assert events[0]["server_version"] == sent
@@ -313,19 +361,37 @@ def test_build_outbound_checks_the_rules_output_shape() -> None:
         def action(self, name: str) -> str | None:
             return name + "\n"
 
-    events, dropped = build_outbound(ParsedBatch([InboundEvent("A", "/")], None, Counter()), Renaming(), Identity(),
-                                     mode="server", now=NOW)
+    events, dropped = build_outbound(
+        ParsedBatch([InboundEvent("A", "/")], None, Counter()), Renaming(), Identity(), mode="server", now=NOW
+    )
     assert (events, dropped) == ([], Counter({"bad_type": 1}))
 
 
 def test_nothing_from_the_browser_leaves_but_type_and_rules_output() -> None:
-    raw = body({"console_mode": CANARY, "server_version": CANARY, "cli_uuid": CLIENT_UUID, "events": [
-        {"type": "Data/SET_TABLE", "route": "/console/data/" + CANARY + "?filter=email%3B%24eq%3B" + CANARY,
-         "payload": {"secret": CANARY}, "meta": CANARY, "error": CANARY, "cli_uuid": CLIENT_UUID,
-         "server_uuid": CLIENT_UUID, "server_version": "v9.9.9", "timestamp": CANARY, "event_id": CANARY,
-         "data": CANARY, "console_mode": CANARY},
-        {"event_type": "B", "url": "/" + CANARY, "server_uuid": CLIENT_UUID, "data": {"stack": CANARY}},
-    ]})
+    raw = body(
+        {
+            "console_mode": CANARY,
+            "server_version": CANARY,
+            "cli_uuid": CLIENT_UUID,
+            "events": [
+                {
+                    "type": "Data/SET_TABLE",
+                    "route": "/console/data/" + CANARY + "?filter=email%3B%24eq%3B" + CANARY,
+                    "payload": {"secret": CANARY},
+                    "meta": CANARY,
+                    "error": CANARY,
+                    "cli_uuid": CLIENT_UUID,
+                    "server_uuid": CLIENT_UUID,
+                    "server_version": "v9.9.9",
+                    "timestamp": CANARY,
+                    "event_id": CANARY,
+                    "data": CANARY,
+                    "console_mode": CANARY,
+                },
+                {"event_type": "B", "url": "/" + CANARY, "server_uuid": CLIENT_UUID, "data": {"stack": CANARY}},
+            ],
+        }
+    )
     events, _ = build_outbound(parse_batch(raw), FakeRules(), Identity(), mode="server", now=NOW)
     out = json.dumps(events)
     assert len(events) == 2
@@ -351,14 +417,23 @@ def test_timestamp_format(now: datetime, text: str) -> None:
 
 
 def test_with_the_shipped_rules(default_rules: RouteRules) -> None:
-    raw = body({"events": [
-        {"type": "Data/SET_TABLE", "route": "/console/data/" + CANARY + "/schema/public/tables/users/browse"
-                                            "?filter=email%3B%24eq%3B" + CANARY, "payload": CANARY},
-        {"type": "App/ONGOING_REQUEST", "route": "/console/settings/about"},
-        {"event_type": "@@router/LOCATION_CHANGE", "url": "/console/no/such/" + CANARY},
-    ]})
-    events, dropped = build_outbound(parse_batch(raw), default_rules, Identity(SERVER_UUID, None, None),
-                                     mode="server", now=NOW, new_id=_ids())
+    raw = body(
+        {
+            "events": [
+                {
+                    "type": "Data/SET_TABLE",
+                    "route": "/console/data/" + CANARY + "/schema/public/tables/users/browse"
+                    "?filter=email%3B%24eq%3B" + CANARY,
+                    "payload": CANARY,
+                },
+                {"type": "App/ONGOING_REQUEST", "route": "/console/settings/about"},
+                {"event_type": "@@router/LOCATION_CHANGE", "url": "/console/no/such/" + CANARY},
+            ]
+        }
+    )
+    events, dropped = build_outbound(
+        parse_batch(raw), default_rules, Identity(SERVER_UUID, None, None), mode="server", now=NOW, new_id=_ids()
+    )
     assert [(event["event_type"], event["url"]) for event in events] == [
         ("Data/SET_TABLE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
         ("@@router/LOCATION_CHANGE", "/UNKNOWN"),
@@ -369,9 +444,15 @@ def test_with_the_shipped_rules(default_rules: RouteRules) -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(
-        st.sampled_from(["type", "route", "event_type", "url", "events", "topic", "data", "server_version", "x"]) |
-        st.text(max_size=8), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["type", "route", "event_type", "url", "events", "topic", "data", "server_version", "x"])
+            | st.text(max_size=8),
+            children,
+            max_size=6,
+        )
+    ),
     max_leaves=30,
 )
 

@@ -23,9 +23,17 @@ NOW = 1_795_000_000.0  # 2026-11-18T11:06:40Z: the clock the Retry-After dates a
 
 
 def event(i: int) -> dict[str, Any]:
-    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": "A/B", "url": "/x", "console_mode": "server",
-            "server_uuid": None, "cli_uuid": None, "server_version": None, "timestamp": "2026-11-27T19:00:00.000Z",
-            "data": None}
+    return {
+        "event_id": str(uuid.UUID(int=i, version=4)),
+        "event_type": "A/B",
+        "url": "/x",
+        "console_mode": "server",
+        "server_uuid": None,
+        "cli_uuid": None,
+        "server_version": None,
+        "timestamp": "2026-11-27T19:00:00.000Z",
+        "data": None,
+    }
 
 
 class Sleeps:
@@ -50,11 +58,21 @@ def collector() -> Iterator[Collector]:
 
 @contextlib.asynccontextmanager
 async def forwarding(
-        tmp_path: Path, upstream: str, sleeps: Sleeps, *, transport: httpx.AsyncBaseTransport | None = None,
-        **overrides: Any) -> AsyncIterator[tuple[Spool, Forwarder]]:
-    settings = Settings(upstream=upstream, batch_max_events=overrides.pop("batch_max_events", 100),
-                        batch_max_delay_s=0.02, retry_base_s=0.01, retry_cap_s=overrides.pop("retry_cap_s", 30.0),
-                        upstream_timeout_s=overrides.pop("upstream_timeout_s", 2.0))
+    tmp_path: Path,
+    upstream: str,
+    sleeps: Sleeps,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **overrides: Any,
+) -> AsyncIterator[tuple[Spool, Forwarder]]:
+    settings = Settings(
+        upstream=upstream,
+        batch_max_events=overrides.pop("batch_max_events", 100),
+        batch_max_delay_s=0.02,
+        retry_base_s=0.01,
+        retry_cap_s=overrides.pop("retry_cap_s", 30.0),
+        upstream_timeout_s=overrides.pop("upstream_timeout_s", 2.0),
+    )
     spool = Spool(tmp_path / "spool.db", max_events=10_000, max_bytes=10**8, max_age_s=3600.0)
     await spool.open()
     forwarder = Forwarder(spool, settings, transport=transport, clock=lambda: NOW, sleep=sleeps, jitter=highest)
@@ -71,32 +89,39 @@ async def send(spool: Spool, forwarder: Forwarder, events: list[dict[str, Any]])
     forwarder.wake()
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("7", 7.0),
-    (" 0 ", 0.0),
-    ("Wed, 18 Nov 2026 11:07:00 GMT", 1_795_000_020.0 - NOW),
-    ("Wed, 18 Nov 2026 11:05:40 GMT", 0.0),
-    ("soon", None),
-    ("-3", None),
-    ("\u00b2", None),
-    ("Wed, 18 Nov 2026 11:07:00", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        (" 0 ", 0.0),
+        ("Wed, 18 Nov 2026 11:07:00 GMT", 1_795_000_020.0 - NOW),
+        ("Wed, 18 Nov 2026 11:05:40 GMT", 0.0),
+        ("soon", None),
+        ("-3", None),
+        ("\u00b2", None),
+        ("Wed, 18 Nov 2026 11:07:00", None),
+        (None, None),
+    ],
+)
 def test_retry_after_is_read_as_seconds_or_an_http_date(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header, NOW) == expected
 
 
-@pytest.mark.parametrize(("attempt", "retry_after", "expected"), [
-    (0, None, 0.5),
-    (3, None, 4.0),
-    (7, None, 60.0),
-    (500, None, 60.0),
-    (0, 9.0, 9.0),
-    (5, 3.0, 16.0),
-    (0, 3600.0, 60.0),
-])
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "expected"),
+    [
+        (0, None, 0.5),
+        (3, None, 4.0),
+        (7, None, 60.0),
+        (500, None, 60.0),
+        (0, 9.0, 9.0),
+        (5, 3.0, 16.0),
+        (0, 3600.0, 60.0),
+    ],
+)
 def test_backoff_is_exponential_capped_and_never_sooner_than_retry_after(
-        attempt: int, retry_after: float | None, expected: float) -> None:
+    attempt: int, retry_after: float | None, expected: float
+) -> None:
     assert backoff_delay(attempt, base_s=0.5, cap_s=60.0, retry_after_s=retry_after, jitter=highest) == expected
 
 
@@ -118,8 +143,11 @@ async def test_a_batch_is_posted_as_designed_and_removed_after_the_2xx(tmp_path:
         assert await collector.events_soon(2) == [event(1), event(2)]
         request = collector.delivered()[0]
         assert request.path == "/v1/collect"
-        assert request.body == {"topic": "console", "batch_id": request.headers["idempotency-key"],
-                                "data": [event(1), event(2)]}
+        assert request.body == {
+            "topic": "console",
+            "batch_id": request.headers["idempotency-key"],
+            "data": [event(1), event(2)],
+        }
         assert request.headers["content-type"] == "application/json"
         assert request.headers["user-agent"] == USER_AGENT == "console-proxy/0.1.0"
         assert "cookie" not in request.headers and "x-forwarded-for" not in request.headers
@@ -128,12 +156,23 @@ async def test_a_batch_is_posted_as_designed_and_removed_after_the_2xx(tmp_path:
     assert sleeps.delays == []
 
 
-@pytest.mark.parametrize("failure", [
-    Answer(500), Answer(502), Answer(503), Answer(504), Answer(408), Answer(429), Answer(307), Answer(reset=True),
-    Answer(hang_s=5.0),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Answer(500),
+        Answer(502),
+        Answer(503),
+        Answer(504),
+        Answer(408),
+        Answer(429),
+        Answer(307),
+        Answer(reset=True),
+        Answer(hang_s=5.0),
+    ],
+)
 async def test_retryable_failures_are_retried_with_the_same_batch_id_and_event_ids(
-        tmp_path: Path, collector: Collector, failure: Answer) -> None:
+    tmp_path: Path, collector: Collector, failure: Answer
+) -> None:
     collector.answer(failure, failure)
     sleeps = Sleeps()
     async with forwarding(tmp_path, collector.url, sleeps, upstream_timeout_s=0.3) as (spool, forwarder):
@@ -161,8 +200,11 @@ async def test_other_4xx_are_dead_lettered_without_retry(tmp_path: Path, collect
 
 
 async def test_retry_after_is_honoured_in_seconds_and_as_a_date(tmp_path: Path, collector: Collector) -> None:
-    collector.answer(Answer(503, retry_after="7"), Answer(429, retry_after="Wed, 18 Nov 2026 11:07:00 GMT"),
-                     Answer(500, retry_after="3600"))
+    collector.answer(
+        Answer(503, retry_after="7"),
+        Answer(429, retry_after="Wed, 18 Nov 2026 11:07:00 GMT"),
+        Answer(500, retry_after="3600"),
+    )
     sleeps = Sleeps()
     async with forwarding(tmp_path, collector.url, sleeps, retry_cap_s=120.0) as (spool, forwarder):
         await send(spool, forwarder, [event(1)])
@@ -186,8 +228,10 @@ async def test_a_collectors_cookie_is_never_sent_back(tmp_path: Path) -> None:
         return httpx.Response(200, headers={"set-cookie": "session=abc; Path=/"})
 
     sleeps = Sleeps()
-    async with forwarding(tmp_path, "http://collector.test/v1", sleeps,
-                          transport=httpx.MockTransport(handler)) as (spool, forwarder):
+    async with forwarding(tmp_path, "http://collector.test/v1", sleeps, transport=httpx.MockTransport(handler)) as (
+        spool,
+        forwarder,
+    ):
         for i in range(3):
             await send(spool, forwarder, [event(i)])
             await forwarder.drain()
@@ -203,8 +247,9 @@ async def test_backoff_grows_until_the_cap_while_the_collector_fails(tmp_path: P
         return httpx.Response(next(answers))
 
     sleeps = Sleeps()
-    async with forwarding(tmp_path, "http://collector.test/v1", sleeps, retry_cap_s=5.0,
-                          transport=httpx.MockTransport(handler)) as (spool, forwarder):
+    async with forwarding(
+        tmp_path, "http://collector.test/v1", sleeps, retry_cap_s=5.0, transport=httpx.MockTransport(handler)
+    ) as (spool, forwarder):
         await send(spool, forwarder, [event(1)])
         await forwarder.drain()
     assert sleeps.delays == [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.0, 5.0, 5.0]

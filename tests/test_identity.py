@@ -306,12 +306,14 @@ def test_read_cli_config(tmp_path: Path) -> None:
     (tmp_path / "bin.json").write_bytes(b"\xff\xfe")
     with pytest.raises(SettingsError) as caught:
         read_cli_config(tmp_path / "bin.json")
-    assert str(caught.value) == (f"The CLI config {tmp_path / 'bin.json'} cannot be read (not UTF-8 text); "
-                                 "expected a readable JSON file.")
+    assert str(caught.value) == (
+        f"The CLI config {tmp_path / 'bin.json'} cannot be read (not UTF-8 text); expected a readable JSON file."
+    )
     with pytest.raises(SettingsError) as caught:
         read_cli_config(tmp_path)
-    assert str(caught.value) == (f"The CLI config {tmp_path} cannot be read (Is a directory); "
-                                 "expected a readable JSON file.")
+    assert str(caught.value) == (
+        f"The CLI config {tmp_path} cannot be read (Is a directory); expected a readable JSON file."
+    )
 
 
 def test_cli_config_path(tmp_path: Path) -> None:

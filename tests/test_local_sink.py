@@ -83,11 +83,16 @@ async def test_a_full_file_refuses_with_503_and_keeps_what_it_has(tmp_path: Path
     with pytest.raises(SinkRefused) as refused:
         await sink.put([{"n": 2, "pad": "x" * 300}])
     assert (refused.value.status, refused.value.retry_after, refused.value.reason) == (
-        503, 60, "the local event file is full")
+        503,
+        60,
+        "the local event file is full",
+    )
     await sink.put([{"n": 3}])
     await sink.aclose()
     assert [json.loads(line)["data"] for line in path.read_text().splitlines()] == [
-        [{"n": 1, "pad": "x" * 100}], [{"n": 3}]]
+        [{"n": 1, "pad": "x" * 100}],
+        [{"n": 3}],
+    ]
     assert path.read_bytes().startswith(kept)
 
 

@@ -18,9 +18,17 @@ pytestmark = pytest.mark.anyio
 
 
 def event(i: int) -> dict[str, Any]:
-    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": "A/B", "url": "/x", "console_mode": "server",
-            "server_uuid": None, "cli_uuid": None, "server_version": None, "timestamp": "2026-11-27T19:00:00.000Z",
-            "data": None}
+    return {
+        "event_id": str(uuid.UUID(int=i, version=4)),
+        "event_type": "A/B",
+        "url": "/x",
+        "console_mode": "server",
+        "server_uuid": None,
+        "cli_uuid": None,
+        "server_version": None,
+        "timestamp": "2026-11-27T19:00:00.000Z",
+        "data": None,
+    }
 
 
 async def scrape(metrics: Metrics) -> dict[str, float]:
@@ -72,11 +80,23 @@ async def test_upstream_latency_is_a_histogram_by_status() -> None:
 async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
     metrics = Metrics()
     metrics.accepted(99)  # this process's count gives way to the spool's lifetime count
-    metrics.attach_spool(lambda: SpoolStats(accepted=10, forwarded=4, dead_lettered=1, expired=2, spooled=3,
-                                            spooled_bytes=300, last_delivery_at=1_795_000_000.5))
+    metrics.attach_spool(
+        lambda: SpoolStats(
+            accepted=10,
+            forwarded=4,
+            dead_lettered=1,
+            expired=2,
+            spooled=3,
+            spooled_bytes=300,
+            last_delivery_at=1_795_000_000.5,
+        )
+    )
     values = await scrape(metrics)
-    assert {k: v for k, v in values.items() if k.startswith(("console_proxy_events_", "console_proxy_spool",
-                                                              "console_proxy_last"))} == {
+    assert {
+        k: v
+        for k, v in values.items()
+        if k.startswith(("console_proxy_events_", "console_proxy_spool", "console_proxy_last"))
+    } == {
         "console_proxy_events_received_total": 0,
         "console_proxy_events_accepted_total": 10,
         "console_proxy_events_forwarded_total": 4,
@@ -89,7 +109,8 @@ async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
 
 
 async def test_an_unreadable_spool_leaves_the_delivery_figures_out_and_the_scrape_working(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     metrics = Metrics()
 
     def broken() -> SpoolStats:
@@ -138,6 +159,9 @@ async def test_the_invariant_holds_at_every_scrape_while_the_spool_changes(tmp_p
     assert len(scrapes) > 5
     assert all(invariant_holds(values) for values in scrapes)
     final = scrapes[-1]
-    assert (final["console_proxy_events_accepted_total"], final["console_proxy_events_forwarded_total"],
-            final["console_proxy_events_dead_lettered_total"], final["console_proxy_spool_events"]) == (
-        400, 32 * 7, 8 * 7, 400 - 40 * 7)
+    assert (
+        final["console_proxy_events_accepted_total"],
+        final["console_proxy_events_forwarded_total"],
+        final["console_proxy_events_dead_lettered_total"],
+        final["console_proxy_spool_events"],
+    ) == (400, 32 * 7, 8 * 7, 400 - 40 * 7)

@@ -34,7 +34,6 @@ EVENTS = "/_telemetry/v1/events"
 CANARY = "canary-7f3a"
 
 
-
 class Inner:
     """A wrapped app that records what reaches it: HTTP echoes, a WebSocket echo, lifespan messages."""
 
@@ -123,18 +122,34 @@ def test_end_to_end_the_file_holds_anonymized_events_with_the_server_uuid(served
     }
     response = httpx.post(served + EVENTS, json=batch)
     assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 2})
-    hasura = {"topic": "console", "data": {"event_type": "Actions/X", "url": f"/console/actions/manage/{CANARY}/modify",
-                                           "cli_uuid": CLIENT_UUID, "data": {"error": CANARY}}}
+    hasura = {
+        "topic": "console",
+        "data": {
+            "event_type": "Actions/X",
+            "url": f"/console/actions/manage/{CANARY}/modify",
+            "cli_uuid": CLIENT_UUID,
+            "data": {"error": CANARY},
+        },
+    }
     response = httpx.post(served + EVENTS, content=json.dumps(hasura), headers={"content-type": "text/plain"})
     assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
 
     raw = (tmp_path / "state" / "events.jsonl").read_text()
     assert CANARY not in raw and CLIENT_UUID not in raw and "email" not in raw
     events = local_events(tmp_path)
-    assert [(e["event_type"], e["url"], e["console_mode"], e["server_uuid"], e["cli_uuid"], e["server_version"],
-             e["data"]) for e in events] == [
-        ("Data/SET_TABLE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", "server", SERVER_UUID, None, "v2.40.0",
-         None),
+    assert [
+        (e["event_type"], e["url"], e["console_mode"], e["server_uuid"], e["cli_uuid"], e["server_version"], e["data"])
+        for e in events
+    ] == [
+        (
+            "Data/SET_TABLE",
+            "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+            "server",
+            SERVER_UUID,
+            None,
+            "v2.40.0",
+            None,
+        ),
         ("Actions/X", "/actions/manage/ACTION/modify", "server", SERVER_UUID, None, None, None),
     ]
     recent = httpx.get(served + "/_telemetry/v1/recent").json()
@@ -171,10 +186,18 @@ BAD_INPUT = [
 ]
 DROPPED_INPUT = [
     # (label, body, accepted, dropped): single bad events are dropped, the batch is accepted
-    ("wrong types", {"events": [{"type": 1, "route": "/console"}, {"type": "A/B", "route": ["x"]}, None, [], "s"]},
-     0, 5),
-    ("huge strings", {"events": [{"type": "A/B", "route": "/" + "x" * 60_000}, {"type": "y" * 200, "route": "/"}]},
-     0, 2),
+    (
+        "wrong types",
+        {"events": [{"type": 1, "route": "/console"}, {"type": "A/B", "route": ["x"]}, None, [], "s"]},
+        0,
+        5,
+    ),
+    (
+        "huge strings",
+        {"events": [{"type": "A/B", "route": "/" + "x" * 60_000}, {"type": "y" * 200, "route": "/"}]},
+        0,
+        2,
+    ),
     ("mixed", [{"type": "A/B", "route": "/console/settings"}, {"type": "A/B"}], 1, 1),
 ]
 
@@ -202,8 +225,9 @@ def test_bad_events_are_dropped_and_counted(shared: Shared, label: str, body: An
 
 def test_a_chunked_body_over_the_limit_is_refused_without_a_content_length(shared: Shared) -> None:
     served = shared.base
-    response = httpx.post(served + EVENTS, content=_chunks(MAX_BODY_BYTES + 8192),
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        served + EVENTS, content=_chunks(MAX_BODY_BYTES + 8192), headers={"content-type": "application/json"}
+    )
     assert "content-length" not in response.request.headers
     assert (response.status_code, response.json()) == (413, {"error": "body too large"})
     assert httpx.post(served + EVENTS, json=[{"type": "A/B", "route": "/"}]).status_code == 202
@@ -212,8 +236,10 @@ def test_a_chunked_body_over_the_limit_is_refused_without_a_content_length(share
 def test_a_content_length_over_the_limit_is_refused_before_any_body_is_sent(shared: Shared) -> None:
     host, port = shared.base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"POST /_telemetry/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"content-length: 10000000\r\n\r\n")
+        sock.sendall(
+            b"POST /_telemetry/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 10000000\r\n\r\n"
+        )
         answer = b""
         while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
             chunk = sock.recv(4096)
@@ -224,13 +250,22 @@ def test_a_content_length_over_the_limit_is_refused_before_any_body_is_sent(shar
     assert answer.endswith(b'\r\n\r\n{"error":"body too large"}')
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [("GET", EVENTS, "POST"), ("PUT", EVENTS, "POST"),
-                                                       ("POST", "/_telemetry/v1/status", "GET"),
-                                                       ("DELETE", "/_telemetry/v1/recent", "GET")])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", EVENTS, "POST"),
+        ("PUT", EVENTS, "POST"),
+        ("POST", "/_telemetry/v1/status", "GET"),
+        ("DELETE", "/_telemetry/v1/recent", "GET"),
+    ],
+)
 def test_a_wrong_method_is_405_with_allow(shared: Shared, method: str, path: str, allow: str) -> None:
     response = httpx.request(method, shared.base + path)
     assert (response.status_code, response.headers["allow"], response.json()) == (
-        405, allow, {"error": "method not allowed"})
+        405,
+        allow,
+        {"error": "method not allowed"},
+    )
 
 
 def test_http_websocket_and_lifespan_pass_through_to_the_wrapped_app(tmp_path: Path) -> None:
@@ -239,7 +274,10 @@ def test_http_websocket_and_lifespan_pass_through_to_the_wrapped_app(tmp_path: P
         assert inner.lifespan == ["lifespan.startup"]
         response = httpx.post(base + "/_telemetry/v2/events?x=1", content=b"hello")
         assert (response.status_code, response.headers["x-inner"], response.json()) == (
-            200, "1", {"path": "/_telemetry/v2/events", "method": "POST", "body": "hello"})
+            200,
+            "1",
+            {"path": "/_telemetry/v2/events", "method": "POST", "body": "hello"},
+        )
         with websockets.sync.client.connect(base.replace("http", "ws") + "/elsewhere") as ws:
             ws.send("hi")
             assert ws.recv(timeout=5) == "inner:hi"
@@ -275,7 +313,10 @@ async def test_before_start_the_endpoints_answer_503_with_retry_after(tmp_path: 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://t") as client:
         for response in [await client.post(EVENTS, json=[]), await client.get("/_telemetry/v1/status")]:
             assert (response.status_code, response.headers["retry-after"], response.json()) == (
-                503, "1", {"error": "telemetry is not started"})
+                503,
+                "1",
+                {"error": "telemetry is not started"},
+            )
     assert not (tmp_path / "state").exists()
 
 
@@ -322,11 +363,14 @@ class RefusingSink:
         pass
 
 
-@pytest.mark.parametrize(("refusal", "status", "retry_after", "body"), [
-    (SinkRefused("spool full", status=429, retry_after=5), 429, "5", {"error": "spool full"}),
-    (SinkRefused("shutting down"), 503, "1", {"error": "shutting down"}),
-    (RuntimeError(CANARY), 503, "1", {"error": "temporarily unavailable"}),
-])
+@pytest.mark.parametrize(
+    ("refusal", "status", "retry_after", "body"),
+    [
+        (SinkRefused("spool full", status=429, retry_after=5), 429, "5", {"error": "spool full"}),
+        (SinkRefused("shutting down"), 503, "1", {"error": "shutting down"}),
+        (RuntimeError(CANARY), 503, "1", {"error": "temporarily unavailable"}),
+    ],
+)
 def test_a_refusing_sink_gets_its_status_and_retry_after_and_never_a_2xx(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, refusal: Exception, status: int, retry_after: str, body: Any
 ) -> None:
@@ -373,10 +417,13 @@ def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/_telemetry/v1/ws"
 
 
-@pytest.mark.parametrize("message", [
-    json.dumps({"events": [{"type": "A/B", "route": f"/console/data/{CANARY}"}, {"type": 5, "route": "/"}]}),
-    json.dumps([{"type": "A/B", "route": f"/console/data/{CANARY}"}, {"type": 5, "route": "/"}]),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        json.dumps({"events": [{"type": "A/B", "route": f"/console/data/{CANARY}"}, {"type": 5, "route": "/"}]}),
+        json.dumps([{"type": "A/B", "route": f"/console/data/{CANARY}"}, {"type": 5, "route": "/"}]),
+    ],
+)
 def test_websocket_batches_are_acknowledged(served: str, tmp_path: Path, message: str) -> None:
     with websockets.sync.client.connect(ws_url(served)) as ws:
         ws.send(message)
@@ -387,9 +434,18 @@ def test_websocket_batches_are_acknowledged(served: str, tmp_path: Path, message
 
 
 def test_websocket_takes_the_hasura_console_message(served: str, tmp_path: Path) -> None:
-    message = {"topic": "console", "data": {"server_version": "v2.1.0", "event_type": "Data/SET_TABLE",
-                                            "url": f"/console/data/{CANARY}/schema/s", "console_mode": "cli",
-                                            "cli_uuid": CLIENT_UUID, "server_uuid": CLIENT_UUID, "data": CANARY}}
+    message = {
+        "topic": "console",
+        "data": {
+            "server_version": "v2.1.0",
+            "event_type": "Data/SET_TABLE",
+            "url": f"/console/data/{CANARY}/schema/s",
+            "console_mode": "cli",
+            "cli_uuid": CLIENT_UUID,
+            "server_uuid": CLIENT_UUID,
+            "data": CANARY,
+        },
+    }
     with websockets.sync.client.connect(ws_url(served)) as ws:
         ws.send(json.dumps(message))
         assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
@@ -397,17 +453,24 @@ def test_websocket_takes_the_hasura_console_message(served: str, tmp_path: Path)
     assert CANARY not in raw and CLIENT_UUID not in raw
     [event] = local_events(tmp_path)
     assert (event["url"], event["server_uuid"], event["server_version"], event["console_mode"]) == (
-        "/data/SOURCE/schema/SCHEMA", SERVER_UUID, "v2.1.0", "server")
+        "/data/SOURCE/schema/SCHEMA",
+        SERVER_UUID,
+        "v2.1.0",
+        "server",
+    )
 
 
-@pytest.mark.parametrize(("message", "code"), [
-    (b'[{"type": "A/B", "route": "/"}]', 1003),
-    ("[" + " " * MAX_BODY_BYTES + "]", 1009),
-    (json.dumps({"events": [{"type": "A/B", "route": "/"}] * 101}), 1009),
-    ("{not json", 1007),
-    ('{"events": 3}', 1007),
-    ("[" * 50_000, 1007),
-])
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (b'[{"type": "A/B", "route": "/"}]', 1003),
+        ("[" + " " * MAX_BODY_BYTES + "]", 1009),
+        (json.dumps({"events": [{"type": "A/B", "route": "/"}] * 101}), 1009),
+        ("{not json", 1007),
+        ('{"events": 3}', 1007),
+        ("[" * 50_000, 1007),
+    ],
+)
 def test_websocket_bad_frames_close_with_a_fitting_code(shared: Shared, message: str | bytes, code: int) -> None:
     served = shared.base
     before = shared.lines()
@@ -422,12 +485,28 @@ def test_websocket_bad_frames_close_with_a_fitting_code(shared: Shared, message:
 
 # No input yields a 500: a property over in-process calls, and a few over the socket.
 
-MEDIA_TYPES = st.sampled_from([None, "application/json", "text/plain;charset=UTF-8", "application/xml", "",
-                               "application/json; charset=latin-1", "TEXT/PLAIN", "multipart/form-data; boundary=x"])
+MEDIA_TYPES = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "text/plain;charset=UTF-8",
+        "application/xml",
+        "",
+        "application/json; charset=latin-1",
+        "TEXT/PLAIN",
+        "multipart/form-data; boundary=x",
+    ]
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.sampled_from(
-        ["type", "route", "events", "topic", "data", "url", "event_type", "server_version", "x"]), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["type", "route", "events", "topic", "data", "url", "event_type", "server_version", "x"]),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=30,
 )
 BODIES = st.one_of(st.binary(max_size=300), JSON_VALUES.map(lambda v: json.dumps(v).encode()))
@@ -451,7 +530,8 @@ async def test_no_body_and_media_type_yields_a_500(asgi_client: httpx.AsyncClien
     def check(body: bytes, media_type: str | None) -> None:
         headers = {"content-type": media_type} if media_type is not None else {}
         response = asyncio.run_coroutine_threadsafe(
-            asgi_client.post(EVENTS, content=body, headers=headers), loop).result()
+            asgi_client.post(EVENTS, content=body, headers=headers), loop
+        ).result()
         assert response.status_code in {202, 400, 413, 415}
         seen.add(response.status_code)
 
@@ -460,9 +540,18 @@ async def test_no_body_and_media_type_yields_a_500(asgi_client: httpx.AsyncClien
     assert seen == {202, 400, 415}
 
 
-@pytest.mark.parametrize("body", [b"\x00" * 100, b'{"events": [{"type": "\\ud800", "route": "\\udfff"}]}',
-                                  b'[{"type": "A/B", "route": "/\\u0000"}]', b"1e999999", b"9" * 5000,
-                                  b'{"topic": "console", "data": []}', b'{"topic": "console"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00" * 100,
+        b'{"events": [{"type": "\\ud800", "route": "\\udfff"}]}',
+        b'[{"type": "A/B", "route": "/\\u0000"}]',
+        b"1e999999",
+        b"9" * 5000,
+        b'{"topic": "console", "data": []}',
+        b'{"topic": "console"}',
+    ],
+)
 def test_odd_bodies_over_the_socket_are_not_a_500(shared: Shared, body: bytes) -> None:
     served = shared.base
     response = httpx.post(served + EVENTS, content=body, headers={"content-type": "application/json"})
@@ -512,8 +601,16 @@ async def test_an_odd_content_length_is_not_a_500(tmp_path: Path, length: str, s
     body = json.dumps([{"type": "A/B", "route": "/console"}]).encode()
     sent: list[Message] = []
     headers = [(b"content-type", b"application/json"), (b"content-length", length.encode("latin-1"))]
-    scope = {"type": "http", "method": "POST", "path": EVENTS, "root_path": "", "headers": headers,
-             "query_string": b"", "asgi": {"version": "3.0"}, "http_version": "1.1"}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": EVENTS,
+        "root_path": "",
+        "headers": headers,
+        "query_string": b"",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+    }
 
     async def receive() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -544,12 +641,18 @@ def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path
             ws.send("[")
             with pytest.raises(websockets.exceptions.ConnectionClosed):
                 ws.recv(timeout=5)
-        batch = [{"type": "App/ONGOING_REQUEST", "route": "/console"}, {"type": 7, "route": "/console"},
-                 {"type": "A/B", "route": "/console"}]
+        batch = [
+            {"type": "App/ONGOING_REQUEST", "route": "/console"},
+            {"type": 7, "route": "/console"},
+            {"type": "A/B", "route": "/console"},
+        ]
         assert httpx.post(base + EVENTS, json=batch).json() == {"accepted": 1, "dropped": 2}
         text = middleware.runtime.metrics.render().decode()
-    for line in ['console_proxy_batches_rejected_total{reason="invalid_json"} 2.0',
-                 'console_proxy_events_dropped_total{reason="action_dropped"} 1.0',
-                 'console_proxy_events_dropped_total{reason="bad_type"} 1.0',
-                 "console_proxy_events_received_total 3.0", "console_proxy_events_accepted_total 1.0"]:
+    for line in [
+        'console_proxy_batches_rejected_total{reason="invalid_json"} 2.0',
+        'console_proxy_events_dropped_total{reason="action_dropped"} 1.0',
+        'console_proxy_events_dropped_total{reason="bad_type"} 1.0',
+        "console_proxy_events_received_total 3.0",
+        "console_proxy_events_accepted_total 1.0",
+    ]:
         assert line in text

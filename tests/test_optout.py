@@ -15,8 +15,20 @@ EXPECTED = "expected one of true, t, yes, y, 1, false, f, no, n, 0."
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("true", True), ("T", True), ("Yes", True), ("y", True), ("1", True), (" TRUE\n", True),
-     ("false", False), ("F", False), ("NO", False), ("n", False), ("0", False), ("\tfalse ", False)],
+    [
+        ("true", True),
+        ("T", True),
+        ("Yes", True),
+        ("y", True),
+        ("1", True),
+        (" TRUE\n", True),
+        ("false", False),
+        ("F", False),
+        ("NO", False),
+        ("n", False),
+        ("0", False),
+        ("\tfalse ", False),
+    ],
 )
 def test_parse_bool(text: str, value: bool) -> None:
     assert parse_bool(text, "X") is value
@@ -53,12 +65,24 @@ OFF = Settings(mode="cli", enable_telemetry=False)
         (CLI, {}, {}, TelemetryDecision(True, "default (nothing set)")),
         (OFF, {}, None, TelemetryDecision(False, "--enable-telemetry=false")),
         (ON, {}, None, TelemetryDecision(True, "--enable-telemetry=true")),
-        (SERVER, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false"}, None,
-         TelemetryDecision(False, "HASURA_GRAPHQL_ENABLE_TELEMETRY=false")),
-        (SERVER, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": " No "}, None,
-         TelemetryDecision(False, "HASURA_GRAPHQL_ENABLE_TELEMETRY=No")),
-        (SERVER, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "y"}, None,
-         TelemetryDecision(True, "HASURA_GRAPHQL_ENABLE_TELEMETRY=y")),
+        (
+            SERVER,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false"},
+            None,
+            TelemetryDecision(False, "HASURA_GRAPHQL_ENABLE_TELEMETRY=false"),
+        ),
+        (
+            SERVER,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": " No "},
+            None,
+            TelemetryDecision(False, "HASURA_GRAPHQL_ENABLE_TELEMETRY=No"),
+        ),
+        (
+            SERVER,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "y"},
+            None,
+            TelemetryDecision(True, "HASURA_GRAPHQL_ENABLE_TELEMETRY=y"),
+        ),
         (CLI, {}, {"enable_telemetry": False}, TelemetryDecision(False, "enable_telemetry in CFG")),
         (CLI, {}, {"enable_telemetry": True}, TelemetryDecision(True, "enable_telemetry in CFG")),
         (CLI, {}, {"enable_telemetry": "no"}, TelemetryDecision(False, "enable_telemetry in CFG")),
@@ -66,12 +90,24 @@ OFF = Settings(mode="cli", enable_telemetry=False)
         (SERVER, {"DO_NOT_TRACK": "true"}, None, TelemetryDecision(False, "DO_NOT_TRACK=true")),
         (SERVER, {"DO_NOT_TRACK": "0"}, None, TelemetryDecision(True, "DO_NOT_TRACK=0")),
         # Precedence: the first set decides, the rest are not read.
-        (ON, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"}, {"enable_telemetry": False},
-         TelemetryDecision(True, "--enable-telemetry=true")),
-        (OFF, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "true"}, {"enable_telemetry": True},
-         TelemetryDecision(False, "--enable-telemetry=false")),
-        (CLI, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}, {"enable_telemetry": False},
-         TelemetryDecision(True, "HASURA_GRAPHQL_ENABLE_TELEMETRY=true")),
+        (
+            ON,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"},
+            {"enable_telemetry": False},
+            TelemetryDecision(True, "--enable-telemetry=true"),
+        ),
+        (
+            OFF,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "true"},
+            {"enable_telemetry": True},
+            TelemetryDecision(False, "--enable-telemetry=false"),
+        ),
+        (
+            CLI,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"},
+            {"enable_telemetry": False},
+            TelemetryDecision(True, "HASURA_GRAPHQL_ENABLE_TELEMETRY=true"),
+        ),
         (CLI, {"DO_NOT_TRACK": "1"}, {"enable_telemetry": True}, TelemetryDecision(True, "enable_telemetry in CFG")),
         (CLI, {"DO_NOT_TRACK": "1"}, {"enable_telemetry": None}, TelemetryDecision(False, "DO_NOT_TRACK=1")),
         (CLI, {"DO_NOT_TRACK": "1"}, {"uuid": "x"}, TelemetryDecision(False, "DO_NOT_TRACK=1")),
@@ -79,14 +115,23 @@ OFF = Settings(mode="cli", enable_telemetry=False)
         (SERVER, {"DO_NOT_TRACK": "1"}, {"enable_telemetry": True}, TelemetryDecision(False, "DO_NOT_TRACK=1")),
         (SERVER, {}, {"enable_telemetry": False}, TelemetryDecision(True, "default (nothing set)")),
         # Empty variables count as unset; shadowed invalid values are never read.
-        (SERVER, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "", "DO_NOT_TRACK": " "}, None,
-         TelemetryDecision(True, "default (nothing set)")),
-        (OFF, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "maybe", "DO_NOT_TRACK": "maybe"}, {"enable_telemetry": 7},
-         TelemetryDecision(False, "--enable-telemetry=false")),
+        (
+            SERVER,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "", "DO_NOT_TRACK": " "},
+            None,
+            TelemetryDecision(True, "default (nothing set)"),
+        ),
+        (
+            OFF,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "maybe", "DO_NOT_TRACK": "maybe"},
+            {"enable_telemetry": 7},
+            TelemetryDecision(False, "--enable-telemetry=false"),
+        ),
     ],
 )
-def test_decide_telemetry(settings: Settings, env: dict[str, str], cli_config: dict[str, Any] | None,
-                          decision: TelemetryDecision) -> None:
+def test_decide_telemetry(
+    settings: Settings, env: dict[str, str], cli_config: dict[str, Any] | None, decision: TelemetryDecision
+) -> None:
     assert decide_telemetry(settings, env, cli_config, cli_config_source="CFG") == decision
 
 
@@ -98,22 +143,40 @@ def test_the_flag_can_be_named_by_its_variable() -> None:
 @pytest.mark.parametrize(
     ("settings", "env", "cli_config", "message"),
     [
-        (SERVER, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "maybe"}, None,
-         f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "maybe"; {EXPECTED}'),
-        (CLI, {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "off"}, {"enable_telemetry": False},
-         f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "off"; {EXPECTED}'),
+        (
+            SERVER,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "maybe"},
+            None,
+            f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "maybe"; {EXPECTED}',
+        ),
+        (
+            CLI,
+            {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "off"},
+            {"enable_telemetry": False},
+            f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "off"; {EXPECTED}',
+        ),
         (SERVER, {"DO_NOT_TRACK": "please"}, None, f'DO_NOT_TRACK is "please"; {EXPECTED}'),
         (CLI, {}, {"enable_telemetry": "sometimes"}, f'enable_telemetry in CFG is "sometimes"; {EXPECTED}'),
-        (CLI, {}, {"enable_telemetry": 1},
-         "enable_telemetry in CFG is 1; expected true or false, or one of true, t, yes, y, 1, false, f, no, n, 0 "
-         "as a string."),
-        (CLI, {}, {"enable_telemetry": ["no"]},
-         'enable_telemetry in CFG is ["no"]; expected true or false, or one of true, t, yes, y, 1, false, f, no, n, 0 '
-         "as a string."),
+        (
+            CLI,
+            {},
+            {"enable_telemetry": 1},
+            "enable_telemetry in CFG is 1; expected true or false, or one of true, t, yes, y, 1, false, f, no, n, 0 "
+            "as a string.",
+        ),
+        (
+            CLI,
+            {},
+            {"enable_telemetry": ["no"]},
+            'enable_telemetry in CFG is ["no"]; expected true or false, or '
+            "one of true, t, yes, y, 1, false, f, no, n, 0 "
+            "as a string.",
+        ),
     ],
 )
-def test_decide_telemetry_refuses(settings: Settings, env: dict[str, str], cli_config: dict[str, Any] | None,
-                                  message: str) -> None:
+def test_decide_telemetry_refuses(
+    settings: Settings, env: dict[str, str], cli_config: dict[str, Any] | None, message: str
+) -> None:
     with pytest.raises(SettingsError) as caught:
         decide_telemetry(settings, env, cli_config, cli_config_source="CFG")
     assert str(caught.value) == message
@@ -160,8 +223,9 @@ def test_resolve_refuses_a_broken_cli_config_only_when_it_could_decide(tmp_path:
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(SettingsError) as caught:
         resolve_telemetry(CLI, {}, home=tmp_path)
-    assert str(caught.value) == (f"The CLI config {path} is not a JSON object; expected the Hasura CLI's global "
-                                 "config.")
+    assert str(caught.value) == (
+        f"The CLI config {path} is not a JSON object; expected the Hasura CLI's global config."
+    )
     assert resolve_telemetry(OFF, {}, home=tmp_path) == TelemetryDecision(False, "--enable-telemetry=false")
     env = {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "true"}
     assert resolve_telemetry(CLI, env, home=tmp_path) == TelemetryDecision(True, "HASURA_GRAPHQL_ENABLE_TELEMETRY=true")

@@ -43,8 +43,10 @@ SETTINGS = [
     ("/console/settings/metadata-actions", "/settings/metadata-actions"),
     ("/console/settings/metadata-status", "/settings/metadata-status"),
     ("/console/settings/metadata-status?is_redirected=true", "/settings/metadata-status?is_redirected=true"),
-    ("/console/settings/metadata-status?is_redirected=admin%40corp",
-     "/settings/metadata-status?is_redirected=IS_REDIRECTED"),
+    (
+        "/console/settings/metadata-status?is_redirected=admin%40corp",
+        "/settings/metadata-status?is_redirected=IS_REDIRECTED",
+    ),
     ("/console/settings/inherited-roles", "/settings/inherited-roles"),
     ("/console/settings/insecure-domain", "/settings/insecure-domain"),
     ("/console/settings/feature-flags", "/settings/feature-flags"),
@@ -80,26 +82,36 @@ DATA = [
     ("/console/data/default/schema/public/views", "/data/SOURCE/schema/SCHEMA/views"),
     ("/console/data/default/schema/public/permissions", "/data/SOURCE/schema/SCHEMA/permissions"),
     ("/console/data/default/schema/public/table/add", "/data/SOURCE/schema/SCHEMA/table/add"),
-    ("/console/data/default/schema/public/existing-table-view/add",
-     "/data/SOURCE/schema/SCHEMA/existing-table-view/add"),
+    (
+        "/console/data/default/schema/public/existing-table-view/add",
+        "/data/SOURCE/schema/SCHEMA/existing-table-view/add",
+    ),
     ("/console/data/default/schema/public/tables/users", "/data/SOURCE/schema/SCHEMA/tables/TABLE"),
     ("/console/data/default/schema/public/tables/users/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/default/schema/public/tables/users/edit", "/data/SOURCE/schema/SCHEMA/tables/TABLE/edit"),
     ("/console/data/default/schema/public/tables/users/insert", "/data/SOURCE/schema/SCHEMA/tables/TABLE/insert"),
     ("/console/data/default/schema/public/tables/users/modify", "/data/SOURCE/schema/SCHEMA/tables/TABLE/modify"),
-    ("/console/data/default/schema/public/tables/users/relationships",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/relationships"),
-    ("/console/data/default/schema/public/tables/users/permissions",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/permissions"),
+    (
+        "/console/data/default/schema/public/tables/users/relationships",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/relationships",
+    ),
+    (
+        "/console/data/default/schema/public/tables/users/permissions",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/permissions",
+    ),
     ("/console/data/default/schema/public/views/active_users/browse", "/data/SOURCE/schema/SCHEMA/views/VIEW/browse"),
     ("/console/data/default/schema/public/views/active_users/modify", "/data/SOURCE/schema/SCHEMA/views/VIEW/modify"),
-    ("/console/data/default/schema/public/views/v/relationships",
-     "/data/SOURCE/schema/SCHEMA/views/VIEW/relationships"),
+    (
+        "/console/data/default/schema/public/views/v/relationships",
+        "/data/SOURCE/schema/SCHEMA/views/VIEW/relationships",
+    ),
     ("/console/data/default/schema/public/views/v/permissions", "/data/SOURCE/schema/SCHEMA/views/VIEW/permissions"),
     ("/console/data/default/schema/public/functions/search_users", "/data/SOURCE/schema/SCHEMA/functions/FUNCTION"),
     ("/console/data/default/schema/public/functions/f/modify", "/data/SOURCE/schema/SCHEMA/functions/FUNCTION/modify"),
-    ("/console/data/default/schema/public/functions/f/permissions",
-     "/data/SOURCE/schema/SCHEMA/functions/FUNCTION/permissions"),
+    (
+        "/console/data/default/schema/public/functions/f/permissions",
+        "/data/SOURCE/schema/SCHEMA/functions/FUNCTION/permissions",
+    ),
     ("/console/data/default/schema/public/tables/users/secret-tab", "/UNKNOWN"),
     # v1: the same pages without the database segment
     ("/console/data/schema/public", "/data/schema/SCHEMA"),
@@ -114,30 +126,44 @@ DATA = [
     ("/console/data/native-queries/logical-models", "/data/native-queries/logical-models"),
     ("/console/data/native-queries/stored-procedures", "/data/native-queries/stored-procedures"),
     ("/console/data/native-queries/stored-procedures/track", "/data/native-queries/stored-procedures/track"),
-    ("/console/data/native-queries/native-query/mssql1/top_customers",
-     "/data/native-queries/native-query/SOURCE/NATIVE_QUERY"),
-    ("/console/data/native-queries/logical-models/pg/customer",
-     "/data/native-queries/logical-models/SOURCE/LOGICAL_MODEL"),
-    ("/console/data/native-queries/logical-models/pg/customer/permissions",
-     "/data/native-queries/logical-models/SOURCE/LOGICAL_MODEL/permissions"),
+    (
+        "/console/data/native-queries/native-query/mssql1/top_customers",
+        "/data/native-queries/native-query/SOURCE/NATIVE_QUERY",
+    ),
+    (
+        "/console/data/native-queries/logical-models/pg/customer",
+        "/data/native-queries/logical-models/SOURCE/LOGICAL_MODEL",
+    ),
+    (
+        "/console/data/native-queries/logical-models/pg/customer/permissions",
+        "/data/native-queries/logical-models/SOURCE/LOGICAL_MODEL/permissions",
+    ),
 ]
 
 DATA_V2 = [
     ("/console/data/v2/manage", "/data/v2/manage"),
     ("/console/data/v2/manage/connect?driver=postgres", "/data/v2/manage/connect?driver=postgres"),
     ("/console/data/v2/manage/connect?driver=acme_db", "/data/v2/manage/connect?driver=DRIVER"),
-    ("/console/data/v2/manage/database?database=prod_db&driver=mssql",
-     "/data/v2/manage/database?database=SOURCE&driver=mssql"),
+    (
+        "/console/data/v2/manage/database?database=prod_db&driver=mssql",
+        "/data/v2/manage/database?database=SOURCE&driver=mssql",
+    ),
     ("/console/data/v2/manage/database/add", "/data/v2/manage/database/add"),
     ("/console/data/v2/manage/database/edit?database=prod", "/data/v2/manage/database/edit?database=SOURCE"),
-    ("/console/data/v2/manage/table?database=db&table=%5B%22public%22%2C%22users%22%5D",
-     "/data/v2/manage/table?database=SOURCE&table=TABLE"),
-    ("/console/data/v2/manage/table/browse?table=%7B%22name%22%3A%22users%22%7D&database=db",
-     "/data/v2/manage/table/browse?database=SOURCE&table=TABLE"),
+    (
+        "/console/data/v2/manage/table?database=db&table=%5B%22public%22%2C%22users%22%5D",
+        "/data/v2/manage/table?database=SOURCE&table=TABLE",
+    ),
+    (
+        "/console/data/v2/manage/table/browse?table=%7B%22name%22%3A%22users%22%7D&database=db",
+        "/data/v2/manage/table/browse?database=SOURCE&table=TABLE",
+    ),
     ("/console/data/v2/manage/table/permissions?database=db", "/data/v2/manage/table/permissions?database=SOURCE"),
     ("/console/data/v2/manage/table/secret_op?database=db", "/data/v2/manage/table/OP?database=SOURCE"),
-    ("/console/data/v2/manage/function?function=%7B%22schema%22%3A%22s%22%2C%22name%22%3A%22f%22%7D",
-     "/data/v2/manage/function?function=FUNCTION"),
+    (
+        "/console/data/v2/manage/function?function=%7B%22schema%22%3A%22s%22%2C%22name%22%3A%22f%22%7D",
+        "/data/v2/manage/function?function=FUNCTION",
+    ),
     ("/console/data/v2/manage/function/modify?database=db", "/data/v2/manage/function/modify?database=SOURCE"),
     ("/console/data/v2/edit?database=db&filter=email%3Dx", "/data/v2/edit?database=SOURCE"),
     ("/console/data/v2/manage?database=a&database=b", "/data/v2/manage?database=SOURCE"),
@@ -197,13 +223,17 @@ REMOTE_ACTIONS_EVENTS = [
 # The ways the console's regular expressions leaked (reference file), each with the answer that leaks nothing.
 TRAPS = [
     # the contract's own examples
-    ("/console/data/default/schema/public/tables/users/browse?filter=email%3B%24eq%3Ba%40b.c",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+    (
+        "/console/data/default/schema/public/tables/users/browse?filter=email%3B%24eq%3Ba%40b.c",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+    ),
     ("/console/no/such/page", "/UNKNOWN"),
     # prefix text inside identifiers
     ("/console/data/console/schema/console/tables/consoles/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
-    ("/console/data/my_console_db/schema/public/tables/console/modify",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/modify"),
+    (
+        "/console/data/my_console_db/schema/public/tables/console/modify",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/modify",
+    ),
     ("/consoles/data/default", "/UNKNOWN"),
     ("/data/console", "/data/SOURCE"),
     # identifiers equal to keywords
@@ -224,8 +254,10 @@ TRAPS = [
     # encoded /, ?, #, spaces and non-ASCII names
     ("/console/data/a%2Fb/schema/c%3Fd/tables/e%23f/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/my%20db/schema/my%20schema/tables/my%20table/edit", "/data/SOURCE/schema/SCHEMA/tables/TABLE/edit"),
-    ("/console/data/b%C3%BCcher/schema/%E6%97%A5%E6%9C%AC/tables/%D1%82%D0%B0%D0%B1/insert",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/insert"),
+    (
+        "/console/data/b%C3%BCcher/schema/%E6%97%A5%E6%9C%AC/tables/%D1%82%D0%B0%D0%B1/insert",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/insert",
+    ),
     ("/console/data/bücher/schema/日本/tables/таблица/insert", "/data/SOURCE/schema/SCHEMA/tables/TABLE/insert"),
     ("/console/data/my db/schema/my-schema/tables/my.table/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/%2Fconsole/schema/%2F/tables/%2F%2F/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
@@ -239,12 +271,16 @@ TRAPS = [
     ("/console/data/default/schema/public//", "/data/SOURCE/schema/SCHEMA"),
     ("/console/settings/about#section-2", "/settings/about"),
     # query strings carrying row values are dropped
-    ("/console/data/default/schema/public/tables/users/browse?filter=ssn%3B%24eq%3B123-45-6789&sort=name%3Basc",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+    (
+        "/console/data/default/schema/public/tables/users/browse?filter=ssn%3B%24eq%3B123-45-6789&sort=name%3Basc",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+    ),
     ("/console/settings/about?secret=hunter2", "/settings/about"),
     # full URLs
-    ("https://hasura.example.com/console/data/db/schema/s/tables/t/browse?x=1#y",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+    (
+        "https://hasura.example.com/console/data/db/schema/s/tables/t/browse?x=1#y",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+    ),
     ("http://localhost:9695/console/settings/about", "/settings/about"),
     ("http://user:pw@10.0.0.1:9695/console/api/rest/details/getUser", "/api/rest/details/REST_ENDPOINT"),
     ("http://localhost:9695", "/"),
@@ -269,8 +305,10 @@ def test_default_rules_anonymize(default_rules: RouteRules, url: str, expected: 
 
 
 LONGER_PREFIX = [
-    ("/hasura/console/data/default/schema/public/tables/users/browse",
-     "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
+    (
+        "/hasura/console/data/default/schema/public/tables/users/browse",
+        "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+    ),
     ("https://example.com/hasura/console/settings/about", "/settings/about"),
     ("/hasura/console/hasura/console/settings/about", "/UNKNOWN"),
     ("/hasura/consoles/settings/about", "/UNKNOWN"),
@@ -339,9 +377,13 @@ def test_drop_globs(write_rules: Callable[[str], Path], name: str, expected: str
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Data/SET_TABLE", "Data/SET_TABLE"), ("Data/DROP", None), ("@@router/LOCATION_CHANGE",
-     "@@router/LOCATION_CHANGE"),
-     ("Custom/users-table", None), ("@@router/LOCATION_CHANGED", None)],
+    [
+        ("Data/SET_TABLE", "Data/SET_TABLE"),
+        ("Data/DROP", None),
+        ("@@router/LOCATION_CHANGE", "@@router/LOCATION_CHANGE"),
+        ("Custom/users-table", None),
+        ("@@router/LOCATION_CHANGED", None),
+    ],
 )
 def test_allowlist_mode(write_rules: Callable[[str], Path], name: str, expected: str | None) -> None:
     text = 'version: 1\nroutes: [/]\nactions:\n  drop: ["*/DROP"]\n  allow: ["Data/*", "@@router/LOCATION_CHANGE"]\n'
@@ -430,8 +472,9 @@ def test_holder_reload_swaps_or_keeps(write_rules: Callable[[str], Path]) -> Non
 
     good = holder.rules
     path.write_text("version: 1\nroutes: [/b]\nextra: 1\n", encoding="utf-8")
-    assert holder.reload() == [f"{path}:3:1: unknown key 'extra' in the top level;"
-                               " expected one of actions, prefixes, routes, unknown, version"]
+    assert holder.reload() == [
+        f"{path}:3:1: unknown key 'extra' in the top level; expected one of actions, prefixes, routes, unknown, version"
+    ]
     assert holder.rules is good
 
     path.unlink()

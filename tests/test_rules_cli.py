@@ -38,8 +38,9 @@ def test_check_reports_allowlist_mode(write_rules: Callable[[str], Path]) -> Non
     path = write_rules("version: 1\nroutes: [/a, /b]\nprefixes: [/x, /y/z]\nactions:\n  allow: [A, 'B/*', C]\n")
     result = CliRunner().invoke(main, ["rules", "check", str(path)])
     assert result.exit_code == 0
-    assert result.stdout == (f"{path}: ok, 2 templates, 2 prefixes, 0 dropped action patterns,"
-                             " allowlist mode with 3 allowed patterns\n")
+    assert result.stdout == (
+        f"{path}: ok, 2 templates, 2 prefixes, 0 dropped action patterns, allowlist mode with 3 allowed patterns\n"
+    )
 
 
 def test_check_a_bad_file(write_rules: Callable[[str], Path]) -> None:
@@ -58,8 +59,10 @@ def test_check_a_bad_file(write_rules: Callable[[str], Path]) -> None:
 def test_check_a_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     result = CliRunner().invoke(main, ["rules", "check", str(missing)])
-    assert (result.exit_code, result.stderr) == (1, f"{missing}:1:1: the file does not exist; expected a readable"
-                                                    " YAML rules file\n")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"{missing}:1:1: the file does not exist; expected a readable YAML rules file\n",
+    )
 
 
 def test_test_reads_stdin_line_by_line() -> None:
@@ -92,8 +95,9 @@ def test_test_with_a_bad_rules_file(write_rules: Callable[[str], Path]) -> None:
 def test_test_with_a_bad_prefix() -> None:
     result = CliRunner().invoke(main, ["rules", "test", "--prefix", "/a b", "/a"])
     assert (result.exit_code, result.stdout) == (1, "")
-    assert result.stderr == ("--prefix:1:1: prefix '/a b' is not valid; expected leading path segments such as"
-                             " /console or /hasura/console\n")
+    assert result.stderr == (
+        "--prefix:1:1: prefix '/a b' is not valid; expected leading path segments such as /console or /hasura/console\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,8 +116,14 @@ def test_help(args: list[str], expected: str) -> None:
 
 def test_test_answers_each_line_through_a_real_pipe() -> None:
     # Each answer must arrive while stdin is still open: that is what makes `tail -f log | ... rules test` work.
-    proc = subprocess.Popen([sys.executable, "-m", "console_proxy", "rules", "test"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console_proxy", "rules", "test"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)

@@ -34,9 +34,11 @@ def _parts(template: str) -> list[tuple[str, str, tuple[str, ...]]]:
 
 PARTS = {t: _parts(t) for t in TEMPLATES}
 # Everything an output segment may be: a literal, a placeholder or an enumerated value of the file.
-VOCABULARY = {text for parts in PARTS.values() for _, text, _ in parts} | {
-    v for parts in PARTS.values() for _, _, values in parts for v in values
-} | {"UNKNOWN"}
+VOCABULARY = (
+    {text for parts in PARTS.values() for _, text, _ in parts}
+    | {v for parts in PARTS.values() for _, _, values in parts for v in values}
+    | {"UNKNOWN"}
+)
 QUERY_VOCABULARY: dict[str, set[str]] = {}
 for _route in _DOC["routes"]:
     for _key, _spec in (_route.get("query", {}) if isinstance(_route, dict) else {}).items():

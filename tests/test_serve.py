@@ -33,7 +33,10 @@ def test_serve_starts_serves_the_console_accepts_a_batch_and_stops_cleanly_on_si
     try:
         console = httpx.get(served.base + "/console", follow_redirects=True)
         assert (console.status_code, console.url.path, console.headers["content-type"]) == (
-            200, "/console/", "text/html; charset=utf-8")
+            200,
+            "/console/",
+            "text/html; charset=utf-8",
+        )
         deep = httpx.get(served.base + "/console/data/db/schema/public/tables/users/browse")
         assert (deep.status_code, deep.text) == (200, console.text)
         response = httpx.post(served.base + EVENTS, json=[{"type": "A/B", "route": "/console/data/secretdb"}])
@@ -63,22 +66,37 @@ def test_serve_says_why_telemetry_is_off(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--port", "99999"], '--port is "99999"; expected a whole number from 0 to 65535.\n'),
-    (["--enable-telemetry", "maybe"],
-     '--enable-telemetry is "maybe"; expected one of true, t, yes, y, 1, false, f, no, n, 0.\n'),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "99999"], '--port is "99999"; expected a whole number from 0 to 65535.\n'),
+        (
+            ["--enable-telemetry", "maybe"],
+            '--enable-telemetry is "maybe"; expected one of true, t, yes, y, 1, false, f, no, n, 0.\n',
+        ),
+    ],
+)
 def test_bad_settings_exit_2_with_one_sentence(tmp_path: Path, args: list[str], message: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "console_proxy", "serve", *args], env=clean_env(tmp_path),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", *args],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (result.returncode, result.stdout, result.stderr) == (2, "", message)
 
 
 def test_a_bad_rules_file_exits_3_with_file_line_col(tmp_path: Path) -> None:
     rules = tmp_path / "bad.yaml"
     rules.write_text("version: 1\nroutes: [\n")
-    result = subprocess.run([sys.executable, "-m", "console_proxy", "serve", "--rules", str(rules)],
-                            env=clean_env(tmp_path), capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", "--rules", str(rules)],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (result.returncode, result.stdout) == (3, "")
     assert result.stderr.startswith(f"{rules}:3:1: ")
 

@@ -23,9 +23,17 @@ pytestmark = pytest.mark.anyio
 
 
 def event(i: int) -> dict[str, Any]:
-    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": "Data/SET_TABLE", "url": f"/data/{i}",
-            "console_mode": "server", "server_uuid": None, "cli_uuid": None, "server_version": None,
-            "timestamp": "2026-11-27T19:00:00.000Z", "data": None}
+    return {
+        "event_id": str(uuid.UUID(int=i, version=4)),
+        "event_type": "Data/SET_TABLE",
+        "url": f"/data/{i}",
+        "console_mode": "server",
+        "server_uuid": None,
+        "cli_uuid": None,
+        "server_version": None,
+        "timestamp": "2026-11-27T19:00:00.000Z",
+        "data": None,
+    }
 
 
 EVENT_BYTES = len(json.dumps(event(1), separators=(",", ":")))
@@ -39,10 +47,12 @@ class Clock:
         return self.now
 
 
-def make(path: Path, *, max_events: int = 1000, max_bytes: int = 10**9, max_age_s: float = 3600.0,
-         clock: Clock | None = None) -> Spool:
-    return Spool(path / "spool.db", max_events=max_events, max_bytes=max_bytes, max_age_s=max_age_s,
-                 clock=clock or Clock())
+def make(
+    path: Path, *, max_events: int = 1000, max_bytes: int = 10**9, max_age_s: float = 3600.0, clock: Clock | None = None
+) -> Spool:
+    return Spool(
+        path / "spool.db", max_events=max_events, max_bytes=max_bytes, max_age_s=max_age_s, clock=clock or Clock()
+    )
 
 
 @pytest.fixture
@@ -70,8 +80,15 @@ async def test_a_claimed_batch_is_the_upstream_body_and_is_claimed_again_until_a
     rest = await spool.claim(2)
     assert rest is not None and rest.batch_id != batch.batch_id
     assert json.loads(rest.body)["data"] == [event(3)]
-    assert spool.stats() == SpoolStats(accepted=3, forwarded=2, dead_lettered=0, expired=0, spooled=1,
-                                       spooled_bytes=EVENT_BYTES, last_delivery_at=1_000_000.0)
+    assert spool.stats() == SpoolStats(
+        accepted=3,
+        forwarded=2,
+        dead_lettered=0,
+        expired=0,
+        spooled=1,
+        spooled_bytes=EVENT_BYTES,
+        last_delivery_at=1_000_000.0,
+    )
 
 
 async def test_an_empty_spool_has_no_batch(spool: Spool) -> None:
@@ -93,14 +110,18 @@ async def test_a_claim_survives_a_restart_with_the_same_batch_id_and_event_ids(t
         await second.close()
 
 
-@pytest.mark.parametrize(("max_events", "max_bytes", "sizes", "refused_at"), [
-    (5, 10**9, [3, 2, 1], 2),
-    (5, 10**9, [6], 0),
-    (100, 3 * EVENT_BYTES, [2, 1, 1], 2),
-    (100, 3 * EVENT_BYTES - 1, [3], 0),
-])
+@pytest.mark.parametrize(
+    ("max_events", "max_bytes", "sizes", "refused_at"),
+    [
+        (5, 10**9, [3, 2, 1], 2),
+        (5, 10**9, [6], 0),
+        (100, 3 * EVENT_BYTES, [2, 1, 1], 2),
+        (100, 3 * EVENT_BYTES - 1, [3], 0),
+    ],
+)
 async def test_a_full_spool_refuses_the_whole_batch_and_evicts_nothing(
-        tmp_path: Path, max_events: int, max_bytes: int, sizes: list[int], refused_at: int) -> None:
+    tmp_path: Path, max_events: int, max_bytes: int, sizes: list[int], refused_at: int
+) -> None:
     s = make(tmp_path, max_events=max_events, max_bytes=max_bytes)
     await s.open()
     try:
@@ -110,8 +131,11 @@ async def test_a_full_spool_refuses_the_whole_batch_and_evicts_nothing(
             if i == refused_at:
                 with pytest.raises(SinkRefused) as refused:
                     await s.put(batch)
-                assert (refused.value.reason, refused.value.status, refused.value.retry_after) == ("spool is full",
-                                                                                                   503, 5)
+                assert (refused.value.reason, refused.value.status, refused.value.retry_after) == (
+                    "spool is full",
+                    503,
+                    5,
+                )
                 break
             await s.put(batch)
             n += size
@@ -130,7 +154,8 @@ async def test_concurrent_puts_are_all_committed(spool: Spool) -> None:
     batch = await spool.claim(1000)
     assert batch is not None
     assert sorted(e["event_id"] for e in json.loads(batch.body)["data"]) == sorted(
-        event(10 * i + k)["event_id"] for i in range(40) for k in range(3))
+        event(10 * i + k)["event_id"] for i in range(40) for k in range(3)
+    )
 
 
 async def test_old_events_expire_and_are_counted(tmp_path: Path) -> None:
@@ -182,8 +207,15 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
         await second.put([event(7)])
         assert await second.expire() == 3
         stats = second.stats()
-        assert stats == SpoolStats(accepted=7, forwarded=2, dead_lettered=1, expired=3, spooled=1,
-                                   spooled_bytes=EVENT_BYTES, last_delivery_at=1_000_000.0)
+        assert stats == SpoolStats(
+            accepted=7,
+            forwarded=2,
+            dead_lettered=1,
+            expired=3,
+            spooled=1,
+            spooled_bytes=EVENT_BYTES,
+            last_delivery_at=1_000_000.0,
+        )
         assert read_spool_stats(second.path) == stats
     finally:
         await second.close()
@@ -191,7 +223,8 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [b"not a database" * 300, b"SQLite format 3\x00" + b"\xff" * 5000])
 async def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_started(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
     (tmp_path / "spool.db").write_bytes(content)
     s = make(tmp_path)
     with caplog.at_level(logging.ERROR, logger="console_proxy"):
@@ -238,7 +271,8 @@ async def test_a_cancelled_caller_does_not_stop_the_spool_thread(spool: Spool) -
 
 
 async def test_a_second_process_on_the_same_spool_is_refused_and_the_first_keeps_working(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     first = make(tmp_path)
     await first.open()
     second = make(tmp_path)
@@ -261,20 +295,24 @@ async def test_a_second_process_on_the_same_spool_is_refused_and_the_first_keeps
         await third.close()
 
 
-OPERATIONS = st.lists(st.one_of(
-    st.tuples(st.just("put"), st.integers(1, 6)),
-    st.tuples(st.just("ack"), st.integers(1, 8)),
-    st.tuples(st.just("dead"), st.integers(1, 8)),
-    st.tuples(st.just("claim"), st.integers(1, 8)),
-    st.tuples(st.just("age"), st.sampled_from([10.0, 60.0])),
-    st.tuples(st.just("reopen"), st.just(0)),
-), max_size=25)
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(1, 6)),
+        st.tuples(st.just("ack"), st.integers(1, 8)),
+        st.tuples(st.just("dead"), st.integers(1, 8)),
+        st.tuples(st.just("claim"), st.integers(1, 8)),
+        st.tuples(st.just("age"), st.sampled_from([10.0, 60.0])),
+        st.tuples(st.just("reopen"), st.just(0)),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS)
 def test_every_accepted_event_ends_forwarded_dead_expired_or_still_spooled_exactly_once(
-        tmp_path: Path, operations: list[tuple[str, Any]]) -> None:
+    tmp_path: Path, operations: list[tuple[str, Any]]
+) -> None:
     async def run(directory: Path) -> None:
         clock = Clock()
         spool = make(directory, max_events=12, max_age_s=100.0, clock=clock)

@@ -20,9 +20,17 @@ pytestmark = pytest.mark.anyio
 
 
 def event(i: int) -> dict[str, Any]:
-    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": "A/B", "url": "/x", "console_mode": "server",
-            "server_uuid": None, "cli_uuid": None, "server_version": None, "timestamp": "2026-11-27T19:00:00.000Z",
-            "data": None}
+    return {
+        "event_id": str(uuid.UUID(int=i, version=4)),
+        "event_type": "A/B",
+        "url": "/x",
+        "console_mode": "server",
+        "server_uuid": None,
+        "cli_uuid": None,
+        "server_version": None,
+        "timestamp": "2026-11-27T19:00:00.000Z",
+        "data": None,
+    }
 
 
 def batches(count: int, size: int, start: int = 0) -> list[list[dict[str, Any]]]:
@@ -41,8 +49,15 @@ def collector() -> Iterator[Collector]:
 
 
 def settings_for(collector: Collector, **overrides: Any) -> Settings:
-    base = Settings(upstream=collector.url, batch_max_events=50, batch_max_delay_s=0.05, retry_base_s=0.01,
-                    retry_cap_s=0.05, upstream_timeout_s=1.0, shutdown_grace_s=2.0)
+    base = Settings(
+        upstream=collector.url,
+        batch_max_events=50,
+        batch_max_delay_s=0.05,
+        retry_base_s=0.01,
+        retry_cap_s=0.05,
+        upstream_timeout_s=1.0,
+        shutdown_grace_s=2.0,
+    )
     return dataclasses.replace(base, **overrides)
 
 
@@ -55,7 +70,8 @@ async def scrape(sink: SpoolSink) -> dict[str, float]:
 
 
 async def test_events_accepted_during_an_outage_are_all_delivered_when_the_collector_returns(
-        tmp_path: Path, collector: Collector) -> None:
+    tmp_path: Path, collector: Collector
+) -> None:
     collector.down()
     sink = sink_for(tmp_path, settings_for(collector))
     await sink.start()
@@ -89,7 +105,7 @@ async def test_a_full_spool_refuses_with_503_and_evicts_nothing(tmp_path: Path, 
             await sink.put([event(999)])
         assert (refused.value.status, refused.value.retry_after, refused.value.reason) == (503, 5, "spool is full")
         values = await scrape(sink)
-        assert values['console_proxy_batches_rejected_total{reason=spool_full}'] == 1
+        assert values["console_proxy_batches_rejected_total{reason=spool_full}"] == 1
         assert (values["console_proxy_events_accepted_total"], values["console_proxy_spool_events"]) == (25, 25)
         assert invariant_holds(values)
         collector.up()
@@ -129,14 +145,17 @@ async def test_what_shutdown_cannot_flush_is_sent_at_the_next_start(tmp_path: Pa
         await second.forwarder.drain()
         values = await scrape(second)
         assert (values["console_proxy_events_accepted_total"], values["console_proxy_events_forwarded_total"]) == (
-            12, 12)
+            12,
+            12,
+        )
         assert invariant_holds(values)
     finally:
         await second.aclose()
 
 
 async def test_events_past_the_maximum_age_expire_at_start_and_are_counted(
-        tmp_path: Path, collector: Collector) -> None:
+    tmp_path: Path, collector: Collector
+) -> None:
     collector.down()
     now = [1_000_000.0]
     settings = settings_for(collector, spool_max_age_s=3600.0, shutdown_grace_s=0.1)

@@ -179,47 +179,132 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", "HOST", "Address to listen on.", defaults.DEFAULT_HOST, _host),
-    Option("port", "PORT", "Port to listen on (0: any free port).", str(defaults.DEFAULT_PORT),
-           lambda raw: _int(raw, 0, 65535)),
+    Option(
+        "port",
+        "PORT",
+        "Port to listen on (0: any free port).",
+        str(defaults.DEFAULT_PORT),
+        lambda raw: _int(raw, 0, 65535),
+    ),
     Option("rules", "FILE", "Route rules file.", "the route_rules.yaml shipped with console-proxy", _file),
-    Option("static", "DIR", "Directory of the console's static files.", "the demo console shipped with console-proxy",
-           _directory),
-    Option("prefix", "PATH", "URL prefix the console is served under and stripped from routes.",
-           defaults.DEFAULT_PREFIX, _prefix),
-    Option("upstream", "URL", "Telemetry collector to forward batches to.",
-           "none: local mode, events go to <state-dir>/events.jsonl and nothing leaves the machine", _url),
-    Option("state_dir", "DIR", "Directory for the local event file and the spool.",
-           "$XDG_STATE_HOME/console-proxy or ~/.local/state/console-proxy", _creatable_directory),
+    Option(
+        "static",
+        "DIR",
+        "Directory of the console's static files.",
+        "the demo console shipped with console-proxy",
+        _directory,
+    ),
+    Option(
+        "prefix",
+        "PATH",
+        "URL prefix the console is served under and stripped from routes.",
+        defaults.DEFAULT_PREFIX,
+        _prefix,
+    ),
+    Option(
+        "upstream",
+        "URL",
+        "Telemetry collector to forward batches to.",
+        "none: local mode, events go to <state-dir>/events.jsonl and nothing leaves the machine",
+        _url,
+    ),
+    Option(
+        "state_dir",
+        "DIR",
+        "Directory for the local event file and the spool.",
+        "$XDG_STATE_HOME/console-proxy or ~/.local/state/console-proxy",
+        _creatable_directory,
+    ),
     Option("mode", "server|cli", "Whose console this is; sent as console_mode.", defaults.DEFAULT_MODE, _mode),
     Option("hasura_endpoint", "URL", "Hasura server to ask for its UUID and version.", "none", _url),
-    Option("admin_secret", "SECRET", "Sent as X-Hasura-Admin-Secret to --hasura-endpoint.", "none",
-           lambda raw: raw.text),
-    Option("server_uuid", "UUID", "Server UUID to attach, instead of asking --hasura-endpoint.", "none",
-           _server_uuid),
-    Option("cli_config", "FILE", "The Hasura CLI's global config (cli mode: its uuid and enable_telemetry).",
-           "~/.hasura/config.json, or ~/.hasura/.config.json", _creatable_file),
-    Option("enable_telemetry", "BOOL", "true/t/yes/y/1 or false/f/no/n/0; decides before every other setting.",
-           "not set: HASURA_GRAPHQL_ENABLE_TELEMETRY, the CLI config, DO_NOT_TRACK decide, else on", _bool),
-    Option("spool_max_events", "N", "Most events the spool holds.", str(defaults.DEFAULT_SPOOL_MAX_EVENTS),
-           lambda raw: _int(raw, 1)),
-    Option("spool_max_bytes", "BYTES", "Most bytes the spool (in local mode: the event file) holds.",
-           str(defaults.DEFAULT_SPOOL_MAX_BYTES), lambda raw: _int(raw, 1)),
-    Option("spool_max_age_s", "SECONDS", "Oldest an event in the spool may get.",
-           str(defaults.DEFAULT_SPOOL_MAX_AGE_S), lambda raw: _seconds(raw, zero_ok=False)),
-    Option("batch_max_events", "N", "Most events in one upstream request.", str(defaults.DEFAULT_BATCH_MAX_EVENTS),
-           lambda raw: _int(raw, 1)),
-    Option("batch_max_delay_s", "SECONDS", "Longest an event waits for more to fill a batch.",
-           str(defaults.DEFAULT_BATCH_MAX_DELAY_S), lambda raw: _seconds(raw, zero_ok=True)),
-    Option("upstream_timeout_s", "SECONDS", "Timeout of one upstream request.",
-           str(defaults.DEFAULT_UPSTREAM_TIMEOUT_S), lambda raw: _seconds(raw, zero_ok=False)),
-    Option("retry_base_s", "SECONDS", "First retry delay; it doubles, with jitter.", str(defaults.DEFAULT_RETRY_BASE_S),
-           lambda raw: _seconds(raw, zero_ok=False)),
-    Option("retry_cap_s", "SECONDS", "Longest retry delay.", str(defaults.DEFAULT_RETRY_CAP_S),
-           lambda raw: _seconds(raw, zero_ok=False)),
-    Option("shutdown_grace_s", "SECONDS", "How long shutdown waits to flush.", str(defaults.DEFAULT_SHUTDOWN_GRACE_S),
-           lambda raw: _seconds(raw, zero_ok=True)),
-    Option("identity_refresh_s", "SECONDS", "How often the Hasura server is asked again.",
-           str(defaults.DEFAULT_IDENTITY_REFRESH_S), lambda raw: _seconds(raw, zero_ok=False)),
+    Option(
+        "admin_secret", "SECRET", "Sent as X-Hasura-Admin-Secret to --hasura-endpoint.", "none", lambda raw: raw.text
+    ),
+    Option("server_uuid", "UUID", "Server UUID to attach, instead of asking --hasura-endpoint.", "none", _server_uuid),
+    Option(
+        "cli_config",
+        "FILE",
+        "The Hasura CLI's global config (cli mode: its uuid and enable_telemetry).",
+        "~/.hasura/config.json, or ~/.hasura/.config.json",
+        _creatable_file,
+    ),
+    Option(
+        "enable_telemetry",
+        "BOOL",
+        "true/t/yes/y/1 or false/f/no/n/0; decides before every other setting.",
+        "not set: HASURA_GRAPHQL_ENABLE_TELEMETRY, the CLI config, DO_NOT_TRACK decide, else on",
+        _bool,
+    ),
+    Option(
+        "spool_max_events",
+        "N",
+        "Most events the spool holds.",
+        str(defaults.DEFAULT_SPOOL_MAX_EVENTS),
+        lambda raw: _int(raw, 1),
+    ),
+    Option(
+        "spool_max_bytes",
+        "BYTES",
+        "Most bytes the spool (in local mode: the event file) holds.",
+        str(defaults.DEFAULT_SPOOL_MAX_BYTES),
+        lambda raw: _int(raw, 1),
+    ),
+    Option(
+        "spool_max_age_s",
+        "SECONDS",
+        "Oldest an event in the spool may get.",
+        str(defaults.DEFAULT_SPOOL_MAX_AGE_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "batch_max_events",
+        "N",
+        "Most events in one upstream request.",
+        str(defaults.DEFAULT_BATCH_MAX_EVENTS),
+        lambda raw: _int(raw, 1),
+    ),
+    Option(
+        "batch_max_delay_s",
+        "SECONDS",
+        "Longest an event waits for more to fill a batch.",
+        str(defaults.DEFAULT_BATCH_MAX_DELAY_S),
+        lambda raw: _seconds(raw, zero_ok=True),
+    ),
+    Option(
+        "upstream_timeout_s",
+        "SECONDS",
+        "Timeout of one upstream request.",
+        str(defaults.DEFAULT_UPSTREAM_TIMEOUT_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "retry_base_s",
+        "SECONDS",
+        "First retry delay; it doubles, with jitter.",
+        str(defaults.DEFAULT_RETRY_BASE_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "retry_cap_s",
+        "SECONDS",
+        "Longest retry delay.",
+        str(defaults.DEFAULT_RETRY_CAP_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "shutdown_grace_s",
+        "SECONDS",
+        "How long shutdown waits to flush.",
+        str(defaults.DEFAULT_SHUTDOWN_GRACE_S),
+        lambda raw: _seconds(raw, zero_ok=True),
+    ),
+    Option(
+        "identity_refresh_s",
+        "SECONDS",
+        "How often the Hasura server is asked again.",
+        str(defaults.DEFAULT_IDENTITY_REFRESH_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
 )
 _OPTIONAL = frozenset(f.name for f in dataclasses.fields(Settings) if f.default is None)
 # CONSOLE_PROXY_ variables that are not serve flags; anything else with the prefix is a typo, refused at start-up
@@ -271,8 +356,9 @@ def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
 
 def _click_option(option: Option) -> Decorator:
     help_text = f"{option.help} Default: {option.default}. Env: {env_of(option.field)}."
-    return click.option(flag_of(option.field), option.field, type=str, default=None, metavar=option.metavar,
-                        help=help_text)
+    return click.option(
+        flag_of(option.field), option.field, type=str, default=None, metavar=option.metavar, help=help_text
+    )
 
 
 SERVE_OPTIONS: list[Decorator] = [_click_option(option) for option in OPTIONS]

@@ -58,10 +58,21 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 
 @rules.command("test", short_help="Anonymize URLs from the arguments or stdin, one line out per line in.")
-@click.option("--rules", "rules_file", type=_FILE, default=None, metavar="FILE",
-              help="Rules file to use (default: the one shipped with console-proxy).")
-@click.option("--prefix", "prefixes", multiple=True, metavar="P",
-              help="Another URL prefix to strip, such as /hasura/console; repeat for more.")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=_FILE,
+    default=None,
+    metavar="FILE",
+    help="Rules file to use (default: the one shipped with console-proxy).",
+)
+@click.option(
+    "--prefix",
+    "prefixes",
+    multiple=True,
+    metavar="P",
+    help="Another URL prefix to strip, such as /hasura/console; repeat for more.",
+)
 @click.argument("urls", nargs=-1)
 def try_command(rules_file: Path | None, prefixes: tuple[str, ...], urls: tuple[str, ...]) -> None:
     """Print the anonymized form of each URL, one line out per URL in, in the same order.

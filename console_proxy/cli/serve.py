@@ -111,9 +111,17 @@ def serve(**options: Any) -> None:
     # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
     # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
     # finishes its body would hold SIGTERM (and the spool's flush after it) off for ever.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
-                            server_header=False, log_level="info", ws_max_size=MAX_BODY_BYTES,
-                            timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_level="info",
+        ws_max_size=MAX_BODY_BYTES,
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
+    )
     logging.getLogger("uvicorn.error").addFilter(WithoutRequestLines())
     try:
         sock = config.bind_socket()

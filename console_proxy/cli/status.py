@@ -83,9 +83,11 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
         return [*lines, f"spool: {path} cannot be read ({error})", "last delivery: unknown"]
     if stats is None:
         return [*lines, f"spool: empty (no spool file yet at {path})", "last delivery: never"]
-    lines.append(f"spool: {stats.spooled} events, {stats.spooled_bytes} bytes in {path} "
-                 f"({stats.accepted} accepted, {stats.forwarded} forwarded, {stats.dead_lettered} dead-lettered, "
-                 f"{stats.expired} expired)")
+    lines.append(
+        f"spool: {stats.spooled} events, {stats.spooled_bytes} bytes in {path} "
+        f"({stats.accepted} accepted, {stats.forwarded} forwarded, {stats.dead_lettered} dead-lettered, "
+        f"{stats.expired} expired)"
+    )
     if stats.last_delivery_at is None:
         lines.append("last delivery: never")
     else:
@@ -94,8 +96,9 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
     return lines
 
 
-def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup | None,
-                 env: Mapping[str, str]) -> list[str]:
+def status_lines(
+    settings: Settings, decision: TelemetryDecision, lookup: Lookup | None, env: Mapping[str, str]
+) -> list[str]:
     """The whole report; `lookup` is None when telemetry is off (nothing is looked up then)."""
     lines = [
         f"enabled: {'yes' if decision.enabled else 'no'}",

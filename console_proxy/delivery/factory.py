@@ -14,8 +14,13 @@ from console_proxy.optout import TelemetryDecision
 from console_proxy.settings import Settings, resolve_state_dir
 
 
-def make_sink(settings: Settings, decision: TelemetryDecision, *, env: Mapping[str, str] | None = None,
-              metrics: Metrics | None = None) -> Sink:
+def make_sink(
+    settings: Settings,
+    decision: TelemetryDecision,
+    *,
+    env: Mapping[str, str] | None = None,
+    metrics: Metrics | None = None,
+) -> Sink:
     """The sink for these settings; only called when `decision.enabled` (a disabled proxy has no sink at all).
 
     Without `settings.upstream` this is local mode: `<state dir>/events.jsonl`, nothing leaves the machine.

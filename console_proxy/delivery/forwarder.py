@@ -65,9 +65,17 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, retry_after_s: f
 class Forwarder:
     """Sends the spool's batches to `upstream` until stopped; events leave the spool only after a 2xx."""
 
-    def __init__(self, spool: Spool, settings: Settings, *, metrics: Metrics | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Sleep = asyncio.sleep, jitter: Jitter = random.uniform) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Jitter = random.uniform,
+    ) -> None:
         if settings.upstream is None:
             raise ValueError("a Forwarder needs settings.upstream")
         self._spool = spool
@@ -86,8 +94,12 @@ class Forwarder:
     async def start(self) -> None:
         """Start the background task (from the lifespan; no connection is opened before there is a batch)."""
         self._client = httpx.AsyncClient(
-            transport=self._transport, timeout=httpx.Timeout(self._settings.upstream_timeout_s),
-            headers={"User-Agent": USER_AGENT}, trust_env=False, follow_redirects=False)
+            transport=self._transport,
+            timeout=httpx.Timeout(self._settings.upstream_timeout_s),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,
+            follow_redirects=False,
+        )
         # No cookie is ever kept from a collector's answer, so none is ever sent back.
         self._client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._task = asyncio.create_task(self._run(), name="console-proxy-forwarder")
@@ -136,8 +148,13 @@ class Forwarder:
             if retry is None:
                 attempt = 0
                 continue
-            delay = backoff_delay(attempt, base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s,
-                                  retry_after_s=retry.after_s, jitter=self._jitter)
+            delay = backoff_delay(
+                attempt,
+                base_s=self._settings.retry_base_s,
+                cap_s=self._settings.retry_cap_s,
+                retry_after_s=retry.after_s,
+                jitter=self._jitter,
+            )
             attempt += 1
             if self._metrics is not None:
                 self._metrics.retried()
@@ -174,8 +191,9 @@ class Forwarder:
         try:
             response = await self._client.post(self._upstream, content=batch.body, headers=headers)
         except httpx.HTTPError as exc:
-            logger.warning("upstream unreachable (%s) for a batch of %d events; will retry", type(exc).__name__,
-                           batch.count)
+            logger.warning(
+                "upstream unreachable (%s) for a batch of %d events; will retry", type(exc).__name__, batch.count
+            )
             return Retry(after_s=None)
         if self._metrics is not None:
             self._metrics.observe_upstream(time.monotonic() - started, response.status_code)

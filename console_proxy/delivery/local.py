@@ -91,12 +91,13 @@ class LocalFileSink:
                 raise SinkRefused("the local event file is closed", label="local_file_closed")
             size = os.fstat(self._fd).st_size
             if self.max_bytes is not None and size + len(lines) > self.max_bytes:
-                raise SinkRefused("the local event file is full", label="local_file_full",
-                                  retry_after=FULL_RETRY_AFTER_S)
+                raise SinkRefused(
+                    "the local event file is full", label="local_file_full", retry_after=FULL_RETRY_AFTER_S
+                )
             try:
                 view = memoryview(lines)
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(self._fd, view) :]
                 os.fsync(self._fd)
             except OSError as exc:
                 logger.error("cannot write the local event file: %s", exc.strerror)

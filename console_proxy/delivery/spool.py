@@ -39,7 +39,6 @@ FULL_RETRY_AFTER_S = 5
 GROUP_COMMIT_MAX_PUTS = 256
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Batch:
     """Events claimed under one batch_id; `body` is the upstream request body, built from the stored JSON."""
@@ -61,8 +60,9 @@ def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: E
 class Spool:
     """A bounded durable queue. Every SQLite call runs in one dedicated thread; the async methods wait on it."""
 
-    def __init__(self, path: Path, *, max_events: int, max_bytes: int, max_age_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, *, max_events: int, max_bytes: int, max_age_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = path
         self._max_events = max_events
         self._max_bytes = max_bytes
@@ -214,8 +214,10 @@ class Spool:
                     if depth + len(rows) > self._max_events or size + need > self._max_bytes:
                         refused.append(future)
                         continue
-                    conn.executemany("INSERT INTO events (event_id, json, bytes, enqueued_at) VALUES (?, ?, ?, ?)",
-                                     [(*row, now) for row in rows])
+                    conn.executemany(
+                        "INSERT INTO events (event_id, json, bytes, enqueued_at) VALUES (?, ?, ?, ?)",
+                        [(*row, now) for row in rows],
+                    )
                     depth, size = depth + len(rows), size + need
                     taken.append(future)
                 added = depth - self.depth
@@ -229,8 +231,10 @@ class Spool:
             self.writable = False
             logger.error("spool %s is unwritable: %s", self.path, exc)
             for _, _, future in puts:
-                _settle(future, error=SinkRefused("spool is unwritable", label="spool_unwritable",
-                                                  retry_after=FULL_RETRY_AFTER_S))
+                _settle(
+                    future,
+                    error=SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S),
+                )
             return
         self.unclaimed += depth - self.depth
         self.depth, self.bytes, self.writable = depth, size, True
@@ -250,27 +254,37 @@ class Spool:
             batch_id = str(uuid.uuid4())
             # The batch_id is committed before anything is sent, so a re-send after a crash repeats the same
             # batch_id (the Idempotency-Key) with the same event_ids.
-            claimed = conn.execute("UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events WHERE "
-                                   "batch_id IS NULL ORDER BY seq LIMIT ?)", (batch_id, max_events)).rowcount
+            claimed = conn.execute(
+                "UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events WHERE "
+                "batch_id IS NULL ORDER BY seq LIMIT ?)",
+                (batch_id, max_events),
+            ).rowcount
             if claimed == 0:
                 return None
             self.unclaimed -= claimed
-        texts = [text for (text,) in conn.execute("SELECT json FROM events WHERE batch_id = ? ORDER BY seq",
-                                                  (batch_id,))]
+        texts = [
+            text for (text,) in conn.execute("SELECT json FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,))
+        ]
         head = json.dumps({"topic": "console", "batch_id": batch_id}, separators=(",", ":"))[:-1]
         body = f'{head},"data":[{",".join(texts)}]}}'.encode()
         return Batch(batch_id=batch_id, count=len(texts), body=body)
 
-    def _remove(self, where: str, args: tuple[Any, ...], counter: str, extra: str | None = None,
-                extra_args: tuple[Any, ...] = ()) -> int:
+    def _remove(
+        self,
+        where: str,
+        args: tuple[Any, ...],
+        counter: str,
+        extra: str | None = None,
+        extra_args: tuple[Any, ...] = (),
+    ) -> int:
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")
         try:
             if extra is not None:
                 conn.execute(extra, extra_args)
             n, size, unclaimed = conn.execute(
-                f"SELECT count(*), coalesce(sum(bytes), 0), count(*) - count(batch_id) FROM events WHERE {where}",
-                args).fetchone()
+                f"SELECT count(*), coalesce(sum(bytes), 0), count(*) - count(batch_id) FROM events WHERE {where}", args
+            ).fetchone()
             conn.execute(f"DELETE FROM events WHERE {where}", args)
             conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (n, counter))
             if counter == "forwarded" and n:
@@ -291,8 +305,10 @@ class Spool:
 
     def _do_dead_letter(self, arg: tuple[str, int]) -> int:
         batch_id, status = arg
-        copy = ("INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at) "
-                "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ? FROM events WHERE batch_id = ?")
+        copy = (
+            "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at) "
+            "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ? FROM events WHERE batch_id = ?"
+        )
         return self._remove("batch_id = ?", (batch_id,), "dead_lettered", copy, (status, self._clock(), batch_id))
 
     def _do_expire(self, _: None) -> int:

@@ -63,9 +63,15 @@ def read_stats(conn: sqlite3.Connection) -> SpoolStats:
     finally:
         conn.execute("COMMIT")
     last = float(values.get("last_delivery_at", 0))
-    return SpoolStats(accepted=int(values["accepted"]), forwarded=int(values["forwarded"]),
-                      dead_lettered=int(values["dead_lettered"]), expired=int(values["expired"]),
-                      spooled=int(spooled), spooled_bytes=int(spooled_bytes), last_delivery_at=last or None)
+    return SpoolStats(
+        accepted=int(values["accepted"]),
+        forwarded=int(values["forwarded"]),
+        dead_lettered=int(values["dead_lettered"]),
+        expired=int(values["expired"]),
+        spooled=int(spooled),
+        spooled_bytes=int(spooled_bytes),
+        last_delivery_at=last or None,
+    )
 
 
 def read_spool_stats(path: Path) -> SpoolStats | None:
@@ -116,8 +122,13 @@ def _move_aside(path: Path, exc: Exception) -> None:
         src = path.with_name(path.name + suffix)
         if src.exists():
             src.rename(aside.with_name(aside.name + suffix))
-    logger.error("SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
-                 "the events in it will not be delivered", path, exc, aside)
+    logger.error(
+        "SPOOL CORRUPT: %s could not be opened (%s); moved aside to %s and started an empty spool; "
+        "the events in it will not be delivered",
+        path,
+        exc,
+        aside,
+    )
 
 
 def _open_file(path: Path) -> sqlite3.Connection:

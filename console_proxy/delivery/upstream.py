@@ -23,16 +23,30 @@ logger = logging.getLogger("console_proxy")
 class SpoolSink:
     """Commits each batch to the spool at `path` before `put` returns; a forwarder task delivers them upstream."""
 
-    def __init__(self, settings: Settings, path: Path, *, metrics: Metrics | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Sleep = asyncio.sleep, jitter: Jitter | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        path: Path,
+        *,
+        metrics: Metrics | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Jitter | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
-        self.spool = Spool(path, max_events=settings.spool_max_events, max_bytes=settings.spool_max_bytes,
-                           max_age_s=settings.spool_max_age_s, clock=clock)
+        self.spool = Spool(
+            path,
+            max_events=settings.spool_max_events,
+            max_bytes=settings.spool_max_bytes,
+            max_age_s=settings.spool_max_age_s,
+            clock=clock,
+        )
         extra = {} if jitter is None else {"jitter": jitter}
-        self.forwarder = Forwarder(self.spool, settings, metrics=self.metrics, transport=transport, clock=clock,
-                                   sleep=sleep, **extra)
+        self.forwarder = Forwarder(
+            self.spool, settings, metrics=self.metrics, transport=transport, clock=clock, sleep=sleep, **extra
+        )
         self._closing = False
         self._started = False
 

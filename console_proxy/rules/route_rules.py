@@ -37,9 +37,18 @@ def _decode(segment: str) -> str:
 class RouteRules:
     """A checked, compiled rules file. Immutable; safe to share between threads and tasks."""
 
-    def __init__(self, *, source: str, root: Node, template_count: int, prefixes: Sequence[tuple[str, ...]],
-                 unknown: str, drop: tuple[frozenset[str], re.Pattern[str] | None],
-                 allow: tuple[frozenset[str], re.Pattern[str] | None] | None, drop_count: int) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        root: Node,
+        template_count: int,
+        prefixes: Sequence[tuple[str, ...]],
+        unknown: str,
+        drop: tuple[frozenset[str], re.Pattern[str] | None],
+        allow: tuple[frozenset[str], re.Pattern[str] | None] | None,
+        drop_count: int,
+    ) -> None:
         self.source = source
         self.template_count = template_count
         self.unknown = unknown
@@ -129,15 +138,20 @@ def _read(path: Path, source: str) -> str:
     except FileNotFoundError:
         raise RulesError([f"{source}:1:1: the file does not exist; expected a readable YAML rules file"]) from None
     except OSError as exc:
-        raise RulesError([f"{source}:1:1: the file cannot be read ({exc.strerror});"
-                          " expected a readable YAML rules file"]) from None
+        raise RulesError(
+            [f"{source}:1:1: the file cannot be read ({exc.strerror}); expected a readable YAML rules file"]
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - data.rfind(b"\n", 0, exc.start)
-        raise RulesError([f"{source}:{line}:{col}: found a byte that is not UTF-8 (0x{data[exc.start]:02x});"
-                          " expected a UTF-8 text file"]) from None
+        raise RulesError(
+            [
+                f"{source}:{line}:{col}: found a byte that is not UTF-8 (0x{data[exc.start]:02x});"
+                " expected a UTF-8 text file"
+            ]
+        ) from None
 
 
 def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence[str] = ()) -> RouteRules:
@@ -171,8 +185,16 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
             prefix_segs.append(segs)
     if extra:
         raise RulesError(extra.lines("--prefix"))
-    return RouteRules(source=source, root=root, template_count=count, prefixes=prefix_segs,
-                      unknown=unknown or DEFAULT_UNKNOWN, drop=drop, allow=allow, drop_count=len(spec.drop))
+    return RouteRules(
+        source=source,
+        root=root,
+        template_count=count,
+        prefixes=prefix_segs,
+        unknown=unknown or DEFAULT_UNKNOWN,
+        drop=drop,
+        allow=allow,
+        drop_count=len(spec.drop),
+    )
 
 
 class RulesHolder:

@@ -119,8 +119,11 @@ def parse_template(where: Text, problems: Problems) -> list[Segment] | None:
             segment = None
         elif not _LITERAL.match(raw):
             bad = next(c for c in raw if not _LITERAL.match(c))
-            problems.add(where.at(offset), f"segment {raw!r} has {bad!r}; expected a literal of letters, digits and"
-                         " . _ ~ - @ : (percent-encoding in routes is undone before matching)")
+            problems.add(
+                where.at(offset),
+                f"segment {raw!r} has {bad!r}; expected a literal of letters, digits and"
+                " . _ ~ - @ : (percent-encoding in routes is undone before matching)",
+            )
             segment = None
         else:
             segment = Segment("literal", raw)
@@ -148,7 +151,8 @@ def _query_rules(specs: tuple[tuple[Text, Text], ...], problems: Problems) -> di
                 continue
         if segment is None or segment.kind == "tail":
             problems.add(
-                spec.mark, f"query key {key.text!r} maps to {spec.text!r}; expected a placeholder such as "
+                spec.mark,
+                f"query key {key.text!r} maps to {spec.text!r}; expected a placeholder such as "
                 "'{SOURCE}' or an enumeration such as '{DRIVER: postgres|mssql}'",
             )
             ok = False
@@ -157,8 +161,9 @@ def _query_rules(specs: tuple[tuple[Text, Text], ...], problems: Problems) -> di
     return rules if ok else None
 
 
-def add_route(root: Node, path: Text, segments: list[Segment], query: tuple[tuple[Text, Text], ...],
-              problems: Problems) -> bool:
+def add_route(
+    root: Node, path: Text, segments: list[Segment], query: tuple[tuple[Text, Text], ...], problems: Problems
+) -> bool:
     """Insert one template; a duplicate or ambiguous template is a problem and is not inserted."""
     rules = _query_rules(query, problems)
     if rules is None:
@@ -171,8 +176,11 @@ def add_route(root: Node, path: Text, segments: list[Segment], query: tuple[tupl
         elif segment.kind == "tail":
             if node.tail is not None:
                 what = "repeats" if node.tail_name == segment.text else "is ambiguous with"
-                problems.add(path.mark, f"template {path.text!r} {what} line {node.tail.line}"
-                             f" ({node.tail.template!r}); expected each route to have one template")
+                problems.add(
+                    path.mark,
+                    f"template {path.text!r} {what} line {node.tail.line}"
+                    f" ({node.tail.template!r}); expected each route to have one template",
+                )
                 return False
             node.tail, node.tail_name = terminal, segment.text
             return True
@@ -184,13 +192,19 @@ def add_route(root: Node, path: Text, segments: list[Segment], query: tuple[tupl
                 mine = segment.canonical()
                 theirs = Segment(segment.kind, node.var_name, node.var_values).canonical()
                 template, line = node.var_origin
-                problems.add(path.mark, f"template {path.text!r} has {mine} where line {line} ({template!r}) has"
-                             f" {theirs} at the same position; expected one parameter per position")
+                problems.add(
+                    path.mark,
+                    f"template {path.text!r} has {mine} where line {line} ({template!r}) has"
+                    f" {theirs} at the same position; expected one parameter per position",
+                )
                 return False
             node = node.var
     if node.terminal is not None:
-        problems.add(path.mark, f"template {path.text!r} repeats line {node.terminal.line}"
-                     f" ({node.terminal.template!r}); expected each template once")
+        problems.add(
+            path.mark,
+            f"template {path.text!r} repeats line {node.terminal.line}"
+            f" ({node.terminal.template!r}); expected each template once",
+        )
         return False
     node.terminal = terminal
     return True
@@ -225,8 +239,10 @@ def walk(node: Node, segs: list[str], i: int, out: list[str]) -> Terminal | None
 def prefix_segments(prefix: Text, problems: Problems) -> tuple[str, ...] | None:
     parts = tuple(p for p in prefix.text.split("/") if p)
     if not prefix.text.startswith("/") or not parts or any(not _LITERAL.match(p) for p in parts):
-        problems.add(prefix.mark, f"prefix {prefix.text!r} is not valid; expected leading path segments such as"
-                     " /console or /hasura/console")
+        problems.add(
+            prefix.mark,
+            f"prefix {prefix.text!r} is not valid; expected leading path segments such as /console or /hasura/console",
+        )
         return None
     return parts
 
@@ -246,8 +262,11 @@ def compile_globs(globs: tuple[Text, ...], problems: Problems) -> tuple[frozense
         if not _GLOB.match(glob.text):
             bad = _GLOB_CHAR.search(glob.text)
             found = f"has {bad.group()!r}" if bad else f"is {len(glob.text)} characters long"
-            problems.add(glob.mark, f"glob {glob.text!r} {found}; expected 1 to 128 letters, digits, _ @ / : . -"
-                         " or spaces and the wildcards * and ?")
+            problems.add(
+                glob.mark,
+                f"glob {glob.text!r} {found}; expected 1 to 128 letters, digits, _ @ / : . -"
+                " or spaces and the wildcards * and ?",
+            )
             continue
         if "*" not in glob.text and "?" not in glob.text:
             exact.add(glob.text)
