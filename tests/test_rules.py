@@ -241,8 +241,12 @@ TRAPS = [
     ("/console/data/schema/schema/schema/tables/tables/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/sql/schema/tables/tables/tables/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/v2/schema/public", "/data/SOURCE/schema/SCHEMA"),
-    ("/console/data/v2", "/data/SOURCE"),
-    ("/console/data/native-queries/schema/x", "/data/SOURCE/schema/SCHEMA"),
+    # a fixed page wins at its own depth, as in the console's router (a database named v2 shows the v2 page)
+    ("/console/data/v2", "/data/v2"),
+    ("/console/data/edit", "/data/edit"),
+    ("/console/data/native-queries/schema/x", "/data/native-queries/SOURCE/NATIVE_QUERY"),
+    ("/console/data/native-queries/schema/x/secret-tab", "/data/native-queries/SOURCE/NATIVE_QUERY/TAB"),
+    ("/console/data/native-queries/schema/public/tables/t/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/default/schema/public/tables/browse/browse", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ("/console/data/schema/add", "/data/schema/SCHEMA"),
     ("/console/remote-schemas/manage/add/modify", "/remote-schemas/manage/REMOTE_SCHEMA/modify"),
@@ -290,9 +294,10 @@ TRAPS = [
     # the prefix is stripped once, as whole segments only
     ("/console/console/settings/about", "/UNKNOWN"),
     ("/hasura/console/settings/about", "/UNKNOWN"),
+    # the console's clean-up sends its index page as "" (the prefix alone is the index page too)
+    ("", "/"),
+    ("   ", "/"),
     # fail closed on anything else
-    ("", "/UNKNOWN"),
-    ("   ", "/UNKNOWN"),
     ("/console/Data/default", "/UNKNOWN"),
     ("/console/" + "a/" * 80, "/UNKNOWN"),
     ("\x00\ud800", "/UNKNOWN"),
@@ -453,7 +458,7 @@ def test_source_and_default_path() -> None:
     rules = load_rules()
     assert rules.source == str(default_rules_path())
     assert load_rules("route_rules.yaml").source == "route_rules.yaml"
-    assert rules.template_count == 158
+    assert rules.template_count == 192
     assert rules.prefixes == ("/console",)
     assert rules.unknown == "/UNKNOWN"
 

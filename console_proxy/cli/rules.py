@@ -82,7 +82,8 @@ def try_command(rules_file: Path | None, prefixes: tuple[str, ...], urls: tuple[
 
         grep -o '/console/[^ "]*' access.log | console-proxy rules test
 
-    A blank line, or a route no template matches, prints the unknown token (/UNKNOWN by default).
+    A route no template matches prints the unknown token (/UNKNOWN by default); a blank line is the
+    index page, /, as the console sends its index page as an empty route.
     """
     loaded = _load_or_exit(rules_file, prefixes)
     if urls:

@@ -73,9 +73,9 @@ class RouteRules:
             return self.unknown
 
     def _anonymize(self, url: str) -> str:
+        # An empty route is the index page: the console's own URL clean-up strips its prefix, so its
+        # index page arrives as "url": "" (docs/consoles.md).
         url = url.strip()
-        if not url:
-            return self.unknown
         cut = url.find("#")
         if cut >= 0:
             url = url[:cut]
