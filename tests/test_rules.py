@@ -478,7 +478,8 @@ def test_holder_reload_swaps_or_keeps(write_rules: Callable[[str], Path]) -> Non
     good = holder.rules
     path.write_text("version: 1\nroutes: [/b]\nextra: 1\n", encoding="utf-8")
     assert holder.reload() == [
-        f"{path}:3:1: unknown key 'extra' in the top level; expected one of actions, prefixes, routes, unknown, version"
+        f"{path}:3:1: unknown key 'extra' in the top level; expected one of actions, cli, prefixes, routes, server,"
+        " unknown, version"
     ]
     assert holder.rules is good
 

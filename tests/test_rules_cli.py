@@ -52,7 +52,8 @@ def test_check_a_bad_file(write_rules: Callable[[str], Path]) -> None:
         " letter, such as TABLE\n"
         f"{path}:4:8: parameter name 'x' is not valid; expected upper-case letters, digits and _ starting with a"
         " letter, such as TABLE\n"
-        f"{path}:5:1: unknown key 'foo' in the top level; expected one of actions, prefixes, routes, unknown, version\n"
+        f"{path}:5:1: unknown key 'foo' in the top level; expected one of actions, cli, prefixes, routes, server,"
+        " unknown, version\n"
     )
 
 

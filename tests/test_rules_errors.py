@@ -9,7 +9,7 @@ import pytest
 
 from console_proxy import RulesError, load_rules
 
-TOP = "expected one of actions, prefixes, routes, unknown, version"
+TOP = "expected one of actions, cli, prefixes, routes, server, unknown, version"
 GLOB = "expected 1 to 128 letters, digits, _ @ / : . - or spaces and the wildcards * and ?"
 NAME = "expected upper-case letters, digits and _ starting with a letter, such as TABLE"
 

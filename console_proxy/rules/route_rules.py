@@ -12,6 +12,7 @@ from console_proxy.errors import RulesError
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.located import Mark, Problems, parse
 from console_proxy.rules.schema import DEFAULT_UNKNOWN, Text, read_spec
+from console_proxy.rules.sources import CliRules, ServerSchema, read_cli, read_server
 from console_proxy.rules.trie import (
     Node,
     Terminal,
@@ -48,8 +49,12 @@ class RouteRules:
         drop: tuple[frozenset[str], re.Pattern[str] | None],
         allow: tuple[frozenset[str], re.Pattern[str] | None] | None,
         drop_count: int,
+        server: ServerSchema | None = None,
+        cli: CliRules | None = None,
     ) -> None:
         self.source = source
+        self.server = server if server is not None else ServerSchema()
+        self.cli = cli if cli is not None else CliRules()
         self.template_count = template_count
         self.unknown = unknown
         self.drop_count = drop_count
@@ -174,6 +179,8 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
     unknown = unknown_token(spec.unknown, problems) if spec.unknown is not None else DEFAULT_UNKNOWN
     drop = compile_globs(spec.drop, problems)
     allow = compile_globs(spec.allow, problems) if spec.allow is not None else None
+    server = read_server(spec.server, problems) if spec.server is not None else ServerSchema()
+    cli = read_cli(spec.cli, problems) if spec.cli is not None else CliRules()
     if problems:
         raise RulesError(problems.lines(source))
 
@@ -194,6 +201,8 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
         drop=drop,
         allow=allow,
         drop_count=len(spec.drop),
+        server=server,
+        cli=cli,
     )
 
 

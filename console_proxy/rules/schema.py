@@ -13,7 +13,7 @@ from console_proxy.rules.located import Mark, Problems, YList, YMap, YScalar, YV
 SUPPORTED_VERSION = 1
 DEFAULT_UNKNOWN = "/UNKNOWN"
 
-_TOP_KEYS = ("actions", "prefixes", "routes", "unknown", "version")
+_TOP_KEYS = ("actions", "cli", "prefixes", "routes", "server", "unknown", "version")
 _ROUTE_KEYS = ("path", "query")
 _ACTION_KEYS = ("allow", "drop")
 
@@ -44,6 +44,9 @@ class RulesSpec:
     routes: tuple[RouteSpec, ...]
     drop: tuple[Text, ...]
     allow: tuple[Text, ...] | None
+    # The other sources' sections, checked by rules.sources.
+    server: YValue | None = None
+    cli: YValue | None = None
 
 
 def _keys(where: str, value: YMap, allowed: tuple[str, ...], problems: Problems) -> dict[str, tuple[YScalar, YValue]]:
@@ -147,4 +150,6 @@ def read_spec(doc: YValue | None, problems: Problems) -> RulesSpec:
             akeys = _keys("'actions'", actions, _ACTION_KEYS, problems)
             drop = _texts("'drop'", akeys["drop"][1], problems) if "drop" in akeys else ()
             allow = _texts("'allow'", akeys["allow"][1], problems) if "allow" in akeys else None
-    return RulesSpec(prefixes, unknown, tuple(routes), drop, allow)
+    server = keys["server"][1] if "server" in keys else None
+    cli = keys["cli"][1] if "cli" in keys else None
+    return RulesSpec(prefixes, unknown, tuple(routes), drop, allow, server, cli)

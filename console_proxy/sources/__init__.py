@@ -1,0 +1,1 @@
+"""Telemetry sources: each parses its own inbound messages and keeps only the fields that may leave."""
