@@ -20,7 +20,7 @@ CONTRACT_IN = [
     "/console/settings/about",
 ]
 CONTRACT_OUT = ["/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", "/UNKNOWN", "/settings/about"]
-SUMMARY = "ok, 192 templates, 1 prefix, 7 dropped action patterns"
+SUMMARY = "ok, 192 templates, 1 prefix, 7 dropped action patterns, 23 server counts, 43 CLI commands"
 
 
 def test_check_the_shipped_rules() -> None:
@@ -39,7 +39,8 @@ def test_check_reports_allowlist_mode(write_rules: Callable[[str], Path]) -> Non
     result = CliRunner().invoke(main, ["rules", "check", str(path)])
     assert result.exit_code == 0
     assert result.stdout == (
-        f"{path}: ok, 2 templates, 2 prefixes, 0 dropped action patterns, allowlist mode with 3 allowed patterns\n"
+        f"{path}: ok, 2 templates, 2 prefixes, 0 dropped action patterns, allowlist mode with 3 allowed patterns,"
+        " 0 server counts, 0 CLI commands\n"
     )
 
 
@@ -106,7 +107,7 @@ def test_test_with_a_bad_prefix() -> None:
     [
         (["rules", "--help"], "Check and try route rules"),
         (["rules", "check", "--help"], "Usage: main rules check [OPTIONS] [FILE]"),
-        (["rules", "test", "--help"], "--prefix P    Another URL prefix to strip"),
+        (["rules", "test", "--help"], "--prefix P                     Another URL prefix to strip"),
     ],
 )
 def test_help(args: list[str], expected: str) -> None:
@@ -142,3 +143,52 @@ def test_test_answers_each_line_through_a_real_pipe() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+CLI_LINES = [
+    ("hasura migrate apply --admin-secret --endpoint", "hasura migrate apply --admin-secret --endpoint"),
+    (
+        "hasura migrate apply --endpoint https://db.example/?k=v --version 1700000000",
+        "hasura migrate apply --endpoint --version",
+    ),
+    ("hasura migrate create add_email --from-server", "UNKNOWN"),
+    ("hasura version --endpoint", "hasura version"),
+    (
+        '{"topic": "cli", "command": "hasura deploy --endpoint", "is_error": true, "error": {"sql": "drop table x"},'
+        ' "os_platform": "linux", "os_arch": "amd64", "version": "v2.36.0", "uuid": "u"}',
+        '{"topic":"cli","command":"hasura deploy","flags":["endpoint"],"is_error":true,"os_platform":"linux",'
+        '"os_arch":"amd64","cli_version":"v2.36.0","server_version":null}',
+    ),
+    ('{"topic": "server_metrics_v2", "data": {}}', "REFUSED"),
+    ("{", "REFUSED"),
+]
+
+
+def test_test_cli_commands_from_arguments_and_stdin() -> None:
+    inputs = [line for line, _ in CLI_LINES]
+    expected = "".join(out + "\n" for _, out in CLI_LINES)
+    result = CliRunner().invoke(main, ["rules", "test", "--source", "cli", *inputs])
+    assert (result.exit_code, result.output) == (0, expected)
+    result = CliRunner().invoke(main, ["rules", "test", "--source", "cli"], input="\n".join(inputs) + "\n")
+    assert (result.exit_code, result.output) == (0, expected)
+
+
+def test_test_server_messages() -> None:
+    messages = [
+        '{"topic": "server", "data": {"version": "v1.0.0-alpha36", "db_uid": "d",'
+        ' "metrics": {"tables": 2, "views": -1}}}',
+        '{"topic": "server_metrics_v2_test", "data": {"source_metadata": {"backend_type": "dataconnector",'
+        ' "db_kind": "acme_sqlite"}, "metrics": {"relationships": {"manual": 1, "auto": 2}}}}',
+        '{"server_metrics": {"resource_cpu": 2}}',
+        '{"topic": "cli"}',
+    ]
+    result = CliRunner().invoke(main, ["rules", "test", "--source", "server"], input="\n".join(messages) + "\n")
+    assert (result.exit_code, result.output) == (
+        0,
+        '{"topic":"server_metrics_v2","server_version":"v1.0.0-alpha36","backend_type":null,"db_kind":null,'
+        '"metrics":{"tables":2}}\n'
+        '{"topic":"server_metrics_v2_test","server_version":null,"backend_type":"dataconnector","db_kind":"other",'
+        '"metrics":{"relationships":{"manual":1,"auto":2}}}\n'
+        '{"topic":null,"server_version":null,"backend_type":null,"db_kind":null,"metrics":{}}\n'
+        "REFUSED\n",
+    )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from console_proxy.errors import RulesError
 from console_proxy.rules.route_rules import RouteRules, load_rules
+from console_proxy.sources import cli as cli_source
+from console_proxy.sources import server as server_source
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -30,6 +36,8 @@ def rules() -> None:
     console-proxy rules check route_rules.yaml
     console-proxy rules test /console/data/db/schema/public/tables/users/browse
     grep -o '/console/[^ "]*' access.log | console-proxy rules test
+    console-proxy rules test --source cli 'hasura migrate apply --endpoint https://example --version 12'
+    console-proxy rules test --source server < server-metrics.jsonl
     """
 
 
@@ -50,6 +58,7 @@ def check_command(file: Path | None) -> None:
     ]
     if loaded.allow_count is not None:
         parts.append(f"allowlist mode with {_count(loaded.allow_count, 'allowed pattern')}")
+    parts += [_count(loaded.server.metric_count, "server count"), _count(len(loaded.cli.commands), "CLI command")]
     click.echo(f"{name}: ok, " + ", ".join(parts))
 
 
@@ -57,7 +66,37 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-@rules.command("test", short_help="Anonymize URLs from the arguments or stdin, one line out per line in.")
+def _try_cli(rules: RouteRules, line: str) -> str:
+    if line.lstrip().startswith("{"):
+        try:
+            report = cli_source.parse_cli(json.loads(line), rules.cli)
+        except (ValueError, RecursionError):  # invalid JSON, ShapeError
+            return "REFUSED"
+        kept = dataclasses.asdict(report)
+        del kept["dropped_fields"]
+        return json.dumps(kept, separators=(",", ":"))
+    path, flags = cli_source.parse_command(line, rules.cli, Counter())
+    return " ".join([path, *(f"--{flag}" for flag in flags)])
+
+
+def _try_server(rules: RouteRules, line: str) -> str:
+    try:
+        report = server_source.parse_server(json.loads(line), rules.server)
+    except (ValueError, RecursionError):  # invalid JSON, ShapeError
+        return "REFUSED"
+    kept = dataclasses.asdict(report)
+    del kept["dropped_fields"]
+    return json.dumps(kept, separators=(",", ":"))
+
+
+_TRY: dict[str, Callable[[RouteRules, str], str]] = {
+    "console": lambda rules, line: rules.anonymize(line),
+    "cli": _try_cli,
+    "server": _try_server,
+}
+
+
+@rules.command("test", short_help="Show what leaves of each input (a URL by default), one line out per line in.")
 @click.option(
     "--rules",
     "rules_file",
@@ -73,12 +112,28 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     metavar="P",
     help="Another URL prefix to strip, such as /hasura/console; repeat for more.",
 )
-@click.argument("urls", nargs=-1)
-def try_command(rules_file: Path | None, prefixes: tuple[str, ...], urls: tuple[str, ...]) -> None:
-    """Print the anonymized form of each URL, one line out per URL in, in the same order.
+@click.option(
+    "--source",
+    type=click.Choice(sorted(_TRY)),
+    default="console",
+    show_default=True,
+    help="What the inputs are: console URLs, CLI commands (or CLI events as JSON), server messages as JSON.",
+)
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
+def try_command(rules_file: Path | None, prefixes: tuple[str, ...], source: str, inputs: tuple[str, ...]) -> None:
+    """Print what leaves of each input, one line out per input in, in the same order.
 
-    With no URL arguments, reads one URL per line from stdin and answers each line as soon as it is
-    read, so it works in a pipe over a log file:
+    \b
+    --source console (default): each input is a URL; prints its anonymized route.
+    --source cli: each input is a command as the Hasura CLI reports it, or a command line
+      ("hasura migrate apply --endpoint https://example"); prints the known command path and the
+      known flag names (UNKNOWN for a path the rules do not list). An input starting with { is a
+      CLI event as JSON; prints the fields kept of it.
+    --source server: each input is one server message as JSON; prints the fields kept of it.
+    A message that is not one at all prints REFUSED.
+
+    With no INPUT arguments, reads one input per line from stdin and answers each line as soon as it
+    is read, so it works in a pipe over a log file:
 
         grep -o '/console/[^ "]*' access.log | console-proxy rules test
 
@@ -86,9 +141,10 @@ def try_command(rules_file: Path | None, prefixes: tuple[str, ...], urls: tuple[
     index page, /, as the console sends its index page as an empty route.
     """
     loaded = _load_or_exit(rules_file, prefixes)
-    if urls:
-        for url in urls:
-            click.echo(loaded.anonymize(url))
+    answer = _TRY[source]
+    if inputs:
+        for item in inputs:
+            click.echo(answer(loaded, item))
         return
     while line := sys.stdin.readline():  # readline, not iteration: answer each line before the next arrives
-        click.echo(loaded.anonymize(line.rstrip("\r\n")))  # click.echo flushes
+        click.echo(answer(loaded, line.rstrip("\r\n")))  # click.echo flushes
