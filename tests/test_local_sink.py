@@ -110,3 +110,91 @@ async def test_refusals_are_counted_by_reason_like_the_spools(tmp_path: Path) ->
     text = metrics.render().decode()
     assert 'console_proxy_batches_rejected_total{reason="local_file_full"} 2.0' in text
     assert 'console_proxy_batches_rejected_total{reason="local_file_closed"} 1.0' in text
+
+
+def _lines(path: Path) -> list[object]:
+    return [json.loads(line)["data"] for line in path.read_text().splitlines()]
+
+
+@pytest.mark.anyio
+async def test_a_torn_last_line_is_cut_off_on_open_and_kept_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "events.jsonl"
+    whole = b'{"topic":"console","batch_id":"b1","data":[{"n":1}]}\n'
+    path.write_bytes(whole + b'{"topic":"console","batch_id":"b2","da')
+    sink = LocalFileSink(path)
+    await sink.start()
+    await sink.put([{"n": 3}])
+    await sink.aclose()
+    assert _lines(path) == [[{"n": 1}], [{"n": 3}]]
+    [aside] = tmp_path.glob("events.jsonl.torn-*")
+    assert aside.read_bytes() == b'{"topic":"console","batch_id":"b2","da'
+    assert f"{path} ended in a torn line (a write cut short, never acknowledged); moved its 38 bytes to {aside}" in (
+        caplog.text
+    )
+
+
+@pytest.mark.anyio
+async def test_a_file_without_any_whole_line_is_cut_to_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"topic":"con')
+    sink = LocalFileSink(path)
+    await sink.start()
+    await sink.aclose()
+    assert path.read_bytes() == b""
+    assert [p.read_bytes() for p in tmp_path.glob("events.jsonl.torn-*")] == [b'{"topic":"con']
+
+
+@pytest.mark.anyio
+async def test_a_deleted_file_is_noticed_and_a_new_one_started(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = LocalFileSink(path)
+    await sink.start()
+    await sink.put([{"n": 1}])
+    path.unlink()
+    await sink.put([{"n": 2}])
+    await sink.aclose()
+    assert _lines(path) == [[{"n": 2}]]
+
+
+@pytest.mark.anyio
+async def test_a_moved_file_keeps_its_lines_and_new_ones_go_to_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = LocalFileSink(path)
+    await sink.start()
+    await sink.put([{"n": 1}])
+    path.rename(tmp_path / "events.jsonl.1")
+    path.write_bytes(b"")  # rotated: a new empty file in its place
+    await sink.put([{"n": 2}])
+    await sink.aclose()
+    assert (_lines(tmp_path / "events.jsonl.1"), _lines(path)) == ([[{"n": 1}]], [[{"n": 2}]])
+
+
+@pytest.mark.anyio
+async def test_a_full_file_moved_away_makes_room_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = LocalFileSink(path, max_bytes=200)
+    await sink.start()
+    await sink.put([{"pad": "x" * 100}])
+    with pytest.raises(SinkRefused):
+        await sink.put([{"pad": "x" * 100}])
+    assert not sink.ready()
+    path.rename(tmp_path / "full.jsonl")
+    assert sink.ready()
+    await sink.put([{"n": 2}])
+    await sink.aclose()
+    assert _lines(path) == [[{"n": 2}]]
+
+
+@pytest.mark.anyio
+async def test_ready_only_while_the_file_has_room_for_a_batch(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = LocalFileSink(path, max_bytes=100 * 1024)
+    await sink.start()
+    assert sink.ready()
+    await sink.put([{"pad": "x" * 40 * 1024}])
+    assert not sink.ready()
+    path.unlink()
+    assert sink.ready()
+    await sink.aclose()

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,10 @@ from console_proxy.metrics import Metrics
 LOCAL_EVENTS_FILE = "events.jsonl"
 # A full file is not emptied by anyone but the operator: ask the browser to come back much later.
 FULL_RETRY_AFTER_S = 60
+# /readyz says not ready when less than this is left, in the file's budget or on the disk: a batch would not fit.
+READY_MIN_FREE_BYTES = 64 * 1024
+# How much of the file's end is read on open to find a torn last line.
+TAIL_SCAN_BYTES = 1024 * 1024
 
 logger = logging.getLogger("console_proxy")
 
@@ -32,6 +37,10 @@ class LocalFileSink:
     Writes run in a worker thread so the event loop is never blocked; puts that arrive during a write share
     the next write and fsync (group commit); `put` returns only once its line is on disk. A write that would take
     the file past `max_bytes` is refused with 503 (nothing is ever removed from the file to make room).
+
+    Accepted means kept: a torn last line left by a crash is cut off on open (into `<name>.torn-<time>`, logged),
+    and before each write the file the path names now is compared with the open one, so a file that was deleted,
+    moved or rotated is noticed and a new one started before anything is acknowledged.
     """
 
     def __init__(self, path: Path, *, max_bytes: int | None = None, metrics: Metrics | None = None) -> None:
@@ -47,10 +56,64 @@ class LocalFileSink:
         await asyncio.to_thread(self._open)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._fd = self._open_path()
+
+    def _open_path(self) -> int:
+        """Open the path for appending (creating it), after cutting a torn last line off; with `_lock` held."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._cut_torn_line(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _cut_torn_line(self, fd: int) -> None:
+        # Every write ends with a newline, so bytes after the last one are a write cut short by a crash: a batch
+        # never acknowledged. Left there, the next line would be glued to them and could no longer be read.
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        start = max(0, size - TAIL_SCAN_BYTES)
+        tail = os.pread(fd, size - start, start)
+        cut = start + tail.rfind(b"\n") + 1 if b"\n" in tail else start
+        torn = os.pread(fd, size - cut, cut)
+        aside = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        with open(aside, "ab") as out:
+            out.write(torn)
+            out.flush()
+            os.fsync(out.fileno())
+        os.ftruncate(fd, cut)
+        os.fsync(fd)
+        logger.warning(
+            "%s ended in a torn line (a write cut short, never acknowledged); moved its %d bytes to %s",
+            self.path,
+            len(torn),
+            aside,
+        )
+
+    def _current_fd(self) -> int:
+        """The descriptor of the file the path names now; a new file when it was deleted, moved or replaced."""
+        if self._fd is None:
+            raise SinkRefused("the local event file is closed", label="local_file_closed")
+        if self._is_current(self._fd):
+            return self._fd
+        logger.warning("%s was moved or deleted; starting a new file there", self.path)
+        os.close(self._fd)
+        self._fd = None
+        self._fd = self._open_path()
+        return self._fd
+
+    def _is_current(self, fd: int) -> bool:
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     async def put(self, events: Sequence[OutboundEvent]) -> None:
         line = json.dumps(
@@ -87,27 +150,55 @@ class LocalFileSink:
 
     def _append(self, lines: bytes) -> None:
         with self._lock:
-            if self._fd is None:
-                raise SinkRefused("the local event file is closed", label="local_file_closed")
-            size = os.fstat(self._fd).st_size
+            try:
+                fd = self._current_fd()
+            except OSError as exc:
+                logger.error("cannot open the local event file: %s", exc.strerror)
+                raise _unwritable() from None
+            size = os.fstat(fd).st_size
             if self.max_bytes is not None and size + len(lines) > self.max_bytes:
                 raise SinkRefused(
                     "the local event file is full", label="local_file_full", retry_after=FULL_RETRY_AFTER_S
                 )
+            target, start = fd, size
             try:
-                view = memoryview(lines)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                os.fsync(self._fd)
+                self._write(fd, lines)
+                if os.fstat(fd).st_nlink == 0:
+                    # Deleted between the check and the write: these lines went nowhere; write them again.
+                    target = self._current_fd()
+                    start = os.fstat(target).st_size
+                    self._write(target, lines)
             except OSError as exc:
                 logger.error("cannot write the local event file: %s", exc.strerror)
                 # Refused lines must not stay half-written in front of the next ones.
                 with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, size)
+                    os.ftruncate(target, start)
                 raise _unwritable() from None
 
+    @staticmethod
+    def _write(fd: int, lines: bytes) -> None:
+        view = memoryview(lines)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+
     def ready(self) -> bool:
-        return self._fd is not None
+        """Open, and room for a batch both in the file's budget and on the disk."""
+        if self._fd is None:
+            return False
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            size = 0  # moved away: the next write starts a new file
+        except OSError:
+            return False
+        if self.max_bytes is not None and size + min(READY_MIN_FREE_BYTES, self.max_bytes) > self.max_bytes:
+            return False
+        try:
+            disk = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return disk.f_bavail * disk.f_frsize >= READY_MIN_FREE_BYTES
 
     async def aclose(self) -> None:
         if self._writer is not None:
