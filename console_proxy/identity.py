@@ -166,7 +166,11 @@ class IdentityProvider:
         self.problems = []
         # The overall deadline below is what bounds a refresh; httpx's own per-operation timeout is only a backstop,
         # set later so that a slow server is always reported the same way.
-        async with httpx.AsyncClient(transport=self._transport, timeout=2 * self._timeout_s) as client:
+        # trust_env off unless the operator opts in: HTTP_PROXY, ALL_PROXY or a .netrc would otherwise receive
+        # the request, admin secret included, even for a loopback endpoint.
+        async with httpx.AsyncClient(
+            transport=self._transport, timeout=2 * self._timeout_s, trust_env=self._settings.identity_trust_env
+        ) as client:
 
             async def lookup(key: str, method: str, url: str, body: dict[str, Any] | None, field: str) -> None:
                 document = await self._fetch(client, method, url, body, secret if body is not None else {})

@@ -45,6 +45,8 @@ class Settings:
     server_uuid: str | None = None
     cli_config: Path | None = None
     enable_telemetry: bool | None = None
+    # The Hasura lookups ignore proxy variables and .netrc unless this is set (they carry the admin secret).
+    identity_trust_env: bool = False
 
     spool_max_events: int = DEFAULT_SPOOL_MAX_EVENTS
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES

@@ -130,6 +130,30 @@ def test_empty_values_mean_not_set() -> None:
     assert (settings.upstream, settings.port, settings.admin_secret) == (None, defaults.DEFAULT_PORT, None)
 
 
+BOOL_EXPECTED = "expected one of true, t, yes, y, 1, false, f, no, n, 0."
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "message"),
+    [
+        (
+            {"enable_telemetry": ""},
+            {"CONSOLE_PROXY_ENABLE_TELEMETRY": "false"},
+            f'--enable-telemetry is ""; {BOOL_EXPECTED}',
+        ),
+        (
+            {},
+            {"CONSOLE_PROXY_ENABLE_TELEMETRY": ""},
+            f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is ""; {BOOL_EXPECTED}',
+        ),
+    ],
+)
+def test_an_empty_boolean_is_an_error_naming_it(options: dict[str, object], env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from(options, {**HOME_ENV, **env})
+    assert str(caught.value) == message
+
+
 PREFIX_EXPECTED = 'expected a path of one or more segments starting with "/", such as "/console".'
 
 
@@ -263,7 +287,6 @@ def test_admin_secret_is_never_quoted_in_errors() -> None:
         ({}, {}, "--enable-telemetry"),
         ({"enable_telemetry": "no"}, {"CONSOLE_PROXY_ENABLE_TELEMETRY": "yes"}, "--enable-telemetry"),
         ({"enable_telemetry": None}, {"CONSOLE_PROXY_ENABLE_TELEMETRY": "yes"}, "CONSOLE_PROXY_ENABLE_TELEMETRY"),
-        ({}, {"CONSOLE_PROXY_ENABLE_TELEMETRY": ""}, "--enable-telemetry"),
     ],
 )
 def test_setting_source(options: dict[str, object], env: dict[str, str], source: str) -> None:

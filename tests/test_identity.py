@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -329,3 +331,56 @@ async def test_cli_mode_with_an_endpoint_attaches_both(tmp_path: Path) -> None:
         cli_uuid = identity.current.cli_uuid
         assert cli_uuid is not None
         assert identity.current == Identity(SERVER_UUID, cli_uuid, VERSION)
+
+
+# --- the environment's proxy and .netrc -----------------------------------------------------
+
+
+class _RecordingProxy(BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, dict[str, str]]]] = []
+
+    def _record(self) -> None:
+        self.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        self.send_response(502)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._record()
+
+    def do_POST(self) -> None:
+        self._record()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("trust_env", [False, True])
+async def test_the_admin_secret_never_reaches_the_environments_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trust_env: bool
+) -> None:
+    _RecordingProxy.seen = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    try:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        (tmp_path / ".netrc").write_text("default login netrc-user password netrc-password\n")
+        monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+        with fake_hasura(FakeHasura(admin_secret="s3cret")) as (fake, url):
+            identity = provider(url, tmp_path, admin_secret="s3cret", identity_trust_env=trust_env)
+            await refresh(identity)
+            direct = [seen.headers for seen in fake.seen]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    if trust_env:  # the operator opted in: the proxy sees the lookups (so this test can see a leak)
+        assert any(headers.get("x-hasura-admin-secret") == "s3cret" for _, headers in _RecordingProxy.seen)
+        assert identity.current == Identity(None, None, None)
+    else:
+        assert _RecordingProxy.seen == []
+        assert identity.current == Identity(SERVER_UUID, None, VERSION)
+        assert all("authorization" not in headers for headers in direct)

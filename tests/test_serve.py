@@ -87,6 +87,35 @@ def test_bad_settings_exit_2_with_one_sentence(tmp_path: Path, args: list[str], 
     assert (result.returncode, result.stdout, result.stderr) == (2, "", message)
 
 
+def test_an_empty_enable_telemetry_flag_does_not_undo_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", "--enable-telemetry", ""],
+        env=clean_env(tmp_path, {"CONSOLE_PROXY_ENABLE_TELEMETRY": "false"}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    expected = '--enable-telemetry is ""; expected one of true, t, yes, y, 1, false, f, no, n, 0.\n'
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_an_unwritable_state_dir_exits_2_with_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    state = tmp_path / "a-file" / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", "--state-dir", str(state)],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    expected = (
+        f'the state directory "{state}" is not writable (Not a directory); '
+        "expected a directory this user can create and write (--state-dir).\n"
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
 def test_a_bad_rules_file_exits_3_with_file_line_col(tmp_path: Path) -> None:
     rules = tmp_path / "bad.yaml"
     rules.write_text("version: 1\nroutes: [\n")

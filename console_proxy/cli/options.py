@@ -236,6 +236,13 @@ OPTIONS: tuple[Option, ...] = (
         _bool,
     ),
     Option(
+        "identity_trust_env",
+        "BOOL",
+        "Let the Hasura lookups use HTTP(S)_PROXY, ALL_PROXY and .netrc (they carry the admin secret).",
+        "false",
+        _bool,
+    ),
+    Option(
         "spool_max_events",
         "N",
         "Most events the spool holds.",
@@ -327,17 +334,20 @@ def _check_unknown_variables(env: Mapping[str, str]) -> None:
 def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Settings:
     """Settings from click's parsed `options` (None: not given), each falling back to `CONSOLE_PROXY_<FLAG>` in
     `env` (an empty variable counts as unset), then to its default. Raises SettingsError, one sentence; also for
-    a CONSOLE_PROXY_ variable that names no setting."""
+    a CONSOLE_PROXY_ variable that names no setting, and for an empty boolean (flag or variable)."""
     _check_unknown_variables(env)
     values: dict[str, Any] = {}
     given: dict[str, _Raw] = {}
     for option in OPTIONS:
         raw = _Raw(option.field, options.get(option.field), from_env=False)
-        if raw.value is None and env.get(env_of(option.field), "") != "":
-            raw = _Raw(option.field, env[env_of(option.field)], from_env=True)
+        variable = env.get(env_of(option.field))
+        # An empty boolean is a mistake, not "unset": `--enable-telemetry ""` must not quietly undo
+        # CONSOLE_PROXY_ENABLE_TELEMETRY=false (or the other way round) and leave telemetry on.
+        if raw.value is None and variable is not None and (variable != "" or option.check is _bool):
+            raw = _Raw(option.field, variable, from_env=True)
         if raw.value is None:
             continue
-        if raw.value == "" and option.field in _OPTIONAL:
+        if raw.value == "" and option.field in _OPTIONAL and option.check is not _bool:
             # `--upstream ""` means "not set", and beats a CONSOLE_PROXY_UPSTREAM from the environment.
             values[option.field] = None
             continue

@@ -9,8 +9,10 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,9 +23,9 @@ from console_proxy.app import create_app
 from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
 from console_proxy.cli.status import display_url
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
-from console_proxy.errors import RulesError
+from console_proxy.errors import RulesError, SettingsError
 from console_proxy.events import MAX_BODY_BYTES
-from console_proxy.optout import TelemetryDecision, resolve_telemetry
+from console_proxy.optout import TelemetryDecision, quote, resolve_telemetry
 from console_proxy.resources import default_rules_path, default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.settings import Settings, resolve_state_dir
@@ -85,6 +87,20 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
     return lines
 
 
+def check_state_dir(state_dir: Path) -> None:
+    """Create the state directory and write a file in it; SettingsError (one sentence) when that fails, so an
+    unwritable directory is a start-up error of its own rather than a failed lifespan and a traceback."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=state_dir):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            f"the state directory {quote(str(state_dir))} is not writable ({exc.strerror}); "
+            "expected a directory this user can create and write (--state-dir)."
+        ) from None
+
+
 @click.command("serve")
 @serve_options
 def serve(**options: Any) -> None:
@@ -93,6 +109,8 @@ def serve(**options: Any) -> None:
     with exit_on_settings_error():
         settings = settings_from(options, env)
         decision = resolve_telemetry(settings, env, setting_name=setting_source(options, env, "enable_telemetry"))
+        if decision.enabled:
+            check_state_dir(resolve_state_dir(settings.state_dir, env))
     try:
         holder = RulesHolder(settings.rules, (settings.prefix,))
     except RulesError as error:
