@@ -29,6 +29,7 @@ class Answer:
     hang_s: float = 0.0
     reset: bool = False
     delay_s: float = 0.0  # answer, but only after this long (a slow collector)
+    drip_s: float = 0.0  # send the headers at once, then the body one byte every drip_s seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any
-    status: int | None  # None: hung or reset, no answer sent
+    status: int | None  # None: hung, reset or dripped, no whole answer sent
     at: float = 0.0  # time.monotonic() when it was received
 
 
@@ -69,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw
         answer = collector.next_answer()
-        status = None if answer.hang_s or answer.reset else answer.status
+        status = None if answer.hang_s or answer.reset or answer.drip_s else answer.status
         with collector.lock:
             headers = {k.lower(): v for k, v in self.headers.items()}
             collector.requests.append(Received(self.path, headers, body, status, time.monotonic()))
@@ -85,9 +86,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         if answer.retry_after is not None:
             self.send_header("Retry-After", answer.retry_after)
-        self.send_header("Content-Length", "2")
+        body = b"{}" if not answer.drip_s else b'{"pad": "' + b"x" * 100 + b'"}'
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(b"{}")
+        if not answer.drip_s:
+            self.wfile.write(body)
+            return
+        for byte in body:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            if collector.release.wait(answer.drip_s):
+                return
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):

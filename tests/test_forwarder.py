@@ -184,7 +184,7 @@ async def test_retryable_failures_are_retried_with_the_same_batch_id_and_event_i
         assert spool.stats().dead_lettered == 0
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_other_4xx_are_dead_lettered_without_retry(tmp_path: Path, collector: Collector, status: int) -> None:
     collector.answer(Answer(status))
     sleeps = Sleeps()
@@ -253,3 +253,40 @@ async def test_backoff_grows_until_the_cap_while_the_collector_fails(tmp_path: P
         await send(spool, forwarder, [event(1)])
         await forwarder.drain()
     assert sleeps.delays == [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.0, 5.0, 5.0]
+
+
+async def test_a_413_splits_the_batch_in_halves_down_to_single_events_before_dead_lettering(
+    tmp_path: Path, collector: Collector
+) -> None:
+    collector.answer(Answer(413), Answer(413), Answer(200), Answer(413))
+    sleeps = Sleeps()
+    async with forwarding(tmp_path, collector.url, sleeps) as (spool, forwarder):
+        await send(spool, forwarder, [event(1), event(2), event(3), event(4)])
+        await collector.events_soon(3)
+        await forwarder.drain()
+        stats = spool.stats()
+    assert [[e["event_id"] for e in r.body["data"]] for r in collector.requests] == [
+        [event(n)["event_id"] for n in ns] for ns in ([1, 2, 3, 4], [1, 2], [1], [2], [3, 4])
+    ]
+    assert len({r.body["batch_id"] for r in collector.requests}) == 5  # each half is a batch of its own
+    assert (stats.dead_lettered, stats.forwarded, stats.spooled) == (1, 3, 0)
+    assert sleeps.delays == []
+
+
+@pytest.mark.parametrize("failure", [Answer(drip_s=0.5), Answer(hang_s=30.0)], ids=["one-byte-at-a-time", "silent"])
+async def test_an_attempt_has_a_whole_request_deadline_then_is_retried_and_delivered(
+    tmp_path: Path, collector: Collector, failure: Answer, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector.answer(failure, failure)
+    sleeps = Sleeps()
+    # Each read of the dripping answer comes well within the timeout; only a deadline on the whole request ends it.
+    async with forwarding(tmp_path, collector.url, sleeps, upstream_timeout_s=1.0) as (spool, forwarder):
+        await send(spool, forwarder, [event(1)])
+        assert await collector.events_soon(1, timeout=20.0) == [event(1)]
+    assert sleeps.delays == [0.01, 0.02]
+    assert len(collector.requests) == 3
+    retries = [r.getMessage() for r in caplog.records if "will retry" in r.getMessage()]
+    assert len(retries) == 2
+    if failure.drip_s:
+        assert retries == ["upstream did not answer within 1s for a batch of 1 events; will retry"] * 2
+    assert event(1)["event_id"] not in caplog.text

@@ -24,6 +24,7 @@ logger = logging.getLogger("console_proxy")
 # How often events older than the maximum age are looked for, in seconds.
 EXPIRE_EVERY_S = 60.0
 RETRYABLE_STATUSES = frozenset({408, 429})
+PAYLOAD_TOO_LARGE = 413
 # A user agent of our own: nothing of the browser's request (IP, cookies, user agent) goes upstream.
 USER_AGENT = f"console-proxy/{importlib.metadata.version('console-proxy')}"
 
@@ -188,8 +189,17 @@ class Forwarder:
         assert self._client is not None
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.batch_id}
         started = time.monotonic()
+        deadline_s = self._settings.upstream_timeout_s
         try:
-            response = await self._client.post(self._upstream, content=batch.body, headers=headers)
+            # httpx's timeout bounds each connect, write and read; this bounds the whole attempt, so a collector
+            # that answers one byte a second cannot hold the forwarder.
+            async with asyncio.timeout(deadline_s):
+                response = await self._client.post(self._upstream, content=batch.body, headers=headers)
+        except TimeoutError:
+            logger.warning(
+                "upstream did not answer within %gs for a batch of %d events; will retry", deadline_s, batch.count
+            )
+            return Retry(after_s=None)
         except httpx.HTTPError as exc:
             logger.warning(
                 "upstream unreachable (%s) for a batch of %d events; will retry", type(exc).__name__, batch.count
@@ -204,6 +214,11 @@ class Forwarder:
         if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
             logger.warning("upstream answered %d for a batch of %d events; will retry", status, batch.count)
             return Retry(after_s=parse_retry_after(response.headers.get("retry-after"), self._clock()))
+        if status == PAYLOAD_TOO_LARGE and batch.count > 1:
+            # Too large for this collector: send each half as a batch of its own, down to single events.
+            await self._spool.split(batch.batch_id)
+            logger.warning("upstream answered 413 for a batch of %d events; sending it in halves", batch.count)
+            return None
         dead = await self._spool.dead_letter(batch.batch_id, status)
         logger.error("upstream refused a batch of %d events with %d; kept as dead letters", dead, status)
         return None

@@ -121,6 +121,10 @@ class Spool:
         result: int = await self._call("dead_letter", (batch_id, status))
         return result
 
+    async def split(self, batch_id: str) -> None:
+        """Claim the events of a batch as two batches of their own (new ids), first half first."""
+        await self._call("split", batch_id)
+
     async def expire(self) -> int:
         """Remove events older than the maximum age and count them expired."""
         result: int = await self._call("expire", None)
@@ -310,6 +314,24 @@ class Spool:
             "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ? FROM events WHERE batch_id = ?"
         )
         return self._remove("batch_id = ?", (batch_id,), "dead_lettered", copy, (status, self._clock(), batch_id))
+
+    def _do_split(self, batch_id: str) -> None:
+        conn = self._db()
+        seqs = [seq for (seq,) in conn.execute("SELECT seq FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,))]
+        half = (len(seqs) + 1) // 2
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for part in (seqs[:half], seqs[half:]):
+                if part:
+                    conn.execute(
+                        "UPDATE events SET batch_id = ? WHERE batch_id = ? AND seq BETWEEN ? AND ?",
+                        (str(uuid.uuid4()), batch_id, part[0], part[-1]),
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _do_expire(self, _: None) -> int:
         return self._remove("enqueued_at < ?", (self._clock() - self._max_age_s,), "expired")
