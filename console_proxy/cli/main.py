@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from console_proxy import __version__
+from console_proxy.cli.dead_letters import dead_letters
 from console_proxy.cli.rules import rules
 from console_proxy.cli.serve import serve
 from console_proxy.cli.status import status
@@ -21,6 +22,7 @@ def main() -> None:
     """
 
 
+main.add_command(dead_letters)
 main.add_command(rules)
 main.add_command(serve)
 main.add_command(status)

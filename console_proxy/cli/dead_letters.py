@@ -1,0 +1,80 @@
+"""`console-proxy dead-letters list|replay|purge`: the events a collector refused for good, in the spool."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console_proxy.cli.options import env_of, exit_on_settings_error, settings_from
+from console_proxy.delivery.dead_letters import list_dead_letters, purge_dead_letters, replay_dead_letters
+from console_proxy.delivery.spool import SPOOL_FILE_NAME
+from console_proxy.settings import resolve_state_dir
+
+EXIT_SPOOL_BUSY = 1
+
+
+def _spool_path(state_dir: str | None) -> Path:
+    env = os.environ
+    with exit_on_settings_error():
+        settings = settings_from({"state_dir": state_dir}, env)
+    return resolve_state_dir(settings.state_dir, env) / SPOOL_FILE_NAME
+
+
+def _state_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--state-dir",
+        "state_dir",
+        type=str,
+        default=None,
+        metavar="DIR",
+        help=f"The state directory of the spool, as given to serve. Env: {env_of('state_dir')}.",
+    )(function)
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """Events a collector refused for good (a 4xx but 408 and 429; a 413 for a single event): list, replay, purge.
+
+    replay and purge change the spool, so stop `console-proxy serve` first.
+    """
+
+
+@dead_letters.command("list")
+@_state_dir_option
+def list_command(state_dir: str | None) -> None:
+    """One line per dead letter, oldest first: when, the collector's status, event id, type and route."""
+    path = _spool_path(state_dir)
+    letters = list_dead_letters(path)
+    for letter in letters:
+        when = datetime.fromtimestamp(letter.dead_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"{when} {letter.status} {letter.event_id} {letter.event_type} {letter.url}")
+    click.echo(f"{len(letters)} dead {'letter' if len(letters) == 1 else 'letters'} in {path}", err=True)
+
+
+def _change(action: Callable[[Path], int], state_dir: str | None, done: str) -> None:
+    path = _spool_path(state_dir)
+    try:
+        count = action(path)
+    except OSError as exc:
+        click.echo(f"cannot change the spool {path}: {exc.strerror or exc}; stop console-proxy serve first.", err=True)
+        raise SystemExit(EXIT_SPOOL_BUSY) from None
+    click.echo(f"{done} {count} dead {'letter' if count == 1 else 'letters'} in {path}")
+
+
+@dead_letters.command("replay")
+@_state_dir_option
+def replay_command(state_dir: str | None) -> None:
+    """Put every dead letter back in the queue with its original event id; the next serve sends them."""
+    _change(replay_dead_letters, state_dir, "put back in the queue:")
+
+
+@dead_letters.command("purge")
+@_state_dir_option
+def purge_command(state_dir: str | None) -> None:
+    """Delete every dead letter."""
+    _change(purge_dead_letters, state_dir, "purged:")

@@ -1,0 +1,99 @@
+"""`console-proxy dead-letters list|replay|purge` on a real spool file."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from console_proxy.cli.main import main
+from console_proxy.delivery.spool import Spool
+
+pytestmark = pytest.mark.anyio
+
+DEAD_AT = 1_795_000_000.0  # 2026-11-18T11:06:40Z
+
+
+def event(i: int) -> dict[str, Any]:
+    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": f"A/E{i}", "url": "/data/SOURCE"}
+
+
+def spool_at(state: Path) -> Spool:
+    return Spool(state / "spool.db", max_events=1000, max_bytes=10**6, max_age_s=3600.0, clock=lambda: DEAD_AT)
+
+
+async def dead_lettered(state: Path, *events: dict[str, Any]) -> None:
+    spool = spool_at(state)
+    await spool.open()
+    await spool.put(list(events))
+    batch = await spool.claim(100)
+    assert batch is not None
+    await spool.dead_letter(batch.batch_id, 400)
+    await spool.close()
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, ["dead-letters", *args], env={"CONSOLE_PROXY_STATE_DIR": None})
+
+
+async def test_list_shows_each_dead_letter_and_writes_nothing(tmp_path: Path) -> None:
+    await dead_lettered(tmp_path, event(1), event(2))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run("list", "--state-dir", str(tmp_path))
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"2026-11-18T11:06:40Z 400 {event(1)['event_id']} A/E1 /data/SOURCE\n"
+        f"2026-11-18T11:06:40Z 400 {event(2)['event_id']} A/E2 /data/SOURCE\n",
+    )
+    assert result.stderr == f"2 dead letters in {tmp_path / 'spool.db'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+async def test_replay_puts_them_back_in_the_queue_with_their_original_ids(tmp_path: Path) -> None:
+    await dead_lettered(tmp_path, event(1), event(2))
+    result = run("replay", "--state-dir", str(tmp_path))
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"put back in the queue: 2 dead letters in {tmp_path / 'spool.db'}\n",
+    )
+    assert run("list", "--state-dir", str(tmp_path)).stdout == ""
+    spool = spool_at(tmp_path)
+    await spool.open()
+    batch = await spool.claim(100)
+    stats = spool.stats()
+    await spool.close()
+    assert batch is not None
+    assert json.loads(batch.body)["data"] == [event(1), event(2)]
+    assert (stats.accepted, stats.dead_lettered, stats.spooled, stats.forwarded) == (2, 0, 2, 0)
+
+
+async def test_purge_deletes_them(tmp_path: Path) -> None:
+    await dead_lettered(tmp_path, event(1))
+    result = run("purge", "--state-dir", str(tmp_path))
+    assert (result.exit_code, result.stdout) == (0, f"purged: 1 dead letter in {tmp_path / 'spool.db'}\n")
+    assert run("list", "--state-dir", str(tmp_path)).stderr == f"0 dead letters in {tmp_path / 'spool.db'}\n"
+
+
+async def test_replay_refuses_while_a_proxy_holds_the_spool(tmp_path: Path) -> None:
+    await dead_lettered(tmp_path, event(1))
+    spool = spool_at(tmp_path)
+    await spool.open()
+    try:
+        result = run("replay", "--state-dir", str(tmp_path))
+    finally:
+        await spool.close()
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"cannot change the spool {tmp_path / 'spool.db'}: another process holds this spool; "
+        "stop console-proxy serve first.\n",
+    )
+
+
+def test_without_a_spool_there_is_nothing_and_nothing_is_created(tmp_path: Path) -> None:
+    assert run("list", "--state-dir", str(tmp_path)).stderr == f"0 dead letters in {tmp_path / 'spool.db'}\n"
+    assert run("purge", "--state-dir", str(tmp_path)).exit_code == 0
+    assert list(tmp_path.iterdir()) == []
