@@ -372,3 +372,25 @@ def test_status_says_when_the_spool_cannot_be_read(tmp_path: Path) -> None:
         "last delivery: unknown",
     ]
     assert (state / "spool.db").read_bytes() == b"not a database" * 300
+
+
+def test_a_deleted_spool_is_noticed_before_any_202_and_no_scrape_creates_one(
+    tmp_path: Path, collector: Collector
+) -> None:
+    settings = settings_for(tmp_path, collector)
+    state = tmp_path / "state"
+    with uvicorn_server(create_app(settings, env={})) as base:
+        assert httpx.post(base + EVENTS, json=batch("A/B")).status_code == 202
+        collector.wait_for_events(1)
+        metrics(base)
+        for name in ("spool.db", "spool.db-wal", "spool.db-shm"):
+            (state / name).unlink(missing_ok=True)
+        assert httpx.get(base + "/readyz").status_code == 503
+        refused = httpx.post(base + EVENTS, json=batch("A/C"))
+        assert (refused.status_code, refused.json(), refused.headers["retry-after"]) == (
+            503,
+            {"error": "spool is missing"},
+            "5",
+        )
+        assert httpx.get(base + "/metrics").status_code == 200
+        assert sorted(p.name for p in state.iterdir()) == ["spool.db.lock"]

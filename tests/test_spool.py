@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -366,3 +367,58 @@ def test_every_accepted_event_ends_forwarded_dead_expired_or_still_spooled_exact
 
     with tempfile.TemporaryDirectory(dir=tmp_path) as directory:
         asyncio.run(run(Path(directory)))
+
+
+async def test_a_spool_moved_away_is_refused_before_any_ack_until_it_is_back(spool: Spool, tmp_path: Path) -> None:
+    await spool.put([event(1)])
+    (tmp_path / "spool.db").rename(tmp_path / "away.db")
+    assert not spool.intact()
+    for _ in range(2):
+        with pytest.raises(SinkRefused) as refused:
+            await spool.put([event(2)])
+        assert (refused.value.reason, refused.value.status, refused.value.label) == (
+            "spool is missing",
+            503,
+            "spool_missing",
+        )
+    assert not (tmp_path / "spool.db").exists()  # never quietly re-created
+    (tmp_path / "away.db").rename(tmp_path / "spool.db")
+    assert spool.intact()
+    await spool.put([event(3)])
+    assert (spool.stats().accepted, spool.stats().spooled) == (2, 2)
+
+
+async def test_a_replaced_spool_refuses_one_batch_then_the_new_file_is_used(tmp_path: Path) -> None:
+    other = make(tmp_path / "other")
+    await other.open()
+    await other.put([event(7)])
+    await other.close()
+    s = make(tmp_path)
+    await s.open()
+    try:
+        await s.put([event(1)])
+        (tmp_path / "spool.db").rename(tmp_path / "moved.db")
+        (tmp_path / "other" / "spool.db").replace(tmp_path / "spool.db")
+        with pytest.raises(SinkRefused):
+            await s.put([event(2)])
+        await s.put([event(3)])
+        batch = await s.claim(10)
+        assert batch is not None
+        assert [e["url"] for e in json.loads(batch.body)["data"]] == ["/data/7", "/data/3"]
+    finally:
+        await s.close()
+    moved = sqlite3.connect(tmp_path / "moved.db")
+    assert moved.execute("SELECT json FROM events").fetchall() == [(json.dumps(event(1), separators=(",", ":")),)]
+    moved.close()
+
+
+async def test_a_scrape_never_creates_a_spool(spool: Spool, tmp_path: Path) -> None:
+    spool.stats()
+    for name in ("spool.db", "spool.db-wal", "spool.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    fresh = make(tmp_path)  # a reader that was never opened: it must not create the file either
+    with pytest.raises(sqlite3.Error):
+        fresh.stats()
+    with contextlib.suppress(sqlite3.Error):
+        spool.stats()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spool.db.lock"]

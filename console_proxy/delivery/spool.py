@@ -48,6 +48,10 @@ class Batch:
     body: bytes
 
 
+def _gone() -> SinkRefused:
+    return SinkRefused("spool is missing", label="spool_missing", retry_after=FULL_RETRY_AFTER_S)
+
+
 def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: Exception | None = None) -> None:
     # The waiting coroutine may have been cancelled meanwhile; the work is done either way.
     with contextlib.suppress(concurrent.futures.InvalidStateError):
@@ -74,6 +78,8 @@ class Spool:
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._lock_fd: int | None = None
+        # (st_dev, st_ino) of the file opened; None before the first open. Puts check that the path still names it.
+        self._file_id: tuple[int, int] | None = None
         # Only the spool thread writes these; other threads read them as hints.
         self.depth = 0
         self.unclaimed = 0
@@ -131,11 +137,23 @@ class Spool:
         return result
 
     def stats(self) -> SpoolStats:
-        """A consistent reading in one read transaction, from any thread (used at each metrics scrape)."""
+        """A consistent reading in one read transaction, from any thread (used at each metrics scrape).
+
+        Read-only: a scrape never creates a spool file (sqlite3.Error when there is none)."""
         with self._reader_lock:
             if self._reader is None:
-                self._reader = connect(self.path)
+                self._reader = connect(self.path, readonly=True)
             return read_stats(self._reader)
+
+    def intact(self) -> bool:
+        """The path still names the file this spool opened (a hint for /readyz, from any thread)."""
+        return self._file_id is None or self._current_file_id() == self._file_id
+
+    def _drop_reader(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     async def _call(self, kind: str, arg: Any) -> Any:
         if self._thread is None:
@@ -191,15 +209,46 @@ class Spool:
         assert self._conn is not None
         return self._conn
 
+    def _current_file_id(self) -> tuple[int, int] | None:
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return named.st_dev, named.st_ino
+
+    def _check_file(self) -> None:
+        """Before a put: the path must still name the file this spool wrote, or nothing is acknowledged.
+
+        A deleted spool is not re-created behind the operator's back (503 until it is back, or a restart); a
+        replaced one is opened in its place."""
+        if self._conn is None or self._file_id is None or self._current_file_id() == self._file_id:
+            return
+        logger.error("spool %s was deleted or replaced while open; batches are refused until it is back", self.path)
+        self._drop_reader()
+        # SQLite does not delete the -wal of a file renamed while open, and would replay its frames into whatever
+        # file is opened at the path next. Checkpoint them into the file they belong to (its inode is still open)
+        # and leave an empty -wal behind.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+        self._conn = None
+        self.writable = False
+        raise _gone()
+
     def _do_open(self, _: None) -> None:
+        if self._file_id is not None and not self.path.exists():
+            self.writable = False
+            raise _gone()  # was open, then deleted: never quietly start an empty spool in its place
         try:
             if self._lock_fd is None:
                 self._lock_fd = lock_spool(self.path)
             self._conn = open_spool(self.path)
+            self._file_id = self._current_file_id()
         except (sqlite3.Error, OSError) as exc:
             self.writable = False
             logger.error("spool %s cannot be opened: %s", self.path, exc)
             raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
+        self._drop_reader()
         self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self.writable = True
@@ -210,6 +259,7 @@ class Spool:
         taken: list[concurrent.futures.Future[Any]] = []
         refused: list[concurrent.futures.Future[Any]] = []
         try:
+            self._check_file()
             conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -233,12 +283,12 @@ class Spool:
                 raise
         except (sqlite3.Error, OSError, SinkRefused) as exc:
             self.writable = False
-            logger.error("spool %s is unwritable: %s", self.path, exc)
+            refusal = exc if isinstance(exc, SinkRefused) else None
+            if refusal is None:
+                logger.error("spool %s is unwritable: %s", self.path, exc)
+                refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S)
             for _, _, future in puts:
-                _settle(
-                    future,
-                    error=SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S),
-                )
+                _settle(future, error=refusal.copy())
             return
         self.unclaimed += depth - self.depth
         self.depth, self.bytes, self.writable = depth, size, True

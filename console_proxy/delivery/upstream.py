@@ -72,7 +72,7 @@ class SpoolSink:
         self.forwarder.wake()
 
     def ready(self) -> bool:
-        return self._started and not self._closing and self.spool.writable
+        return self._started and not self._closing and self.spool.writable and self.spool.intact()
 
     async def aclose(self) -> None:
         """Refuse new batches, send what is spooled for up to `shutdown_grace_s`, keep the rest for the next start."""
