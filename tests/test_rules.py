@@ -342,12 +342,20 @@ def test_longer_prefix_from_the_caller(url: str, expected: str) -> None:
         ("Data/SET_TABLE", "Data/SET_TABLE"),
         ("@@router/LOCATION_CHANGE", "@@router/LOCATION_CHANGE"),
         ("Events/V2/FETCH_TRIGGERS", "Events/V2/FETCH_TRIGGERS"),
-        ("a b:c.d-e", "a b:c.d-e"),
+        ("CLICK_EVENT", "CLICK_EVENT"),
+        ("Main/RUN_TIME_ERROR", "Main/RUN_TIME_ERROR"),
+        ("A" * 128, "A" * 128),
+        # not shaped like an action constant: dropped by the shipped actions.shape
+        ("a b:c.d-e", None),
         ("", None),
-        ("x" * 128, "x" * 128),
-        ("x" * 129, None),
+        ("x" * 128, None),
+        ("A" * 129, None),
         ("Data/SET_TABLE\n", None),
-        ("Data/SET_TABLE users", "Data/SET_TABLE users"),
+        ("Data/SET_TABLE users", None),
+        ("Data/users_table_2024", None),
+        ("bob@example.com", None),
+        ("@@redux/INITa.b.c", None),
+        ("A/B/C/D/E", None),
         ("Data/{users}", None),
         ("Data/é", None),
     ],
@@ -493,3 +501,53 @@ def test_holder_refuses_a_bad_file_at_construction(write_rules: Callable[[str], 
     with pytest.raises(RulesError) as caught:
         RulesHolder(path)
     assert caught.value.messages == [f"{path}:1:1: missing key 'version'; expected 'version: 1' at the top level"]
+
+
+SHAPED = """version: 1
+routes: [/]
+actions:
+  shape: '[A-Z][A-Z_]*'
+  drop: [NOISY_*]
+  allow: [KEEP_*, OTHER]
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("KEEP_THIS", None),
+        ("OTHER", None),
+        ("keep_this", "bad_action_shape"),
+        ("KEEP THIS", "bad_action_shape"),
+        ("KEEP_1", "bad_action_shape"),
+        ("NOISY_ONE", "action_dropped"),
+        ("UNLISTED", "action_not_allowed"),
+        (42, "bad_action_shape"),
+    ],
+)
+def test_shape_then_drop_then_allow(tmp_path: Path, name: object, reason: str | None) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(SHAPED)
+    rules = load_rules(path)
+    assert rules.action_shape == "[A-Z][A-Z_]*"
+    assert rules.drop_reason(name) == reason
+    assert rules.action(name) == (None if reason else name)  # type: ignore[arg-type]
+
+
+def test_a_file_without_a_shape_keeps_the_basic_limit_only(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nroutes: [/]\n")
+    rules = load_rules(path)
+    assert rules.action_shape is None
+    assert rules.action("a b:c.d-e") == "a b:c.d-e"
+    assert rules.drop_reason("x" * 129) == "bad_action_shape"
+    assert rules.drop_reason("Data/é") == "bad_action_shape"
+
+
+def test_a_shape_never_widens_the_basic_limit(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nroutes: [/]\nactions:\n  shape: '.*'\n")
+    rules = load_rules(path)
+    assert rules.action("Data/SET_TABLE") == "Data/SET_TABLE"
+    assert rules.action("<script>") is None
+    assert rules.action("A" * 129) is None

@@ -52,7 +52,7 @@ CASES = [
     ),
     (
         "version: 1\nroutes: [/a]\nactions:\n  dropped: []\n",
-        ["4:3: unknown key 'dropped' in 'actions'; expected one of allow, drop"],
+        ["4:3: unknown key 'dropped' in 'actions'; expected one of allow, drop, shape"],
     ),
     (
         "version: 1\nroutes:\n  - /a/{OP: x|y}\n",
@@ -82,7 +82,29 @@ CASES = [
     ("version: 1\nroutes: [/a]\nunknown: 5\n", ["3:10: 'unknown' is a number (5); expected a string"]),
     (
         "version: 1\nroutes: [/a]\nactions: [x]\n",
-        ["3:10: 'actions' is a list; expected a mapping with 'drop' or 'allow'"],
+        ["3:10: 'actions' is a list; expected a mapping with 'shape', 'drop' or 'allow'"],
+    ),
+    (
+        "version: 1\nroutes: [/a]\nactions:\n  shape: '[A-Z'\n",
+        [
+            "4:11: 'shape' '[A-Z' is not a regular expression (unterminated character set at position 0);"
+            " expected one such as '[A-Z][A-Z0-9_]*'"
+        ],
+    ),
+    (
+        "version: 1\nroutes: [/a]\nactions:\n  shape: '[A-Z]+(x'\n",
+        [
+            "4:17: 'shape' '[A-Z]+(x' is not a regular expression (missing ), unterminated subpattern at position 6);"
+            " expected one such as '[A-Z][A-Z0-9_]*'"
+        ],
+    ),
+    (
+        "version: 1\nroutes: [/a]\nactions:\n  shape: ''\n",
+        ["4:10: 'shape' is empty; expected a regular expression such as '[A-Z][A-Z0-9_]*'"],
+    ),
+    (
+        "version: 1\nroutes: [/a]\nactions:\n  shape: [A]\n",
+        ["4:10: 'shape' is a list; expected a string"],
     ),
     ("version: 1\nroutes: [/a]\nactions: {drop: x}\n", ["3:17: 'drop' is a string ('x'); expected a list of strings"]),
     (

@@ -56,6 +56,8 @@ def check_command(file: Path | None) -> None:
         _count(len(loaded.prefixes), "prefix", "prefixes"),
         _count(loaded.drop_count, "dropped action pattern"),
     ]
+    if loaded.action_shape is not None:
+        parts.append(f"action names shaped like {loaded.action_shape!r}")
     if loaded.allow_count is not None:
         parts.append(f"allowlist mode with {_count(loaded.allow_count, 'allowed pattern')}")
     parts += [_count(loaded.server.metric_count, "server count"), _count(len(loaded.cli.commands), "CLI command")]

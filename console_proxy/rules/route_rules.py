@@ -18,13 +18,20 @@ from console_proxy.rules.trie import (
     Terminal,
     add_route,
     compile_globs,
+    compile_shape,
     parse_template,
     prefix_segments,
     unknown_token,
     walk,
 )
 
+# The ceiling for every action name; a file's `actions.shape` narrows it, never widens it.
 ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}\Z")
+
+# Why `RouteRules.drop_reason` refused an action name (also the metric label of the drop).
+BAD_ACTION_SHAPE = "bad_action_shape"
+ACTION_DROPPED = "action_dropped"
+ACTION_NOT_ALLOWED = "action_not_allowed"
 # Deeper routes are refused before matching; no console page comes near this.
 MAX_SEGMENTS = 64
 
@@ -51,6 +58,7 @@ class RouteRules:
         drop_count: int,
         server: ServerSchema | None = None,
         cli: CliRules | None = None,
+        shape: re.Pattern[str] | None = None,
     ) -> None:
         self.source = source
         self.server = server if server is not None else ServerSchema()
@@ -64,6 +72,12 @@ class RouteRules:
         self._root = root
         self._drop_exact, self._drop_re = drop
         self._allow = allow
+        self._shape = shape
+
+    @property
+    def action_shape(self) -> str | None:
+        """The file's `actions.shape` (a regular expression matching whole names), or None."""
+        return None if self._shape is None else self._shape.pattern
 
     @property
     def prefixes(self) -> tuple[str, ...]:
@@ -125,16 +139,22 @@ class RouteRules:
         return "?" + "&".join(f"{key}={kept[key]}" for key in sorted(kept))
 
     def action(self, name: str) -> str | None:
-        """The action name to send, or None when it is dropped (drop list, bad shape, not allowed)."""
+        """The action name to send, or None when it is dropped (bad shape, drop list, not allowed)."""
+        return name if self.drop_reason(name) is None else None
+
+    def drop_reason(self, name: object) -> str | None:
+        """None when `name` is sent; else why not: BAD_ACTION_SHAPE, ACTION_DROPPED or ACTION_NOT_ALLOWED."""
         if not isinstance(name, str) or ACTION_SHAPE.match(name) is None:
-            return None
+            return BAD_ACTION_SHAPE
+        if self._shape is not None and self._shape.fullmatch(name) is None:
+            return BAD_ACTION_SHAPE
         if name in self._drop_exact or (self._drop_re is not None and self._drop_re.match(name)):
-            return None
+            return ACTION_DROPPED
         if self._allow is not None:
             exact, regex = self._allow
             if name not in exact and (regex is None or regex.match(name) is None):
-                return None
-        return name
+                return ACTION_NOT_ALLOWED
+        return None
 
 
 def _read(path: Path, source: str) -> str:
@@ -181,6 +201,7 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
     allow = compile_globs(spec.allow, problems) if spec.allow is not None else None
     server = read_server(spec.server, problems) if spec.server is not None else ServerSchema()
     cli = read_cli(spec.cli, problems) if spec.cli is not None else CliRules()
+    shape = compile_shape(spec.shape, problems) if spec.shape is not None else None
     if problems:
         raise RulesError(problems.lines(source))
 
@@ -203,6 +224,7 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
         drop_count=len(spec.drop),
         server=server,
         cli=cli,
+        shape=shape,
     )
 
 

@@ -15,7 +15,7 @@ DEFAULT_UNKNOWN = "/UNKNOWN"
 
 _TOP_KEYS = ("actions", "cli", "prefixes", "routes", "server", "unknown", "version")
 _ROUTE_KEYS = ("path", "query")
-_ACTION_KEYS = ("allow", "drop")
+_ACTION_KEYS = ("allow", "drop", "shape")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +47,7 @@ class RulesSpec:
     # The other sources' sections, checked by rules.sources.
     server: YValue | None = None
     cli: YValue | None = None
+    shape: Text | None = None
 
 
 def _keys(where: str, value: YMap, allowed: tuple[str, ...], problems: Problems) -> dict[str, tuple[YScalar, YValue]]:
@@ -142,14 +143,18 @@ def read_spec(doc: YValue | None, problems: Problems) -> RulesSpec:
 
     drop: tuple[Text, ...] = ()
     allow: tuple[Text, ...] | None = None
+    shape: Text | None = None
     if "actions" in keys:
         actions = keys["actions"][1]
         if not isinstance(actions, YMap):
-            problems.add(actions.mark, f"'actions' is {describe(actions)}; expected a mapping with 'drop' or 'allow'")
+            problems.add(
+                actions.mark, f"'actions' is {describe(actions)}; expected a mapping with 'shape', 'drop' or 'allow'"
+            )
         else:
             akeys = _keys("'actions'", actions, _ACTION_KEYS, problems)
             drop = _texts("'drop'", akeys["drop"][1], problems) if "drop" in akeys else ()
             allow = _texts("'allow'", akeys["allow"][1], problems) if "allow" in akeys else None
+            shape = _text("'shape'", akeys["shape"][1], problems) if "shape" in akeys else None
     server = keys["server"][1] if "server" in keys else None
     cli = keys["cli"][1] if "cli" in keys else None
-    return RulesSpec(prefixes, unknown, tuple(routes), drop, allow, server, cli)
+    return RulesSpec(prefixes, unknown, tuple(routes), drop, allow, server, cli, shape)

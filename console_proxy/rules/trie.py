@@ -254,6 +254,23 @@ def unknown_token(value: Text, problems: Problems) -> str | None:
     return value.text
 
 
+def compile_shape(shape: Text, problems: Problems) -> re.Pattern[str] | None:
+    """The action-name shape, a regular expression that must match a whole name; None (and a problem) if bad."""
+    if not shape.text:
+        problems.add(shape.mark, "'shape' is empty; expected a regular expression such as '[A-Z][A-Z0-9_]*'")
+        return None
+    try:
+        return re.compile(shape.text)
+    except re.error as exc:
+        pos = exc.pos or 0
+        problems.add(
+            shape.at(pos),
+            f"'shape' {shape.text!r} is not a regular expression ({exc.msg} at position {pos});"
+            " expected one such as '[A-Z][A-Z0-9_]*'",
+        )
+        return None
+
+
 def compile_globs(globs: tuple[Text, ...], problems: Problems) -> tuple[frozenset[str], re.Pattern[str] | None]:
     """Exact names go to a set, wildcard globs to one anchored expression (None when there are none)."""
     exact: set[str] = set()
