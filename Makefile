@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONTRACT_CHECK ?= ../shared/contract-check
 RUN_ARGS ?=
 
-.PHONY: run test install install-test lint typecheck pytest contract bench clean console browser jstest
+.PHONY: run test install install-test lint typecheck pytest contract bench clean console browser redis jstest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,redis]'
 
 run: install console
 	$(BIN)/console-proxy serve $(RUN_ARGS)
@@ -42,6 +42,13 @@ browser:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; fi
 
+# The Redis queue's tests (and the contract's queue stage) start Debian's redis-server on a free loopback port.
+REDIS_SERVER ?= /usr/bin/redis-server
+
+redis:
+	@if [ ! -x "$(REDIS_SERVER)" ]; then \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y redis-server; fi
+
 # The browser client's unit tests, on node's built-in test runner.
 jstest:
 	node --test tests-js/
@@ -53,16 +60,17 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-pytest: install-test
+pytest: install-test redis
 	$(BIN)/pytest
 
-contract: install-test
-	@if [ -x "$(CONTRACT_CHECK)" ]; then PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) all; \
+contract: install-test redis
+	@if [ -x "$(CONTRACT_CHECK)" ]; then PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) all \
+		&& PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) queue; \
 	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; \
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 
 # pytest goes last so that its summary closes the output.
-test: console browser lint typecheck jstest contract pytest
+test: console browser redis lint typecheck jstest contract pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

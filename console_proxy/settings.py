@@ -26,6 +26,10 @@ DEFAULT_RETRY_BASE_S = 0.5
 DEFAULT_RETRY_CAP_S = 300.0
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
 DEFAULT_IDENTITY_REFRESH_S = 3600.0
+# The queue: "sqlite" (the spool file under the state directory) or a redis:// URL shared by many processes.
+DEFAULT_QUEUE = "sqlite"
+DEFAULT_QUEUE_LEASE_S = 30.0
+DEFAULT_WORKERS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,10 @@ class Settings:
     retry_cap_s: float = DEFAULT_RETRY_CAP_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     identity_refresh_s: float = DEFAULT_IDENTITY_REFRESH_S
+    queue: str = DEFAULT_QUEUE
+    queue_lease_s: float = DEFAULT_QUEUE_LEASE_S
+    queue_require_aof: bool = False
+    workers: int = DEFAULT_WORKERS
 
 
 def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:

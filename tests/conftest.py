@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer, running_redis
 
 from console_proxy.rules.route_rules import RouteRules, load_rules
 
@@ -31,3 +32,10 @@ def write_rules(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server (appendonly yes, appendfsync always) on a free loopback port, stopped afterwards."""
+    with running_redis(tmp_path / "redis") as server:
+        yield server

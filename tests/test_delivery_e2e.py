@@ -16,6 +16,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from collector import Answer, Collector, invariant_holds, read_metrics
+from redis_server import running_redis
 from servers import start_serve, uvicorn_server
 
 from console_proxy.app import create_app
@@ -31,6 +32,16 @@ FAST = ("--batch-max-events", "20", "--batch-max-delay-s", "0.05", "--retry-base
 def collector() -> Iterator[Collector]:
     with Collector() as c:
         yield c
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The queue backend a test runs against: the SQLite spool, or a real redis-server's stream."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    with running_redis(tmp_path / "redis") as server:
+        yield server.url
 
 
 def batch(*types: str) -> dict[str, Any]:
@@ -65,10 +76,10 @@ def wait_until(condition: Any, timeout_s: float = 15.0) -> None:
 
 
 def test_events_accepted_while_the_collector_is_down_are_delivered_when_it_returns(
-    tmp_path: Path, collector: Collector
+    tmp_path: Path, collector: Collector, queue: str
 ) -> None:
     collector.down()
-    with uvicorn_server(create_app(settings_for(tmp_path, collector), env={})) as base:
+    with uvicorn_server(create_app(settings_for(tmp_path, collector, queue=queue), env={})) as base:
         types = [f"Outage/E{i}" for i in range(30)]
         for i in range(0, 30, 3):
             response = httpx.post(base + EVENTS, json=batch(*types[i : i + 3]))
@@ -93,9 +104,11 @@ def test_events_accepted_while_the_collector_is_down_are_delivered_when_it_retur
         assert not {"cookie", "x-forwarded-for", "forwarded", "referer"} & set(request.headers)
 
 
-def test_a_full_spool_answers_503_with_retry_after_and_evicts_nothing(tmp_path: Path, collector: Collector) -> None:
+def test_a_full_spool_answers_503_with_retry_after_and_evicts_nothing(
+    tmp_path: Path, collector: Collector, queue: str
+) -> None:
     collector.down()
-    with uvicorn_server(create_app(settings_for(tmp_path, collector, spool_max_events=4), env={})) as base:
+    with uvicorn_server(create_app(settings_for(tmp_path, collector, spool_max_events=4, queue=queue), env={})) as base:
         assert httpx.post(base + EVENTS, json=batch("Full/A", "Full/B")).status_code == 202
         assert httpx.post(base + EVENTS, json=batch("Full/C", "Full/D")).status_code == 202
         refused = httpx.post(base + EVENTS, json=batch("Full/E"))
@@ -115,9 +128,9 @@ def test_a_full_spool_answers_503_with_retry_after_and_evicts_nothing(tmp_path: 
         assert invariant_holds(metrics(base))
 
 
-def test_a_400_is_dead_lettered_and_not_retried(tmp_path: Path, collector: Collector) -> None:
+def test_a_400_is_dead_lettered_and_not_retried(tmp_path: Path, collector: Collector, queue: str) -> None:
     collector.answer(Answer(400))
-    with uvicorn_server(create_app(settings_for(tmp_path, collector), env={})) as base:
+    with uvicorn_server(create_app(settings_for(tmp_path, collector, queue=queue), env={})) as base:
         assert httpx.post(base + EVENTS, json=batch("Dead/A", "Dead/B")).status_code == 202
         wait_until(lambda: metrics(base)["console_proxy_events_dead_lettered_total"] == 2)
         assert httpx.post(base + EVENTS, json=batch("Live/C")).status_code == 202
@@ -135,9 +148,11 @@ def test_a_400_is_dead_lettered_and_not_retried(tmp_path: Path, collector: Colle
 @pytest.mark.parametrize(
     "failure", [Answer(500), Answer(503, retry_after="0"), Answer(408), Answer(429), Answer(reset=True)]
 )
-def test_retryable_answers_are_retried_until_delivered(tmp_path: Path, collector: Collector, failure: Answer) -> None:
+def test_retryable_answers_are_retried_until_delivered(
+    tmp_path: Path, collector: Collector, failure: Answer, queue: str
+) -> None:
     collector.answer(failure, failure)
-    with uvicorn_server(create_app(settings_for(tmp_path, collector), env={})) as base:
+    with uvicorn_server(create_app(settings_for(tmp_path, collector, queue=queue), env={})) as base:
         assert httpx.post(base + EVENTS, json=batch("Retry/A")).status_code == 202
         assert [e["event_type"] for e in collector.wait_for_events(1)] == ["Retry/A"]
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)

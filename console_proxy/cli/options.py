@@ -110,6 +110,22 @@ def _url(raw: _Raw) -> str:
     return text
 
 
+def _queue(raw: _Raw) -> str:
+    text = raw.text.strip()
+    if text == "sqlite":
+        return text
+    try:
+        parts = urlsplit(text)
+        db = parts.path.strip("/")
+        _ = parts.port  # ValueError for a port that is not a number or is out of range
+        valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname) and (db == "" or db.isdecimal())
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in text):
+        raise raw.fail('"sqlite" or a redis://HOST:PORT/DB (or rediss://) URL')
+    return text
+
+
 def _prefix(raw: _Raw) -> str:
     text = raw.text
     trimmed = text.rstrip("/")
@@ -312,6 +328,34 @@ OPTIONS: tuple[Option, ...] = (
         str(defaults.DEFAULT_IDENTITY_REFRESH_S),
         lambda raw: _seconds(raw, zero_ok=False),
     ),
+    Option(
+        "queue",
+        "sqlite|URL",
+        "Where accepted batches wait for the forwarder: the spool file, or a Redis stream many processes share.",
+        defaults.DEFAULT_QUEUE,
+        _queue,
+    ),
+    Option(
+        "queue_lease_s",
+        "SECONDS",
+        "How long a batch a process claimed from the Redis queue may sit idle before another process takes it.",
+        str(defaults.DEFAULT_QUEUE_LEASE_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "queue_require_aof",
+        "BOOL",
+        "Refuse to start unless the Redis queue has appendonly yes.",
+        "false",
+        _bool,
+    ),
+    Option(
+        "workers",
+        "N",
+        "Server processes (more than 1 needs --queue redis://...).",
+        str(defaults.DEFAULT_WORKERS),
+        lambda raw: _int(raw, 1, 64),
+    ),
 )
 _OPTIONAL = frozenset(f.name for f in dataclasses.fields(Settings) if f.default is None)
 # CONSOLE_PROXY_ variables that are not serve flags; anything else with the prefix is a typo, refused at start-up
@@ -361,7 +405,16 @@ def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         if "retry_cap_s" in given:
             raise given["retry_cap_s"].fail(f"at least --retry-base-s ({base:g})")
         raise given["retry_base_s"].fail(f"at most --retry-cap-s ({cap:g})")
+    _check_queue(values, given)
     return Settings(**values)
+
+
+def _check_queue(values: Mapping[str, Any], given: Mapping[str, _Raw]) -> None:
+    queue = values.get("queue", defaults.DEFAULT_QUEUE)
+    if queue != "sqlite" and values.get("upstream") is None:
+        raise given["queue"].fail('"sqlite" in local mode (a Redis queue needs --upstream)')
+    if values.get("workers", 1) > 1 and queue == "sqlite":
+        raise given["workers"].fail("1 with the SQLite spool or the local file (more need --queue redis://...)")
 
 
 def _click_option(option: Option) -> Decorator:

@@ -22,6 +22,7 @@ from console_proxy import __version__
 from console_proxy.app import create_app
 from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
 from console_proxy.cli.status import display_url
+from console_proxy.cli.workers import Supervisor
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.errors import RulesError, SettingsError
 from console_proxy.events import MAX_BODY_BYTES
@@ -83,6 +84,9 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
         lines.append(f"local mode: accepted events are appended to {events}; nothing leaves this machine")
     else:
         lines.append(f"upstream: accepted events are forwarded to {display_url(settings.upstream)}")
+        if settings.queue != "sqlite":
+            workers = f"{settings.workers} worker processes" if settings.workers > 1 else "one process"
+            lines.append(f"queue: the redis stream at {display_url(settings.queue)}, shared; {workers} here")
     lines.append(f"what would be sent, live: {base}/_telemetry/v1/recent")
     return lines
 
@@ -149,7 +153,16 @@ def serve(**options: Any) -> None:
     host_text = f"[{host}]" if ":" in host else host
     for line in startup_lines(settings, f"http://{host_text}:{port}", decision, holder):
         click.echo(line)
-    server = ProxyServer(config, on_reload=runtime.request_rules_reload)
-    asyncio.run(server.serve(sockets=[sock]))
-    if not server.started:
-        raise SystemExit(EXIT_SERVER)
+
+    def run_server() -> int:
+        server = ProxyServer(config, on_reload=runtime.request_rules_reload)
+        asyncio.run(server.serve(sockets=[sock]))
+        return 0 if server.started else EXIT_SERVER
+
+    if settings.workers > 1:
+        # Forked after the rules are loaded and the socket is bound, before any lifespan: each worker starts
+        # its own runtime (its own forwarder, one consumer of the Redis queue's group).
+        raise SystemExit(Supervisor(settings.workers, run_server).run())
+    code = run_server()
+    if code:
+        raise SystemExit(code)

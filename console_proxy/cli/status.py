@@ -15,6 +15,7 @@ import anyio
 import click
 
 from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.cli.queue_status import redis_queue_lines
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.delivery.spool import SPOOL_FILE_NAME, read_spool_stats
 from console_proxy.identity import Identity, IdentityProvider
@@ -75,6 +76,8 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
             "spool: not in use (local mode)",
             "last delivery: none (local mode)",
         ]
+    if settings.queue != "sqlite":
+        return [f"upstream: {display_url(settings.upstream)}", *redis_queue_lines(settings)]
     path = state_dir / SPOOL_FILE_NAME
     lines = [f"upstream: {display_url(settings.upstream)}"]
     try:

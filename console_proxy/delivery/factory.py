@@ -28,6 +28,10 @@ def make_sink(
     if not decision.enabled:
         raise ValueError("make_sink is only called when telemetry is enabled")
     state_dir = resolve_state_dir(settings.state_dir, os.environ if env is None else env)
+    if settings.upstream is not None and settings.queue != "sqlite":
+        from console_proxy.delivery.redis_sink import RedisSink  # here: the redis extra is optional
+
+        return RedisSink(settings, settings.queue, metrics=metrics)
     if settings.upstream is not None:
         # Upstream mode: `<state dir>/spool.db`, sent on by the forwarder; `metrics` reads the spool at scrape.
         return SpoolSink(settings, state_dir / SPOOL_FILE_NAME, metrics=metrics)

@@ -15,7 +15,8 @@ from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 
-from console_proxy.delivery.spool import Batch, Spool
+from console_proxy.delivery.queue import Queue
+from console_proxy.delivery.spool import Batch
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
 
@@ -68,7 +69,7 @@ class Forwarder:
 
     def __init__(
         self,
-        spool: Spool,
+        spool: Queue,
         settings: Settings,
         *,
         metrics: Metrics | None = None,

@@ -1,0 +1,47 @@
+"""`console-proxy status` for `--queue redis://...`: the shared queue's depth and counters, its consumers and
+what each holds, read from Redis without changing it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from console_proxy.settings import Settings
+
+
+def redis_queue_lines(settings: Settings) -> list[str]:
+    """The queue lines of the report, ending with the last delivery (as the spool's do)."""
+    from console_proxy.delivery.redis_client import (  # here: the redis extra is optional
+        REDIS_ERRORS,
+        display,
+        queue_keys,
+        read_consumers,
+        read_queue_stats,
+        sync_client,
+    )
+    from console_proxy.delivery.redis_queue import GROUP
+
+    where = display(settings.queue)
+    keys = queue_keys()
+    try:
+        with sync_client(settings.queue) as client:
+            stats = read_queue_stats(client, keys)
+            consumers = read_consumers(client, keys, GROUP)
+            dead = int(client.xlen(keys.dead))
+    except REDIS_ERRORS as error:
+        return [f"queue: {where} cannot be reached ({type(error).__name__})", "last delivery: unknown"]
+    lines = [
+        f"queue: {stats.spooled} events, {stats.spooled_bytes} bytes in the redis stream at {where} "
+        f"({stats.accepted} accepted, {stats.forwarded} forwarded, {stats.dead_lettered} dead-lettered, "
+        f"{stats.expired} expired; {dead} dead letters kept)",
+        f"consumers: {len(consumers)}",
+    ]
+    lines += [f"  {c.name}: {c.pending} pending, idle {c.idle_ms / 1000:.1f} s" for c in consumers]
+    if stats.last_delivery_at is None:
+        lines.append("last delivery: never")
+    else:
+        lines.append(f"last delivery: {_utc(stats.last_delivery_at)}")
+    return lines
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,26 @@
+"""What the forwarder needs of a queue: the SQLite spool and the Redis stream both provide it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from console_proxy.delivery.spool import Batch
+
+
+class Queue(Protocol):
+    """Claim a batch, then ack or dead-letter it; `depth` and `unclaimed` tell the forwarder when to claim.
+
+    `depth` counts the events the forwarder may still send (claimed ones included), `unclaimed` those not
+    yet in a batch; the forwarder claims at once while `depth > unclaimed` (a claimed batch waits).
+    """
+
+    depth: int
+    unclaimed: int
+
+    async def claim(self, max_events: int) -> Batch | None: ...
+
+    async def ack(self, batch_id: str) -> int: ...
+
+    async def dead_letter(self, batch_id: str, status: int) -> int: ...
+
+    async def expire(self) -> int: ...

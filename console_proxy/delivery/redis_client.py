@@ -1,0 +1,180 @@
+"""Connections to the Redis queue and what is read from it without changing it: persistence, stats, consumers.
+
+The `redis` package is an optional extra (`console-proxy[redis]`); it is imported here only, on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from console_proxy.delivery.spool_db import SpoolStats
+from console_proxy.errors import SettingsError
+
+try:
+    import redis
+    import redis.asyncio
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # pragma: no cover -- the extra is installed in every test run
+    raise SettingsError(
+        "--queue redis://... needs the redis package; install it with: pip install 'console-proxy[redis]'."
+    ) from None
+
+DEFAULT_PREFIX = "console-proxy"
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 5.0
+# A lost connection is an error the caller sees, never a silent retry: a retried put could append twice.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue; the braces keep them in one hash slot."""
+
+    prefix: str
+
+    @property
+    def stream(self) -> str:
+        return self.prefix + "stream"
+
+    @property
+    def counters(self) -> str:
+        return self.prefix + "counters"
+
+    @property
+    def batch_of(self) -> str:
+        return self.prefix + "batch_of"
+
+    @property
+    def dead(self) -> str:
+        return self.prefix + "dead"
+
+
+def queue_keys(prefix: str | None = None) -> QueueKeys:
+    return QueueKeys("{" + (prefix or DEFAULT_PREFIX) + "}:")
+
+
+def _options() -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "retry": None,
+        "retry_on_error": [],
+    }
+
+
+def async_client(url: str) -> Any:
+    """An asyncio client for `url` (redis://, rediss://, unix://) that never retries a command on its own."""
+    options = _options()
+    options["retry"] = redis.asyncio.retry.Retry(NoBackoff(), 0)
+    return redis.asyncio.Redis.from_url(url, **options)
+
+
+@contextlib.contextmanager
+def sync_client(url: str) -> Iterator[Any]:
+    """A blocking client for one reading (a metrics scrape, `status`), closed afterwards."""
+    options = _options()
+    options["retry"] = redis.retry.Retry(NoBackoff(), 0)
+    client = redis.Redis.from_url(url, **options)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def describe_persistence(appendonly: str | None, appendfsync: str | None, save: str | None) -> tuple[str, bool]:
+    """What a crash of Redis can lose with these settings, in a few words, and whether appendonly is on."""
+    if appendonly == "yes":
+        loses = {
+            "always": "nothing acknowledged",
+            "everysec": "up to about one second of accepted batches",
+            "no": "whatever the operating system had not yet written (often up to 30 seconds)",
+        }.get(appendfsync or "", f"an unknown amount (appendfsync {appendfsync})")
+        return f"appendonly yes, appendfsync {appendfsync}: a Redis crash can lose {loses}", True
+    if save:
+        return f"appendonly no, snapshots (save {save}): a Redis crash can lose everything since the last one", False
+    return "appendonly no, no snapshots: a Redis restart loses every queued event", False
+
+
+async def durability_line(client: Any, url: str) -> tuple[str, bool]:
+    """One line for the log about the queue's persistence, and whether appendonly is on (False if unreadable)."""
+    where = display(url)
+    try:
+        values = await client.config_get("appendonly")
+        values.update(await client.config_get("appendfsync"))
+        values.update(await client.config_get("save"))
+    except REDIS_ERRORS:
+        raise
+    except redis.exceptions.ResponseError as exc:  # CONFIG is often disabled on managed services
+        return (
+            f"redis queue {where}: persistence unknown (CONFIG GET refused: {exc}); what a crash loses is unknown",
+            False,
+        )
+
+    def text(name: str) -> str | None:
+        value = values.get(name.encode(), values.get(name))
+        return value.decode() if isinstance(value, bytes) else value
+
+    line, aof = describe_persistence(text("appendonly"), text("appendfsync"), text("save"))
+    return f"redis queue {where}: {line}", aof
+
+
+def display(url: str) -> str:
+    """`url` as scheme://host:port/db, without user, password or query (either may hold a credential)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    with contextlib.suppress(ValueError):
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def read_queue_stats(client: Any, keys: QueueKeys) -> SpoolStats:
+    """The group's counters, read in one command (they only change inside scripts, so they agree)."""
+    names = ["accepted", "forwarded", "dead_lettered", "expired", "queued", "bytes", "last_delivery_at"]
+    values = dict(zip(names, client.hmget(keys.counters, names), strict=True))
+    last = float(values["last_delivery_at"]) if values["last_delivery_at"] is not None else 0.0
+    return SpoolStats(
+        accepted=_int(values["accepted"]),
+        forwarded=_int(values["forwarded"]),
+        dead_lettered=_int(values["dead_lettered"]),
+        expired=_int(values["expired"]),
+        spooled=_int(values["queued"]),
+        spooled_bytes=_int(values["bytes"]),
+        last_delivery_at=last or None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Consumer:
+    """One consumer of the group: its name (host:pid:tag), entries it holds unacknowledged, ms since it acted."""
+
+    name: str
+    pending: int
+    idle_ms: int
+
+
+def read_consumers(client: Any, keys: QueueKeys, group: str) -> list[Consumer]:
+    """The group's consumers; empty when there is no stream or group yet."""
+    try:
+        rows = client.xinfo_consumers(keys.stream, group)
+    except redis.exceptions.ResponseError:
+        return []
+    return [
+        Consumer(
+            name=row["name"].decode() if isinstance(row["name"], bytes) else str(row["name"]),
+            pending=int(row["pending"]),
+            idle_ms=int(row["idle"]),
+        )
+        for row in rows
+    ]

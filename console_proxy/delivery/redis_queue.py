@@ -1,0 +1,227 @@
+"""The queue on Redis Streams: any number of processes append to one stream and forward it as one consumer group.
+
+The same role as the SQLite spool for the forwarder (put, claim, ack, dead_letter, expire, stats), with the
+accounting kept in Redis so that `accepted = forwarded + queued + dead_lettered + expired` holds for the group.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from console_proxy.delivery import redis_scripts
+from console_proxy.delivery.redis_client import (
+    REDIS_ERRORS,
+    async_client,
+    durability_line,
+    queue_keys,
+    read_queue_stats,
+    sync_client,
+)
+from console_proxy.delivery.sink import OutboundEvent, SinkRefused
+from console_proxy.delivery.spool import FULL_RETRY_AFTER_S, Batch, SpoolStats
+from console_proxy.errors import ConsoleProxyError
+
+logger = logging.getLogger("console_proxy")
+
+GROUP = "forwarders"
+DEFAULT_LEASE_S = 30.0
+# Events older than the maximum age are removed this many at a time (one script call each).
+EXPIRE_CHUNK = 1000
+
+
+class QueueError(ConsoleProxyError):
+    """The Redis queue cannot be used as configured (for example: it must have appendonly on and has not)."""
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class RedisQueue:
+    """A bounded queue on a Redis stream; this process is one consumer (`consumer`) of the group.
+
+    `depth` and `unclaimed` are hints for the forwarder, refreshed by every call and by `poll()`: `unclaimed`
+    counts the group's events not yet handed to any consumer, `depth` adds what this consumer holds (and 1
+    while a batch of a consumer idle for the lease waits to be taken over).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_events: int,
+        max_bytes: int,
+        max_age_s: float,
+        lease_s: float = DEFAULT_LEASE_S,
+        require_aof: bool = False,
+        prefix: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.keys = queue_keys(prefix)
+        self.consumer = _consumer_name()
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._max_age_ms = int(max_age_s * 1000)
+        self._lease_ms = max(1, int(lease_s * 1000))
+        self._require_aof = require_aof
+        self._clock = clock
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._held = 0
+        self._orphans = False
+        self.unclaimed = 0
+        self.depth = 0
+        self.writable = False
+        self._down = False
+        self.durability: str | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the group and read the persistence settings; a Redis that is down only leaves the
+        queue unavailable (`writable` false) until `poll()` reaches it. Raises QueueError for a Redis without
+        appendonly when `require_aof`."""
+        self._client = async_client(self.url)
+        for name in ("PUT", "CLAIM", "FINISH", "EXPIRE", "TOUCH"):
+            self._scripts[name] = self._client.register_script(getattr(redis_scripts, name))
+        try:
+            await self._connect()
+        except REDIS_ERRORS as exc:
+            self.unavailable(exc)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _connect(self) -> None:
+        line, aof = await durability_line(self._client, self.url)
+        if self.durability != line:
+            logger.info("%s", line)
+            self.durability = line
+        if self._require_aof and not aof:
+            raise QueueError(f"--queue-require-aof: {line}")
+        await self._ensure_group()
+        if self._down:
+            logger.warning("redis queue reachable again")
+        self._down = False
+        self.writable = True
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self._client.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        except Exception as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def unavailable(self, exc: BaseException) -> None:
+        """Redis cannot be reached: not ready, puts refused, until `poll()` reaches it again."""
+        if not self._down:
+            logger.error("redis queue unavailable (%s: %s); ingestion answers 503", type(exc).__name__, exc)
+        self._down = True
+        self.writable = False
+
+    # ---- operations ------------------------------------------------------------------------------------------
+
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        """Append the events to the stream before returning, or raise SinkRefused; never partially."""
+        texts = [json.dumps(event, separators=(",", ":"), ensure_ascii=False) for event in events]
+        try:
+            reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *texts)
+        except REDIS_ERRORS as exc:
+            raise SinkRefused(
+                "queue is unavailable", label="queue_unavailable", retry_after=FULL_RETRY_AFTER_S
+            ) from exc
+        if not reply[2]:
+            raise SinkRefused("spool is full", label="spool_full", retry_after=FULL_RETRY_AFTER_S)
+
+    async def claim(self, max_events: int) -> Batch | None:
+        """A batch this consumer holds, else one a dead consumer held (same batch_id), else a new one; or None."""
+        reply = await self._run("CLAIM", self.consumer, max_events, self._lease_ms, str(uuid.uuid4()))
+        self._orphans = False
+        if len(reply) == 2:
+            self._held = 0
+            self._hint()
+            return None
+        batch_id, topic, texts = reply[2].decode(), reply[3].decode(), [t.decode() for t in reply[4:]]
+        self._held = len(texts)
+        self._hint()
+        head = json.dumps({"topic": topic, "batch_id": batch_id}, separators=(",", ":"))[:-1]
+        return Batch(batch_id=batch_id, count=len(texts), body=f'{head},"data":[{",".join(texts)}]}}'.encode())
+
+    async def ack(self, batch_id: str) -> int:
+        """The collector took the batch: acknowledge and delete its entries, count them forwarded."""
+        return await self._finish(batch_id, 0)
+
+    async def dead_letter(self, batch_id: str, status: int) -> int:
+        """The collector refused the batch for good: move its entries to the dead-letter stream."""
+        return await self._finish(batch_id, status)
+
+    async def _finish(self, batch_id: str, status: int) -> int:
+        reply = await self._run("FINISH", batch_id, f"{self._clock():.3f}", status)
+        self._held = 0
+        self._hint()
+        return int(reply[2])
+
+    async def expire(self) -> int:
+        """Remove events older than the maximum age (by Redis's clock), claimed or not, and count them expired."""
+        total = 0
+        while True:
+            reply = await self._run("EXPIRE", self._max_age_ms, EXPIRE_CHUNK)
+            total += int(reply[2])
+            if not reply[3]:
+                break
+        self._hint()
+        return total
+
+    async def poll(self) -> bool:
+        """Reconnect if need be, keep this consumer's batches from looking idle, refresh the hints; True when
+        there is work (events to claim, or a batch of a consumer idle for the lease)."""
+        if not self.writable:
+            await self._connect()
+        reply = await self._run("TOUCH", self.consumer)
+        pending = await self._client.xpending_range(
+            self.keys.stream, GROUP, min="-", max="+", count=1, idle=self._lease_ms
+        )
+        self._orphans = bool(pending)
+        self._hint()
+        return int(reply[1]) > 0 or self._orphans
+
+    def stats(self) -> SpoolStats:
+        """The group's counters in one reading (a single HMGET), from any thread (used at each scrape)."""
+        with sync_client(self.url) as client:
+            return read_queue_stats(client, self.keys)
+
+    async def _run(self, script: str, *args: object) -> list[Any]:
+        if self._client is None:
+            raise SinkRefused("queue is closed", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
+        keys = [self.keys.stream, self.keys.counters, self.keys.batch_of, self.keys.dead]
+        argv = [self.keys.prefix, GROUP, *args]
+        try:
+            reply: list[Any] = await self._scripts[script](keys=keys, args=argv)
+        except REDIS_ERRORS as exc:
+            self.unavailable(exc)
+            # The pool's idle connections went with the server: drop them, or each would fail one more call.
+            await self._client.connection_pool.disconnect(inuse_connections=False)
+            raise
+        except Exception as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream (and so the group) is gone: a Redis restarted without persistence, or flushed.
+            logger.error("the redis queue's consumer group was gone (redis lost its data?); created it again")
+            await self._ensure_group()
+            reply = await self._scripts[script](keys=keys, args=argv)
+        self.unclaimed = max(0, int(reply[1]))
+        self._hint()
+        return reply
+
+    def _hint(self) -> None:
+        self.depth = self.unclaimed + self._held + (1 if self._orphans else 0)

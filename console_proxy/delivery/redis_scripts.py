@@ -1,0 +1,229 @@
+"""The Redis queue's Lua scripts: each change of the stream and its counters happens in one atomic script.
+
+Keys (under a prefix P): `P:stream` holds one entry per event (`t` topic, `e` the event's JSON), read by the
+consumer group; `P:counters` is a hash (accepted, forwarded, dead_lettered, expired, queued, bytes, unclaimed,
+last_delivery_at, reclaimed); `P:batch_of` maps a claimed entry to its batch; `P:batch:<batch_id>` records a
+claimed batch (owner, topic, entry ids); `P:held:<consumer>` lists a consumer's batches; `P:dead` is the
+dead-letter stream. Every script answers `{queued, unclaimed, ...}` so a process refreshes its hints for free.
+"""
+
+from __future__ import annotations
+
+# KEYS: stream, counters, batch_of, dead. ARGV[1]: key prefix, ARGV[2]: group.
+_HEADER = """
+local S, C, BO, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local P, G = ARGV[1], ARGV[2]
+local function field(f, name)
+  for i = 1, #f, 2 do if f[i] == name then return f[i + 1] end end
+  return nil
+end
+local function entry(id)
+  local r = redis.call('XRANGE', S, id, id)
+  if #r == 0 then return nil, nil end
+  return field(r[1][2], 't'), field(r[1][2], 'e')
+end
+local function split(s)
+  local out = {}
+  for w in string.gmatch(s, '%S+') do out[#out + 1] = w end
+  return out
+end
+local function hints(...)
+  local c = redis.call('HMGET', C, 'queued', 'unclaimed')
+  return {tonumber(c[1] or 0), tonumber(c[2] or 0), ...}
+end
+local function claim_ids(me, ids)
+  if #ids == 0 then return end
+  local args = {'XCLAIM', S, G, me, 0}
+  for _, id in ipairs(ids) do args[#args + 1] = id end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+-- The batch's record, its entries still in the stream and their event JSON.
+local function load(bid)
+  local rec = redis.call('HMGET', P .. 'batch:' .. bid, 'ids', 'topic', 'owner')
+  if not rec[1] then return nil end
+  local ids, live, texts = split(rec[1]), {}, {}
+  for _, id in ipairs(ids) do
+    local _, e = entry(id)
+    if e then live[#live + 1] = id; texts[#texts + 1] = e end
+  end
+  return {ids = ids, live = live, texts = texts, topic = rec[2], owner = rec[3]}
+end
+local function forget(bid, ids, owner)
+  redis.call('DEL', P .. 'batch:' .. bid)
+  if #ids > 0 then redis.call('HDEL', BO, unpack(ids)) end
+  if owner then redis.call('LREM', P .. 'held:' .. owner, 0, bid) end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# ARGV: P, G, max_events, max_bytes, topic, event JSON... -> {queued, unclaimed, 1 taken | 0 full}
+PUT = (
+    _HEADER
+    + """
+local first = 6
+local n, size = #ARGV - first + 1, 0
+for i = first, #ARGV do size = size + #ARGV[i] end
+local c = redis.call('HMGET', C, 'queued', 'bytes')
+if tonumber(c[1] or 0) + n > tonumber(ARGV[3]) or tonumber(c[2] or 0) + size > tonumber(ARGV[4]) then
+  return hints(0)
+end
+for i = first, #ARGV do redis.call('XADD', S, '*', 't', ARGV[5], 'e', ARGV[i]) end
+redis.call('HINCRBY', C, 'accepted', n)
+redis.call('HINCRBY', C, 'queued', n)
+redis.call('HINCRBY', C, 'bytes', size)
+redis.call('HINCRBY', C, 'unclaimed', n)
+return hints(1)
+"""
+)
+
+# ARGV: P, G, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed[, batch_id, topic, JSON...]}
+# Order: a batch this consumer already holds (a retry), else a batch a consumer idle for the lease held (it
+# keeps its batch_id and is sent whole), else new entries of one topic under the new batch_id.
+CLAIM = (
+    _HEADER
+    + """
+local me, maxn, lease, newid = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local held = P .. 'held:' .. me
+while true do
+  local bid = redis.call('LINDEX', held, 0)
+  if not bid then break end
+  local b = load(bid)
+  if b == nil then
+    redis.call('LPOP', held)
+  elseif #b.live == 0 then
+    forget(bid, b.ids, me)
+  else
+    claim_ids(me, b.live)
+    return hints(bid, b.topic, unpack(b.texts))
+  end
+end
+local cursor = '0-0'
+for _ = 1, 1000 do
+  local r = redis.call('XAUTOCLAIM', S, G, me, lease, cursor, 'COUNT', 1, 'JUSTID')
+  cursor = r[1]
+  local id = r[2][1]
+  if id then
+    local bid = redis.call('HGET', BO, id)
+    local b = bid and load(bid)
+    if b and #b.live > 0 then
+      if b.owner and b.owner ~= me then redis.call('LREM', P .. 'held:' .. b.owner, 0, bid) end
+      claim_ids(me, b.live)
+      redis.call('HSET', P .. 'batch:' .. bid, 'owner', me)
+      redis.call('LPUSH', held, bid)
+      redis.call('HINCRBY', C, 'reclaimed', 1)
+      return hints(bid, b.topic, unpack(b.texts))
+    end
+    -- An entry without a batch record cannot happen (both are written here); make it a batch of its own.
+    local t, e = entry(id)
+    if e then
+      redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', t, 'ids', id)
+      redis.call('HSET', BO, id, newid)
+      redis.call('LPUSH', held, newid)
+      return hints(newid, t, e)
+    end
+  end
+  if cursor == '0-0' then break end
+end
+local last = '0-0'
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', S)) do
+  if field(g, 'name') == G then last = field(g, 'last-delivered-id') end
+end
+local peek = redis.call('XRANGE', S, '(' .. last, '+', 'COUNT', maxn)
+if #peek == 0 then
+  redis.call('HSET', C, 'unclaimed', 0)
+  return hints()
+end
+local topic, k = field(peek[1][2], 't'), 0
+for _, en in ipairs(peek) do
+  if field(en[2], 't') ~= topic then break end
+  k = k + 1
+end
+local got = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', k, 'STREAMS', S, '>')
+local ids, texts, pairs_ = {}, {}, {}
+for _, en in ipairs(got[1][2]) do
+  ids[#ids + 1] = en[1]
+  texts[#texts + 1] = field(en[2], 'e')
+  pairs_[#pairs_ + 1] = en[1]
+  pairs_[#pairs_ + 1] = newid
+end
+redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', topic, 'ids', table.concat(ids, ' '))
+redis.call('HSET', BO, unpack(pairs_))
+redis.call('RPUSH', held, newid)
+redis.call('HINCRBY', C, 'unclaimed', 0 - #ids)
+return hints(newid, topic, unpack(texts))
+"""
+)
+
+# ARGV: P, G, batch_id, unix time, status (0: forwarded; else dead-lettered with it) -> {queued, unclaimed, n}
+# An entry counts once, for whoever acknowledges it first: a batch sent by two consumers is counted once.
+FINISH = (
+    _HEADER
+    + """
+local bid, now, status = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local b = load(bid)
+if b == nil then return hints(0) end
+local n, size = 0, 0
+for i, id in ipairs(b.live) do
+  if redis.call('XACK', S, G, id) == 1 then
+    n = n + 1
+    size = size + #b.texts[i]
+    if status ~= 0 then
+      redis.call('XADD', D, '*', 'batch_id', bid, 'status', status, 't', b.topic, 'e', b.texts[i], 'at', now)
+    end
+  end
+  redis.call('XDEL', S, id)
+end
+forget(bid, b.ids, b.owner)
+redis.call('HINCRBY', C, status == 0 and 'forwarded' or 'dead_lettered', n)
+redis.call('HINCRBY', C, 'queued', 0 - n)
+redis.call('HINCRBY', C, 'bytes', 0 - size)
+if status == 0 and n > 0 then redis.call('HSET', C, 'last_delivery_at', now) end
+return hints(n)
+"""
+)
+
+# ARGV: P, G, max_age_ms, limit -> {queued, unclaimed, expired, more}. Ages by the entry id (Redis's clock).
+EXPIRE = (
+    _HEADER
+    + """
+local cutoff = now_ms() - tonumber(ARGV[3])
+if cutoff <= 0 then return hints(0, 0) end
+local old = redis.call('XRANGE', S, '-', '(' .. cutoff .. '-0', 'COUNT', tonumber(ARGV[4]))
+local n, size, unclaimed = 0, 0, 0
+for _, en in ipairs(old) do
+  local id = en[1]
+  if redis.call('XACK', S, G, id) == 0 then unclaimed = unclaimed + 1 end
+  redis.call('XDEL', S, id)
+  redis.call('HDEL', BO, id)
+  n = n + 1
+  size = size + #field(en[2], 'e')
+end
+redis.call('HINCRBY', C, 'expired', n)
+redis.call('HINCRBY', C, 'queued', 0 - n)
+redis.call('HINCRBY', C, 'bytes', 0 - size)
+redis.call('HINCRBY', C, 'unclaimed', 0 - unclaimed)
+return hints(n, #old == tonumber(ARGV[4]) and 1 or 0)
+"""
+)
+
+# ARGV: P, G, consumer -> {queued, unclaimed, held events}. Resets the idle time of this consumer's batches, so
+# a live consumer waiting out a long backoff keeps them past the lease.
+TOUCH = (
+    _HEADER
+    + """
+local me = ARGV[3]
+local n = 0
+for _, bid in ipairs(redis.call('LRANGE', P .. 'held:' .. me, 0, -1)) do
+  local b = load(bid)
+  if b and b.owner == me then
+    claim_ids(me, b.live)
+    n = n + #b.live
+  end
+end
+return hints(n)
+"""
+)
