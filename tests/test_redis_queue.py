@@ -78,6 +78,23 @@ async def test_a_batch_holds_one_topic_and_at_most_max_events(make_queue: Any) -
     assert invariant(queue) == (5, 5, 0, 0, 0)
 
 
+async def test_a_split_batch_is_sent_next_as_two_halves_of_new_ids(make_queue: Any) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b", "c"))
+    await queue.put("console", events("d"))
+    whole = await queue.claim(3)
+    assert ids_of(whole) == ["a", "b", "c"]
+    assert whole is not None
+    await queue.split(whole.batch_id)
+    halves = []
+    while (batch := await queue.claim(3)) is not None:
+        halves.append((batch.batch_id, ids_of(batch)))
+        assert await queue.ack(batch.batch_id) == batch.count
+    assert [ids for _, ids in halves] == [["a", "b"], ["c"], ["d"]]
+    assert len({whole.batch_id, *(bid for bid, _ in halves)}) == 4
+    assert invariant(queue) == (4, 4, 0, 0, 0)
+
+
 async def test_a_batch_idle_past_the_lease_goes_to_another_consumer_whole_with_its_batch_id(make_queue: Any) -> None:
     dead = await make_queue(lease_s=0.2)
     other = await make_queue(lease_s=0.2)

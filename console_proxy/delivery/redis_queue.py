@@ -90,7 +90,7 @@ class RedisQueue:
         queue unavailable (`writable` false) until `poll()` reaches it. Raises QueueError for a Redis without
         appendonly when `require_aof`."""
         self._client = async_client(self.url)
-        for name in ("PUT", "CLAIM", "FINISH", "EXPIRE", "TOUCH"):
+        for name in ("PUT", "CLAIM", "FINISH", "SPLIT", "EXPIRE", "TOUCH"):
             self._scripts[name] = self._client.register_script(getattr(redis_scripts, name))
         try:
             await self._connect()
@@ -164,6 +164,10 @@ class RedisQueue:
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its entries to the dead-letter stream."""
         return await self._finish(batch_id, status)
+
+    async def split(self, batch_id: str) -> None:
+        """The collector found the batch too large (413): it becomes two batches of new ids, sent next."""
+        await self._run("SPLIT", batch_id, str(uuid.uuid4()), str(uuid.uuid4()))
 
     async def _finish(self, batch_id: str, status: int) -> int:
         reply = await self._run("FINISH", batch_id, f"{self._clock():.3f}", status)

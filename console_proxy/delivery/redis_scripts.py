@@ -227,3 +227,30 @@ end
 return hints(n)
 """
 )
+
+# ARGV: P, G, batch_id, first half's batch_id, second half's batch_id -> {queued, unclaimed, halves}. The
+# collector answered 413: the batch becomes two, in the same place at the head of its owner's list.
+SPLIT = (
+    _HEADER
+    + """
+local bid, first, second = ARGV[3], ARGV[4], ARGV[5]
+local b = load(bid)
+if b == nil or #b.live < 2 then return hints(0) end
+local half = math.floor((#b.live + 1) / 2)
+local parts = {{first, {}}, {second, {}}}
+for i, id in ipairs(b.live) do
+  local part = parts[i <= half and 1 or 2]
+  part[2][#part[2] + 1] = id
+  redis.call('HSET', BO, id, part[1])
+end
+local held = P .. 'held:' .. b.owner
+redis.call('LREM', held, 0, bid)
+for i = 2, 1, -1 do
+  local ids = table.concat(parts[i][2], ' ')
+  redis.call('HSET', P .. 'batch:' .. parts[i][1], 'owner', b.owner, 'topic', b.topic, 'ids', ids)
+  redis.call('LPUSH', held, parts[i][1])
+end
+redis.call('DEL', P .. 'batch:' .. bid)
+return hints(2)
+"""
+)
