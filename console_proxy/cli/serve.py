@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import click
 import uvicorn
+from starlette.types import ASGIApp
 
 from console_proxy import __version__
 from console_proxy.app import create_app
@@ -65,6 +67,43 @@ class ProxyServer(uvicorn.Server):
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+
+
+def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for the standalone server; loop and http "auto" pick uvloop and httptools when installed."""
+    # No access log: request lines carry the console's raw routes, which name databases and tables.
+    # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
+    # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
+    # finishes its body would hold SIGTERM (and the spool's flush after it) off for ever.
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_level="info",
+        ws_max_size=MAX_BODY_BYTES,
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
+    )
+
+
+def listening_socket(config: uvicorn.Config) -> socket.socket:
+    """The bound socket to serve on, with a protocol that says TCP, so every accepted connection gets TCP_NODELAY.
+
+    uvicorn's `bind_socket()` makes the socket with protocol 0, and asyncio sets TCP_NODELAY only on connections
+    whose socket says IPPROTO_TCP: without it a response written in two parts (headers, then body) waits for the
+    client's delayed ACK, about 40 ms per request on a kept-alive connection. Exits (SystemExit) when it cannot bind.
+    """
+    sock = config.bind_socket()
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return sock
+    # Family, type and protocol are read back from the descriptor (SO_PROTOCOL): IPPROTO_TCP.
+    tcp = socket.socket(fileno=sock.detach())
+    tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
+    return tcp
 
 
 def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, holder: RulesHolder) -> list[str]:
@@ -129,24 +168,10 @@ def serve(**options: Any) -> None:
 
     app = create_app(settings, rules_holder=holder, decision=decision)
     runtime = app.state.telemetry
-    # No access log: request lines carry the console's raw routes, which name databases and tables.
-    # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
-    # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
-    # finishes its body would hold SIGTERM (and the spool's flush after it) off for ever.
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        log_level="info",
-        ws_max_size=MAX_BODY_BYTES,
-        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
-    )
+    config = server_config(app, settings)
     logging.getLogger("uvicorn.error").addFilter(WithoutRequestLines())
     try:
-        sock = config.bind_socket()
+        sock = listening_socket(config)
     except SystemExit:
         raise SystemExit(EXIT_SERVER) from None
     host, port = sock.getsockname()[:2]
@@ -156,7 +181,8 @@ def serve(**options: Any) -> None:
 
     def run_server() -> int:
         server = ProxyServer(config, on_reload=runtime.request_rules_reload)
-        asyncio.run(server.serve(sockets=[sock]))
+        # run(), not asyncio.run(serve()): run() makes the event loop config.loop names (uvloop when installed).
+        server.run(sockets=[sock])
         return 0 if server.started else EXIT_SERVER
 
     if settings.workers > 1:
