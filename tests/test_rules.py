@@ -9,6 +9,7 @@ import pytest
 
 from console_proxy import RouteRules, RulesError, RulesHolder, load_rules
 from console_proxy.resources import default_rules_path
+from console_proxy.rules.route_rules import ACTION_CACHE_SIZE, ROUTE_CACHE_MAX_LENGTH, ROUTE_CACHE_SIZE
 
 TOP_AND_API = [
     ("/console", "/"),
@@ -494,6 +495,32 @@ def test_holder_reload_swaps_or_keeps(write_rules: Callable[[str], Path]) -> Non
     path.unlink()
     assert holder.reload() == [f"{path}:1:1: the file does not exist; expected a readable YAML rules file"]
     assert holder.rules is good
+
+
+def test_cached_answers_are_the_computed_ones() -> None:
+    rules = load_rules()
+    for url, expected in TOP_AND_API:
+        assert [rules.anonymize(url), rules.anonymize(url)] == [expected, expected]
+    assert [rules.action("Data/SET_TABLE"), rules.action("Data/SET_TABLE")] == ["Data/SET_TABLE"] * 2
+
+
+def test_the_caches_hold_a_bounded_number_of_short_routes_and_actions() -> None:
+    # They hold raw routes in memory (README, privacy notes): a bounded number, none longer than the limit.
+    rules = load_rules()
+    routes = rules._cached_anonymize.cache_info  # type: ignore[attr-defined]
+    actions = rules._cached_drop_reason.cache_info  # type: ignore[attr-defined]
+    long_route = "/console/data/" + "d" * ROUTE_CACHE_MAX_LENGTH
+    assert rules.anonymize(long_route) == "/data/SOURCE"
+    assert routes().currsize == 0
+    for n in range(ROUTE_CACHE_SIZE + 10):
+        assert rules.anonymize(f"/console/data/db{n}/schema/s/tables/t/browse") == (
+            "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"
+        )
+    assert routes().currsize == ROUTE_CACHE_SIZE
+    for n in range(ACTION_CACHE_SIZE + 10):
+        rules.action(f"Data/ACTION_{n}")
+    assert actions().currsize == ACTION_CACHE_SIZE
+    assert load_rules()._cached_anonymize.cache_info().currsize == 0  # type: ignore[attr-defined]
 
 
 def test_holder_refuses_a_bad_file_at_construction(write_rules: Callable[[str], Path]) -> None:

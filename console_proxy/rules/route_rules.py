@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, unquote_plus
 
@@ -34,6 +35,12 @@ ACTION_DROPPED = "action_dropped"
 ACTION_NOT_ALLOWED = "action_not_allowed"
 # Deeper routes are refused before matching; no console page comes near this.
 MAX_SEGMENTS = 64
+# Per rules object, least recently used out first, dropped with the object on reload. A console sends the same
+# few routes and actions over and over. The route cache holds raw routes (database and table names) in memory:
+# at most ROUTE_CACHE_SIZE of them, each at most ROUTE_CACHE_MAX_LENGTH characters (longer ones are not kept).
+ROUTE_CACHE_SIZE = 4096
+ROUTE_CACHE_MAX_LENGTH = 512
+ACTION_CACHE_SIZE = 1024
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -73,6 +80,10 @@ class RouteRules:
         self._drop_exact, self._drop_re = drop
         self._allow = allow
         self._shape = shape
+        self._cached_anonymize: Callable[[str], str] = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(self._fail_closed)
+        self._cached_drop_reason: Callable[[str], str | None] = functools.lru_cache(maxsize=ACTION_CACHE_SIZE)(
+            self._drop_reason
+        )
 
     @property
     def action_shape(self) -> str | None:
@@ -86,6 +97,11 @@ class RouteRules:
 
     def anonymize(self, url: str) -> str:
         """The anonymized route of `url`: template literals and placeholders only, or the unknown token."""
+        if type(url) is str and len(url) <= ROUTE_CACHE_MAX_LENGTH:
+            return self._cached_anonymize(url)
+        return self._fail_closed(url)
+
+    def _fail_closed(self, url: str) -> str:
         try:
             return self._anonymize(url)
         except Exception:  # fail closed: whatever went wrong, raw text must not pass
@@ -144,6 +160,11 @@ class RouteRules:
 
     def drop_reason(self, name: object) -> str | None:
         """None when `name` is sent; else why not: BAD_ACTION_SHAPE, ACTION_DROPPED or ACTION_NOT_ALLOWED."""
+        if type(name) is str and len(name) <= 128:  # the longest name ACTION_SHAPE admits
+            return self._cached_drop_reason(name)
+        return self._drop_reason(name)
+
+    def _drop_reason(self, name: object) -> str | None:
         if not isinstance(name, str) or ACTION_SHAPE.match(name) is None:
             return BAD_ACTION_SHAPE
         if self._shape is not None and self._shape.fullmatch(name) is None:
