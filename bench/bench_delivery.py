@@ -107,6 +107,7 @@ async def fill_spool(path: Path, n: int) -> None:
     try:
         for start in range(0, n, 500):
             await spool.put(
+                "console",
                 [
                     {
                         "event_id": str(uuid.uuid4()),
@@ -120,7 +121,7 @@ async def fill_spool(path: Path, n: int) -> None:
                         "data": None,
                     }
                     for k in range(min(500, n - start))
-                ]
+                ],
             )
     finally:
         await spool.close()

@@ -1,4 +1,9 @@
-"""Inbound batches in, outbound events out: parsing, limits and the fields that may leave. Pure, no I/O."""
+"""What leaves the machine: the outbound events, the envelope they travel in, ids, timestamps and the strict
+patterns every forwarded value is checked against. Pure, no I/O.
+
+Each telemetry source (`console_proxy.sources`) builds its own outbound event type here, from `OutboundEvent`,
+so that everything that may leave is written down in one file.
+"""
 
 from __future__ import annotations
 
@@ -6,175 +11,65 @@ import dataclasses
 import json
 import re
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TypedDict
 
-from console_proxy.errors import ConsoleProxyError
+CONSOLE_TOPIC = "console"
 
-if TYPE_CHECKING:
-    from console_proxy.identity import Identity
-
-MAX_BODY_BYTES = 65536
-MAX_EVENTS = 100
-MAX_ROUTE_LENGTH = 2048
-ACTION_SHAPE = re.compile(r"^[A-Za-z0-9_@/:.\- ]{1,128}$")
+# An action name as the console's Redux store dispatches it; used with fullmatch.
+ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}")
 # [0-9] rather than \d: \d would accept any Unicode digit.
-VERSION_PATTERN = re.compile(r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-[0-9A-Za-z.]{1,32})?$")
-# What a browser may claim: a free pre-release label would carry up to 32 characters of its choosing (a
-# database name), so only Hasura's own labels, with an optional number, pass.
-BROWSER_VERSION_PATTERN = re.compile(
-    r"^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-(alpha|beta|rc|ce|ee|pro|cloud|dev)(\.[0-9]{1,4})?)?$"
-)
-
-ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
-HASURA_TOPICS = frozenset({"console", "console_test"})
-
-# Control characters and lone surrogates: a browser's pathname never holds them raw, and a lone
-# surrogate cannot even be encoded when written out.
-_BAD_ROUTE_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-class BatchError(ConsoleProxyError):
-    """A batch refused as a whole: `status` to answer, a fixed `body` that never echoes input, a metric `reason`."""
-
-    def __init__(self, status: int, error: str, reason: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.body = json.dumps({"error": error}, separators=(",", ":")).encode()
-        self.reason = reason
-
-
-def _unsupported_media_type() -> BatchError:
-    return BatchError(415, "unsupported media type", "unsupported_media_type")
-
-
-def _bad_shape() -> BatchError:
-    return BatchError(400, "invalid batch shape", "bad_shape")
-
-
-@dataclasses.dataclass(frozen=True)
-class InboundEvent:
-    """One event as kept from the browser: the action name and the raw route, nothing else."""
-
-    type: str
-    route: str
-
-
-@dataclasses.dataclass
-class ParsedBatch:
-    """The events kept from one inbound batch, a validated `server_version` and the drops by reason."""
-
-    events: list[InboundEvent]
-    server_version: str | None
-    dropped: Counter[str] = dataclasses.field(default_factory=Counter)
-
-
-class Rules(Protocol):
-    """What `build_outbound` needs from the route rules (`console_proxy.rules.RouteRules`)."""
-
-    def anonymize(self, url: str) -> str: ...
-
-    def action(self, name: str) -> str | None: ...
-
-
-def check_content_type(content_type: str | None) -> None:
-    """Accept `application/json` and `text/plain` (what `sendBeacon` sends), any parameters; else 415."""
-    if content_type is None:
-        raise _unsupported_media_type()
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type not in ACCEPTED_MEDIA_TYPES:
-        raise _unsupported_media_type()
+VERSION_PATTERN = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-[0-9A-Za-z.]{1,32})?")
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+MAX_VERSION_LENGTH = 64
 
 
 def valid_version(value: object) -> str | None:
     """`value` when it is a string matching VERSION_PATTERN, else None."""
-    if isinstance(value, str) and len(value) <= 64 and VERSION_PATTERN.fullmatch(value):
+    if isinstance(value, str) and len(value) <= MAX_VERSION_LENGTH and VERSION_PATTERN.fullmatch(value):
         return value
     return None
 
 
-def _browser_version(value: object) -> str | None:
-    if isinstance(value, str) and len(value) <= 64 and BROWSER_VERSION_PATTERN.fullmatch(value):
-        return value
+def valid_uuid(value: object) -> str | None:
+    """`value` in lower case when it is a canonical 8-4-4-4-12 hex UUID string, else None."""
+    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
+        return value.lower()
     return None
 
 
-def parse_batch(body: bytes) -> ParsedBatch:
-    """Parse a batch (`{"events": [...]}`, a bare array, or one `{"topic": "console", "data": {...}}` message).
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """What is attached to every outbound event; `None` means unknown and is sent as null."""
 
-    Raises BatchError for a batch refused as a whole; single bad events are dropped and counted.
-    """
-    if len(body) > MAX_BODY_BYTES:
-        raise BatchError(413, "body too large", "body_too_large")
-    if not body:
-        raise BatchError(400, "empty body", "empty_body")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BatchError(400, "invalid UTF-8", "invalid_utf8") from None
-    try:
-        document = json.loads(text)
-    except RecursionError:
-        raise BatchError(400, "nesting too deep", "too_deep") from None
-    except ValueError:
-        # JSONDecodeError, and the ValueError of an integer longer than Python's digit limit.
-        raise BatchError(400, "invalid JSON", "invalid_json") from None
-
+    server_uuid: str | None = None
+    cli_uuid: str | None = None
     server_version: str | None = None
-    raw_events: list[Any]
-    if isinstance(document, list):
-        raw_events = document
-    elif isinstance(document, dict) and "events" in document:
-        raw_events = document["events"]
-        if not isinstance(raw_events, list):
-            raise _bad_shape()
-        server_version = _browser_version(document.get("server_version"))
-    elif isinstance(document, dict) and _is_hasura_topic(document.get("topic")):
-        data = document.get("data")
-        if not isinstance(data, dict):
-            raise _bad_shape()
-        raw_events = [data]
-        server_version = _browser_version(data.get("server_version"))
-    else:
-        raise _bad_shape()
-    if len(raw_events) > MAX_EVENTS:
-        raise BatchError(413, "too many events", "too_many_events")
-
-    batch = ParsedBatch(events=[], server_version=server_version)
-    for raw in raw_events:
-        event = _parse_event(raw, batch.dropped)
-        if event is not None:
-            batch.events.append(event)
-    return batch
 
 
-def _is_hasura_topic(topic: object) -> bool:
-    # A set lookup would raise TypeError on a list or an object.
-    return isinstance(topic, str) and topic in HASURA_TOPICS
+class OutboundEvent(TypedDict):
+    """What every outbound event has, whatever its topic."""
+
+    event_id: str
+    timestamp: str
 
 
-def _parse_event(raw: object, dropped: Counter[str]) -> InboundEvent | None:
-    if not isinstance(raw, dict):
-        dropped["not_an_object"] += 1
-        return None
-    # Only these keys are looked at; payload, meta, error and client UUIDs are never read.
-    action = raw["type"] if "type" in raw else raw.get("event_type")
-    route = raw["route"] if "route" in raw else raw.get("url")
-    if not isinstance(action, str) or not ACTION_SHAPE.fullmatch(action):
-        dropped["bad_type"] += 1
-        return None
-    if not isinstance(route, str) or not route:
-        dropped["bad_route"] += 1
-        return None
-    if len(route) > MAX_ROUTE_LENGTH:
-        dropped["route_too_long"] += 1
-        return None
-    if _BAD_ROUTE_CHARS.search(route):
-        dropped["bad_route"] += 1
-        return None
-    return InboundEvent(type=action, route=route)
+class ConsoleEvent(OutboundEvent):
+    """One console event as forwarded under the topic `console` (DESIGN.md, "What is forwarded")."""
+
+    event_type: str
+    url: str
+    console_mode: str
+    server_uuid: str | None
+    cli_uuid: str | None
+    server_version: str | None
+    data: None
+
+
+def new_id() -> str:
+    """A random UUID, for an event_id or a batch_id."""
+    return str(uuid.uuid4())
 
 
 def format_timestamp(now: datetime) -> str:
@@ -184,47 +79,15 @@ def format_timestamp(now: datetime) -> str:
     return now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _new_id() -> str:
-    return str(uuid.uuid4())
+def encode_event(event: OutboundEvent) -> str:
+    """One event as compact JSON, as it is stored and sent."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-def build_outbound(
-    batch: ParsedBatch,
-    rules: Rules,
-    identity: Identity,
-    *,
-    mode: str,
-    now: datetime,
-    new_id: Callable[[], str] = _new_id,
-) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """Run the kept events through the rules and build the outbound events of DESIGN.md.
+def encode_envelope(topic: str, batch_id: str, encoded_events: Iterable[str]) -> bytes:
+    """The body of one upstream batch (and one line of the local file): `{"topic", "batch_id", "data": [...]}`.
 
-    Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped`
-    plus `action_dropped` for actions the rules drop), so `dropped` in the 202 is their sum.
+    `encoded_events` are events as `encode_event` wrote them, so stored events are sent without re-parsing.
     """
-    dropped: Counter[str] = Counter(batch.dropped)
-    server_version = identity.server_version or batch.server_version
-    timestamp = format_timestamp(now)
-    outbound: list[dict[str, Any]] = []
-    for event in batch.events:
-        action = rules.action(event.type)
-        if action is None:
-            dropped["action_dropped"] += 1
-            continue
-        if not ACTION_SHAPE.fullmatch(action):
-            dropped["bad_type"] += 1
-            continue
-        outbound.append(
-            {
-                "event_id": new_id(),
-                "event_type": action,
-                "url": rules.anonymize(event.route),
-                "console_mode": mode,
-                "server_uuid": identity.server_uuid,
-                "cli_uuid": identity.cli_uuid,
-                "server_version": server_version,
-                "timestamp": timestamp,
-                "data": None,
-            }
-        )
-    return outbound, dropped
+    head = json.dumps({"topic": topic, "batch_id": batch_id}, separators=(",", ":"), ensure_ascii=False)[:-1]
+    return f'{head},"data":[{",".join(encoded_events)}]}}'.encode()

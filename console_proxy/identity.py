@@ -8,9 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import re
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,84 +15,17 @@ from typing import Any
 import anyio
 import httpx
 
-from console_proxy.errors import SettingsError
-from console_proxy.events import valid_version
+from console_proxy.events import Identity, valid_uuid, valid_version
+from console_proxy.hasura_config import cli_config_path, read_cli_config, write_cli_config
 from console_proxy.settings import Settings
+
+__all__ = ["Identity", "IdentityProvider"]
 
 logger = logging.getLogger("console_proxy")
 
 DEFAULT_LOOKUP_TIMEOUT_S = 3.0
 MAX_RESPONSE_BYTES = 65536
-# The CLI writes config.json; .config.json is the name DESIGN.md also allows.
-CLI_CONFIG_NAMES = ("config.json", ".config.json")
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CATALOG_STATE_QUERY = {"type": "get_catalog_state", "args": {}}
-
-
-@dataclasses.dataclass(frozen=True)
-class Identity:
-    """What is attached to every outbound event; `None` means unknown and is sent as null."""
-
-    server_uuid: str | None = None
-    cli_uuid: str | None = None
-    server_version: str | None = None
-
-
-def valid_uuid(value: object) -> str | None:
-    """`value` in lower case when it is a canonical 8-4-4-4-12 hex UUID string, else None."""
-    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
-        return value.lower()
-    return None
-
-
-def cli_config_path(settings: Settings, *, home: Path | None = None) -> Path:
-    """`--cli-config`, else the first of ~/.hasura/config.json and ~/.hasura/.config.json that exists,
-    else ~/.hasura/config.json (where it will be created)."""
-    if settings.cli_config is not None:
-        return settings.cli_config
-    directory = (home if home is not None else Path.home()) / ".hasura"
-    for name in CLI_CONFIG_NAMES:
-        if (directory / name).is_file():
-            return directory / name
-    return directory / CLI_CONFIG_NAMES[0]
-
-
-def read_cli_config(path: Path) -> dict[str, Any]:
-    """The CLI's global config as a dict; `{}` when the file does not exist; SettingsError when unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
-        message = f"The CLI config {path} cannot be read ({reason}); expected a readable JSON file."
-        raise SettingsError(message) from None
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
-        raise SettingsError(f"The CLI config {path} is not a JSON object; expected the Hasura CLI's global config.")
-    return document
-
-
-def _write_atomically(path: Path, document: dict[str, Any], *, replace: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(document, indent=2) + "\n").encode()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".console-proxy-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if replace:
-            os.replace(temp, path)
-        else:
-            # link() refuses to overwrite: when another process created the file first, theirs wins.
-            os.link(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 class IdentityProvider:
@@ -141,7 +71,7 @@ class IdentityProvider:
             existed = path.exists()
             config = {**config, "uuid": str(uuid.uuid4())}
             try:
-                _write_atomically(path, config, replace=existed)
+                write_cli_config(path, config, replace=existed)
             except FileExistsError:
                 config = read_cli_config(path)
             except OSError as error:

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console_proxy.delivery.sink import Sink, SinkRefused
-from console_proxy.errors import ConsoleProxyError
-from console_proxy.events import MAX_BODY_BYTES, BatchError, check_content_type, parse_batch
+from console_proxy.delivery.sink import Sink
+from console_proxy.errors import BatchError, ConsoleProxyError, SinkRefused
 from console_proxy.identity import IdentityProvider
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.runtime import TelemetryRuntime
+from console_proxy.runtime import BodyReader, RequestFacts, TelemetryRuntime, log_unexpected
 from console_proxy.settings import Settings
+from console_proxy.sources import EVENTS_PATH, HTTP_SOURCES, WEBSOCKET_SOURCE, WS_PATH, Source
+from console_proxy.sources.base import body_too_large
 
-EVENTS_PATH = "/_telemetry/v1/events"
-WS_PATH = "/_telemetry/v1/ws"
+__all__ = ["EVENTS_PATH", "RECENT_PATH", "STATUS_PATH", "WS_PATH", "TelemetryMiddleware"]
+
 STATUS_PATH = "/_telemetry/v1/status"
 RECENT_PATH = "/_telemetry/v1/recent"
 
@@ -30,25 +31,21 @@ WS_TOO_BIG = 1009
 WS_INTERNAL_ERROR = 1011
 WS_TRY_AGAIN_LATER = 1013
 
+# How long a client should wait when the runtime has not started yet, or an answer failed unexpectedly.
 NOT_STARTED_RETRY_AFTER_S = 1
 
 logger = logging.getLogger("console_proxy")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _fixed(error: str) -> bytes:
     return json.dumps({"error": error}, separators=(",", ":")).encode()
 
 
-_BODY_TOO_LARGE = BatchError(413, "body too large", "body_too_large")
-# A batch that broke the code rather than a rule: answered as invalid, logged, not counted as refused.
-_INVALID_BATCH = BatchError(400, "invalid batch", "invalid_batch")
 _NOT_STARTED = _fixed("telemetry is not started")
 _UNAVAILABLE = _fixed("temporarily unavailable")
 _METHOD_NOT_ALLOWED = _fixed("method not allowed")
-
-
-def _ack(accepted: int, dropped: int) -> bytes:
-    return b'{"accepted":%d,"dropped":%d}' % (accepted, dropped)
 
 
 async def _respond(send: Send, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
@@ -67,21 +64,42 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, refused with 413 as soon as it passes `limit`; None when the client went away."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BODY_TOO_LARGE
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _content_length(scope: Scope) -> int | None:
+    length = _header(scope, b"content-length")
+    if length is None:
+        return None
+    length = length.strip()
+    # isdecimal() alone admits non-ASCII digits that int() then refuses.
+    return int(length) if length.isascii() and length.isdecimal() else None
+
+
+def _body_reader(receive: Receive) -> BodyReader:
+    async def read(limit: int) -> bytes | None:
+        """The request body, refused with 413 as soon as it passes `limit`; None when the client went away."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise body_too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    return read
+
+
+def _message_reader(body: bytes) -> BodyReader:
+    async def read(limit: int) -> bytes | None:
+        if len(body) > limit:
+            raise body_too_large()
+        return body
+
+    return read
 
 
 def _local_path(scope: Scope) -> str:
@@ -89,12 +107,6 @@ def _local_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root + "/") else path
-
-
-def _log_unexpected(where: str, exc: BaseException) -> None:
-    # The type and the frames only: an exception's message may quote the input.
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    logger.error("unexpected %s while answering %s\n%s", type(exc).__name__, where, frames)
 
 
 class TelemetryMiddleware:
@@ -120,11 +132,12 @@ class TelemetryMiddleware:
         self.runtime = runtime or TelemetryRuntime(
             settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env
         )
-        self._http: dict[str, tuple[str, Callable[[Scope, Receive, Send], Awaitable[None]]]] = {
-            EVENTS_PATH: ("POST", self._events),
+        self._http: dict[str, tuple[str, Handler]] = {
             STATUS_PATH: ("GET", self._status),
             RECENT_PATH: ("GET", self._recent),
         }
+        for path, source in HTTP_SOURCES.items():
+            self._http[path] = ("POST", functools.partial(self._events, source))
 
     def running(self) -> contextlib.AbstractAsyncContextManager[TelemetryRuntime]:
         """`async with middleware.running():` from an embedder's own lifespan (same as `runtime.running()`)."""
@@ -159,7 +172,7 @@ class TelemetryMiddleware:
         try:
             await handler(scope, receive, tracking_send)
         except Exception as exc:
-            _log_unexpected(path, exc)
+            log_unexpected(path, exc)
             if not response_started:
                 await _respond(send, 503, _UNAVAILABLE, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
 
@@ -175,7 +188,7 @@ class TelemetryMiddleware:
         body = json.dumps(self.runtime.recent.snapshot(), separators=(",", ":"), ensure_ascii=False)
         await _respond(send, 200, body.encode())
 
-    async def _events(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _events(self, source: Source, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
         if not runtime.started:
             await _respond(send, 503, _NOT_STARTED, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
@@ -183,45 +196,16 @@ class TelemetryMiddleware:
         if not runtime.enabled:
             await _respond(send, 204)
             return
+        facts = RequestFacts(content_type=_header(scope, b"content-type"), content_length=_content_length(scope))
         try:
-            check_content_type(_header(scope, b"content-type"))
-            length = _header(scope, b"content-length")
-            # isdecimal() alone admits non-ASCII digits that int() then refuses.
-            if (
-                length is not None
-                and length.strip().isascii()
-                and length.strip().isdecimal()
-                and int(length) > MAX_BODY_BYTES
-            ):
-                raise _BODY_TOO_LARGE
-            body = await _read_body(receive, MAX_BODY_BYTES)
-            if body is None:
-                return
-            ack = await self._accept(body)
+            ack = await runtime.ingest(source, facts, _body_reader(receive))
         except BatchError as exc:
-            if exc is not _INVALID_BATCH:
-                runtime.metrics.rejected(exc.reason)
             await _respond(send, exc.status, exc.body)
         except SinkRefused as exc:
             await _respond(send, exc.status, _fixed(exc.reason), {"retry-after": str(exc.retry_after)})
         else:
-            await _respond(send, 202, ack)
-
-    async def _accept(self, body: bytes) -> bytes:
-        """Parse, build and keep one batch (HTTP body or WebSocket message); the ack to answer with.
-
-        Raises BatchError for a refused batch (`_INVALID_BATCH` when the code, not a rule, failed: logged) and
-        SinkRefused when the sink cannot take it now.
-        """
-        try:
-            events, dropped = self.runtime.outbound(parse_batch(body))
-        except BatchError:
-            raise
-        except Exception as exc:
-            _log_unexpected("a batch", exc)
-            raise _INVALID_BATCH from None
-        await self.runtime.keep(events)
-        return _ack(len(events), dropped)
+            if ack is not None:
+                await _respond(send, 202, ack.body())
 
     # WebSocket
 
@@ -229,7 +213,7 @@ class TelemetryMiddleware:
         try:
             await self._websocket(scope, receive, send)
         except Exception as exc:
-            _log_unexpected(WS_PATH, exc)
+            log_unexpected(WS_PATH, exc)
             # The socket may already be gone; then there is nothing left to tell.
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": WS_INTERNAL_ERROR})
@@ -259,21 +243,18 @@ class TelemetryMiddleware:
         text = message.get("text")
         if text is None:
             return WS_UNSUPPORTED_DATA
-        if len(text) > MAX_BODY_BYTES:
-            return WS_TOO_BIG
         try:
             body = text.encode("utf-8")
         except UnicodeEncodeError:
-            return WS_INVALID_PAYLOAD
+            return WS_TOO_BIG if len(text) > WEBSOCKET_SOURCE.max_body_bytes else WS_INVALID_PAYLOAD
         try:
-            ack = await self._accept(body)
+            ack = await self.runtime.ingest(WEBSOCKET_SOURCE, RequestFacts(websocket=True), _message_reader(body))
         except BatchError as exc:
-            if exc is not _INVALID_BATCH:
-                self.runtime.metrics.rejected(exc.reason)
             return WS_TOO_BIG if exc.status == 413 else WS_INVALID_PAYLOAD
         except SinkRefused:
             return WS_TRY_AGAIN_LATER
-        await send({"type": "websocket.send", "text": ack.decode()})
+        if ack is not None:
+            await send({"type": "websocket.send", "text": ack.body().decode()})
         return None
 
     # Lifespan

@@ -1,16 +1,14 @@
-"""Whether telemetry is on, and which setting decided it, in the order of DESIGN.md."""
+"""Whether telemetry is on, and which setting decided it, in the order of DESIGN.md. Pure: the CLI config is
+handed in (`hasura_config.resolve_telemetry` reads it from disk)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from console_proxy.errors import SettingsError
-from console_proxy.identity import cli_config_path, read_cli_config
 from console_proxy.settings import Settings
 
 TRUE_VALUES = ("true", "t", "yes", "y", "1")
@@ -90,19 +88,7 @@ def decide_telemetry(
     return TelemetryDecision(True, "default (nothing set)")
 
 
-def resolve_telemetry(
-    settings: Settings,
-    env: Mapping[str, str] | None = None,
-    *,
-    home: Path | None = None,
-    setting_name: str = TELEMETRY_FLAG,
-) -> TelemetryDecision:
-    """decide_telemetry with the CLI config read from disk when (and only when) it can decide."""
-    env = os.environ if env is None else env
-    cli_config: Mapping[str, Any] | None = None
-    source = "the CLI config"
-    if settings.mode == "cli" and settings.enable_telemetry is None and _env_value(env, HASURA_ENV) is None:
-        path = cli_config_path(settings, home=home)
-        cli_config = read_cli_config(path)
-        source = str(path)
-    return decide_telemetry(settings, env, cli_config, setting_name=setting_name, cli_config_source=source)
+def needs_cli_config(settings: Settings, env: Mapping[str, str]) -> bool:
+    """Whether the CLI config can decide, so must be read: cli mode, and neither the flag nor
+    HASURA_GRAPHQL_ENABLE_TELEMETRY set (a shadowed source is never read, so it cannot stop start-up)."""
+    return settings.mode == "cli" and settings.enable_telemetry is None and _env_value(env, HASURA_ENV) is None

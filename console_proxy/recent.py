@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 
-from console_proxy.delivery.sink import OutboundEvent
+from console_proxy.events import OutboundEvent
 
 RECENT_EVENTS = 100
 

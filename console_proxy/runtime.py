@@ -4,30 +4,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
-from console_proxy.events import ParsedBatch, build_outbound
+from console_proxy.errors import BatchError, Refusal, SinkRefused
+from console_proxy.hasura_config import resolve_telemetry
 from console_proxy.identity import IdentityProvider
 from console_proxy.metrics import Metrics
-from console_proxy.optout import TelemetryDecision, resolve_telemetry
+from console_proxy.optout import TelemetryDecision
 from console_proxy.recent import RecentEvents
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.reload import RULES_POLL_INTERVAL_S, RulesReloader
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.settings import Settings
+from console_proxy.settings import Settings, resolve_state_dir
+from console_proxy.sources.base import Built, Context, Source, body_too_large, check_media_type
 
 logger = logging.getLogger("console_proxy")
+
+# Reads the body up to a limit: raises BatchError (413) past it, returns None when the client went away.
+BodyReader = Callable[[int], Awaitable[bytes | None]]
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def log_unexpected(where: str, exc: BaseException) -> None:
+    """Log an exception nobody raised on purpose: its type and frames only, as its message may quote the input."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error("unexpected %s while answering %s\n%s", type(exc).__name__, where, frames)
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestFacts:
+    """What the runtime needs to know of the request a body came in: never its headers or address as such."""
+
+    content_type: str | None = None
+    content_length: int | None = None
+    websocket: bool = False
+    """A WebSocket message: no media type to check (the handshake was the request)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ack:
+    """The answer to a batch that was kept: how many events were accepted and how many were left out."""
+
+    accepted: int
+    dropped: int
+
+    def body(self) -> bytes:
+        return b'{"accepted":%d,"dropped":%d}' % (self.accepted, self.dropped)
 
 
 class TelemetryRuntime:
@@ -104,20 +138,20 @@ class TelemetryRuntime:
             self.reloader = RulesReloader(self.rules_holder, rules_path, interval=self._rules_poll_s)
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="console-proxy rules"))
             if self.decision.enabled:
-                await self._start_delivery(settings, self.decision, env)
+                await self._start_delivery(settings, self.decision, resolve_state_dir(settings.state_dir, env))
         except BaseException:
             await self._close()
             raise
         self._started = True
 
-    async def _start_delivery(self, settings: Settings, decision: TelemetryDecision, env: Mapping[str, str]) -> None:
+    async def _start_delivery(self, settings: Settings, decision: TelemetryDecision, state_dir: Path) -> None:
         if self.identity is None:
             self.identity = IdentityProvider(settings)
         if settings.mode == "cli":
             await asyncio.to_thread(self.identity.load_cli_identity)
         self._tasks.append(asyncio.create_task(self.identity.run(), name="console-proxy identity"))
         if self.sink is None:
-            self.sink = make_sink(settings, decision, env=env, metrics=self.metrics)
+            self.sink = make_sink(settings, decision, state_dir=state_dir, metrics=self.metrics)
         await self.sink.start()
 
     async def stop(self) -> None:
@@ -149,21 +183,51 @@ class TelemetryRuntime:
         finally:
             await self.stop()
 
-    def outbound(self, batch: ParsedBatch) -> tuple[list[dict[str, Any]], int]:
-        """The outbound events of an inbound batch and how many of its events were dropped (pure, may raise)."""
-        assert self.rules_holder is not None and self.identity is not None and self.decision is not None
-        events, dropped = build_outbound(
-            batch, self.rules_holder.rules, self.identity.current, mode=self.settings.mode, now=self._clock()
-        )
-        for reason, n in dropped.items():
-            self.metrics.dropped(reason, n)
-        self.metrics.received(len(events) + sum(dropped.values()))
-        return events, sum(dropped.values())
+    async def ingest(self, source: Source, facts: RequestFacts, read: BodyReader) -> Ack | None:
+        """The one way in for a batch, from any source and transport: check, read, parse, build, count, keep.
 
-    async def keep(self, events: list[dict[str, Any]]) -> None:
-        """Hand the events to the sink (returns once durable; raises SinkRefused) and show them as recent."""
+        Returns the ack once every topic's batch is durable (None when the client went away before its body
+        was read); raises BatchError or SinkRefused, already counted, for the caller to answer. A body that
+        holds several topics is kept as one batch per topic; a refusal after the first topic was kept asks the
+        client to send it all again (delivery is at least once).
+        """
         assert self.sink is not None
-        if events:
-            await self.sink.put(events)
-            self.metrics.accepted(len(events))
-            self.recent.extend(events)
+        try:
+            if not facts.websocket:
+                check_media_type(facts.content_type, source.media_types)
+            if facts.content_length is not None and facts.content_length > source.max_body_bytes:
+                raise body_too_large()
+            body = await read(source.max_body_bytes)
+            if body is None:
+                return None
+            built = self._build(source, body)
+        except BatchError as exc:
+            self.metrics.rejected(exc.label)
+            raise
+        if built is None:
+            # The code broke, not a rule: answered as invalid and logged, but not counted as refused.
+            raise BatchError(400, "invalid batch", "invalid_batch")
+        dropped = sum(built.dropped.values())
+        for reason, n in built.dropped.items():
+            self.metrics.dropped(reason, n)
+        self.metrics.received(built.accepted + dropped)
+        try:
+            for topic, events in built.batches.items():
+                await self.sink.put(topic, events)
+                self.metrics.accepted(len(events))
+                self.recent.extend(events)
+        except SinkRefused as exc:
+            self.metrics.rejected(exc.label)
+            raise
+        return Ack(built.accepted, dropped)
+
+    def _build(self, source: Source, body: bytes) -> Built | None:
+        assert self.rules_holder is not None and self.identity is not None
+        context = Context(self.settings, self.rules_holder.rules, self.identity.current, now=self._clock())
+        try:
+            return source.build(body, context)
+        except Refusal:
+            raise
+        except Exception as exc:
+            log_unexpected("a batch", exc)
+            return None

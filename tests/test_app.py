@@ -76,7 +76,7 @@ class UnreadySink:
     async def start(self) -> None:
         pass
 
-    async def put(self, events: Sequence[OutboundEvent]) -> None:
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         pass
 
     def ready(self) -> bool:

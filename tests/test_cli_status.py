@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.main import main
-from console_proxy.cli.options import EXIT_CONFIG
 from console_proxy.cli.status import display_url
 from tests.fake_hasura import SERVER_UUID, VERSION, FakeHasura, closed_port_url, fake_hasura
 

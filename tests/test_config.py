@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from console_proxy import settings as defaults
+from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.options import (
-    EXIT_CONFIG,
     OPTIONS,
     SERVE_OPTIONS,
     env_of,

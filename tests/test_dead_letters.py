@@ -26,10 +26,10 @@ def spool_at(state: Path) -> Spool:
     return Spool(state / "spool.db", max_events=1000, max_bytes=10**6, max_age_s=3600.0, clock=lambda: DEAD_AT)
 
 
-async def dead_lettered(state: Path, *events: dict[str, Any]) -> None:
+async def dead_lettered(state: Path, *events: dict[str, Any], topic: str = "console") -> None:
     spool = spool_at(state)
     await spool.open()
-    await spool.put(list(events))
+    await spool.put(topic, list(events))
     batch = await spool.claim(100)
     assert batch is not None
     await spool.dead_letter(batch.batch_id, 400)
@@ -97,3 +97,15 @@ def test_without_a_spool_there_is_nothing_and_nothing_is_created(tmp_path: Path)
     assert run("list", "--state-dir", str(tmp_path)).stderr == f"0 dead letters in {tmp_path / 'spool.db'}\n"
     assert run("purge", "--state-dir", str(tmp_path)).exit_code == 0
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_replay_keeps_each_letters_topic(tmp_path: Path) -> None:
+    await dead_lettered(tmp_path, event(1), topic="console_test")
+    assert run("replay", "--state-dir", str(tmp_path)).exit_code == 0
+    spool = spool_at(tmp_path)
+    await spool.open()
+    try:
+        batch = await spool.claim(100)
+        assert batch is not None and (batch.topic, json.loads(batch.body)["topic"]) == ("console_test", "console_test")
+    finally:
+        await spool.close()

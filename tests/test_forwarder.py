@@ -85,7 +85,7 @@ async def forwarding(
 
 
 async def send(spool: Spool, forwarder: Forwarder, events: list[dict[str, Any]]) -> None:
-    await spool.put(events)
+    await spool.put("console", events)
     forwarder.wake()
 
 

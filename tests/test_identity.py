@@ -11,7 +11,9 @@ import anyio
 import pytest
 
 from console_proxy.errors import SettingsError
-from console_proxy.identity import Identity, IdentityProvider, cli_config_path, read_cli_config, valid_uuid
+from console_proxy.events import Identity, valid_uuid
+from console_proxy.hasura_config import cli_config_path, read_cli_config
+from console_proxy.identity import IdentityProvider
 from console_proxy.settings import Settings
 from tests.fake_hasura import SERVER_UUID, VERSION, FakeHasura, closed_port_url, fake_hasura
 

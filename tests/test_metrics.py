@@ -135,7 +135,7 @@ async def test_the_invariant_holds_at_every_scrape_while_the_spool_changes(tmp_p
     async def churn() -> None:
         n = 0
         for round_ in range(40):
-            await asyncio.gather(*(spool.put([event(n + k), event(n + k + 1)]) for k in range(0, 10, 2)))
+            await asyncio.gather(*(spool.put("console", [event(n + k), event(n + k + 1)]) for k in range(0, 10, 2)))
             n += 10
             batch = await spool.claim(7)
             assert batch is not None

@@ -23,10 +23,10 @@ from starlette.routing import Mount
 from starlette.types import Message, Scope
 
 from console_proxy.delivery.sink import OutboundEvent, SinkRefused
-from console_proxy.events import MAX_BODY_BYTES
 from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.settings import Settings
+from console_proxy.sources.base import MAX_BODY_BYTES
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CLIENT_UUID = "99999999-8888-4777-a666-555555555555"
@@ -353,7 +353,7 @@ class RefusingSink:
     async def start(self) -> None:
         pass
 
-    async def put(self, events: Sequence[OutboundEvent]) -> None:
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         raise self.refusal
 
     def ready(self) -> bool:
@@ -656,3 +656,13 @@ def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path
         "console_proxy_events_accepted_total 1.0",
     ]:
         assert line in text
+
+
+def test_a_full_local_file_is_a_503_counted_in_metrics(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, spool_max_bytes=100)
+    middleware = TelemetryMiddleware(Inner(), settings=settings, env={})
+    with uvicorn_server(middleware) as base:
+        response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": "/console/" + "x" * 200}])
+        assert (response.status_code, response.headers["retry-after"]) == (503, "60")
+        text = middleware.runtime.metrics.render().decode()
+    assert 'console_proxy_batches_rejected_total{reason="local_file_full"} 1.0' in text

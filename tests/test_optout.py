@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from console_proxy.errors import SettingsError
-from console_proxy.optout import TelemetryDecision, decide_telemetry, parse_bool, resolve_telemetry
+from console_proxy.hasura_config import resolve_telemetry
+from console_proxy.optout import TelemetryDecision, decide_telemetry, parse_bool
 from console_proxy.settings import Settings
 
 EXPECTED = "expected one of true, t, yes, y, 1, false, f, no, n, 0."

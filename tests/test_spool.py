@@ -69,7 +69,7 @@ def invariant_holds(stats: SpoolStats) -> bool:
 
 
 async def test_a_claimed_batch_is_the_upstream_body_and_is_claimed_again_until_acked(spool: Spool) -> None:
-    await spool.put([event(1), event(2), event(3)])
+    await spool.put("console", [event(1), event(2), event(3)])
     batch = await spool.claim(2)
     assert batch is not None
     body = json.loads(batch.body)
@@ -99,7 +99,7 @@ async def test_an_empty_spool_has_no_batch(spool: Spool) -> None:
 async def test_a_claim_survives_a_restart_with_the_same_batch_id_and_event_ids(tmp_path: Path) -> None:
     first = make(tmp_path)
     await first.open()
-    await first.put([event(i) for i in range(5)])
+    await first.put("console", [event(i) for i in range(5)])
     claimed = await first.claim(3)
     await first.close()
     second = make(tmp_path)
@@ -131,14 +131,14 @@ async def test_a_full_spool_refuses_the_whole_batch_and_evicts_nothing(
             batch = [event(n + k) for k in range(size)]
             if i == refused_at:
                 with pytest.raises(SinkRefused) as refused:
-                    await s.put(batch)
+                    await s.put("console", batch)
                 assert (refused.value.reason, refused.value.status, refused.value.retry_after) == (
                     "spool is full",
                     503,
                     5,
                 )
                 break
-            await s.put(batch)
+            await s.put("console", batch)
             n += size
         claimed = await s.claim(1000)
         kept = [e["event_id"] for e in json.loads(claimed.body)["data"]] if claimed else []
@@ -149,7 +149,7 @@ async def test_a_full_spool_refuses_the_whole_batch_and_evicts_nothing(
 
 
 async def test_concurrent_puts_are_all_committed(spool: Spool) -> None:
-    await asyncio.gather(*(spool.put([event(10 * i + k) for k in range(3)]) for i in range(40)))
+    await asyncio.gather(*(spool.put("console", [event(10 * i + k) for k in range(3)]) for i in range(40)))
     stats = spool.stats()
     assert (stats.accepted, stats.spooled) == (120, 120)
     batch = await spool.claim(1000)
@@ -164,9 +164,9 @@ async def test_old_events_expire_and_are_counted(tmp_path: Path) -> None:
     s = make(tmp_path, max_age_s=100.0, clock=clock)
     await s.open()
     try:
-        await s.put([event(1), event(2)])
+        await s.put("console", [event(1), event(2)])
         clock.now += 60
-        await s.put([event(3)])
+        await s.put("console", [event(3)])
         assert await s.expire() == 0
         clock.now += 50
         assert await s.expire() == 2
@@ -178,7 +178,7 @@ async def test_old_events_expire_and_are_counted(tmp_path: Path) -> None:
 
 
 async def test_a_dead_lettered_batch_is_kept_aside_with_its_status(tmp_path: Path, spool: Spool) -> None:
-    await spool.put([event(1), event(2)])
+    await spool.put("console", [event(1), event(2)])
     batch = await spool.claim(10)
     assert batch is not None
     assert await spool.dead_letter(batch.batch_id, 400) == 2
@@ -193,7 +193,7 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
     clock = Clock()
     first = make(tmp_path, max_age_s=10.0, clock=clock)
     await first.open()
-    await first.put([event(i) for i in range(6)])
+    await first.put("console", [event(i) for i in range(6)])
     batch = await first.claim(2)
     assert batch is not None
     await first.ack(batch.batch_id)
@@ -205,7 +205,7 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
     second = make(tmp_path, max_age_s=10.0, clock=clock)
     await second.open()
     try:
-        await second.put([event(7)])
+        await second.put("console", [event(7)])
         assert await second.expire() == 3
         stats = second.stats()
         assert stats == SpoolStats(
@@ -234,7 +234,7 @@ async def test_a_corrupt_spool_is_moved_aside_and_a_fresh_one_started(
         aside = list(tmp_path.glob("spool.db.corrupt-*"))
         assert len(aside) == 1 and aside[0].read_bytes() == content
         assert any(r.message.startswith("SPOOL CORRUPT: ") for r in caplog.records)
-        await s.put([event(1)])
+        await s.put("console", [event(1)])
         assert s.stats().accepted == 1 and s.writable
     finally:
         await s.close()
@@ -248,7 +248,7 @@ async def test_a_spool_that_cannot_be_created_refuses_puts(tmp_path: Path) -> No
     try:
         assert not s.writable
         with pytest.raises(SinkRefused) as refused:
-            await s.put([event(1)])
+            await s.put("console", [event(1)])
         assert (refused.value.reason, refused.value.status) == ("spool is unwritable", 503)
     finally:
         await s.close()
@@ -261,12 +261,12 @@ def test_reading_stats_of_a_missing_spool_creates_nothing(tmp_path: Path) -> Non
 
 async def test_a_cancelled_caller_does_not_stop_the_spool_thread(spool: Spool) -> None:
     for _ in range(20):
-        tasks = [asyncio.ensure_future(spool.claim(10)), asyncio.ensure_future(spool.put([event(1)]))]
+        tasks = [asyncio.ensure_future(spool.claim(10)), asyncio.ensure_future(spool.put("console", [event(1)]))]
         await asyncio.sleep(0)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    await spool.put([event(2)])
+    await spool.put("console", [event(2)])
     assert spool.stats().accepted >= 1
     assert await spool.claim(100) is not None
 
@@ -282,7 +282,7 @@ async def test_a_second_process_on_the_same_spool_is_refused_and_the_first_keeps
             await second.open()
         assert not second.writable
         assert f"spool {second.path} cannot be opened: another process holds this spool" in caplog.text
-        await first.put([event(1)])
+        await first.put("console", [event(1)])
         assert first.stats().accepted == 1
         assert list(tmp_path.glob("*.corrupt-*")) == []
     finally:
@@ -328,7 +328,7 @@ def test_every_accepted_event_ends_forwarded_dead_expired_or_still_spooled_exact
                     events = [event(n + k) for k in range(arg)]
                     n += arg
                     try:
-                        await spool.put(events)
+                        await spool.put("console", events)
                         accepted.update(e["event_id"] for e in events)
                     except SinkRefused:
                         assert spool.depth + arg > 12
@@ -370,12 +370,12 @@ def test_every_accepted_event_ends_forwarded_dead_expired_or_still_spooled_exact
 
 
 async def test_a_spool_moved_away_is_refused_before_any_ack_until_it_is_back(spool: Spool, tmp_path: Path) -> None:
-    await spool.put([event(1)])
+    await spool.put("console", [event(1)])
     (tmp_path / "spool.db").rename(tmp_path / "away.db")
     assert not spool.intact()
     for _ in range(2):
         with pytest.raises(SinkRefused) as refused:
-            await spool.put([event(2)])
+            await spool.put("console", [event(2)])
         assert (refused.value.reason, refused.value.status, refused.value.label) == (
             "spool is missing",
             503,
@@ -384,24 +384,24 @@ async def test_a_spool_moved_away_is_refused_before_any_ack_until_it_is_back(spo
     assert not (tmp_path / "spool.db").exists()  # never quietly re-created
     (tmp_path / "away.db").rename(tmp_path / "spool.db")
     assert spool.intact()
-    await spool.put([event(3)])
+    await spool.put("console", [event(3)])
     assert (spool.stats().accepted, spool.stats().spooled) == (2, 2)
 
 
 async def test_a_replaced_spool_refuses_one_batch_then_the_new_file_is_used(tmp_path: Path) -> None:
     other = make(tmp_path / "other")
     await other.open()
-    await other.put([event(7)])
+    await other.put("console", [event(7)])
     await other.close()
     s = make(tmp_path)
     await s.open()
     try:
-        await s.put([event(1)])
+        await s.put("console", [event(1)])
         (tmp_path / "spool.db").rename(tmp_path / "moved.db")
         (tmp_path / "other" / "spool.db").replace(tmp_path / "spool.db")
         with pytest.raises(SinkRefused):
-            await s.put([event(2)])
-        await s.put([event(3)])
+            await s.put("console", [event(2)])
+        await s.put("console", [event(3)])
         batch = await s.claim(10)
         assert batch is not None
         assert [e["url"] for e in json.loads(batch.body)["data"]] == ["/data/7", "/data/3"]
@@ -422,3 +422,60 @@ async def test_a_scrape_never_creates_a_spool(spool: Spool, tmp_path: Path) -> N
     with contextlib.suppress(sqlite3.Error):
         spool.stats()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spool.db.lock"]
+
+
+async def test_each_batch_holds_one_topic_in_the_order_spooled(spool: Spool) -> None:
+    await spool.put("console", [event(1)])
+    await spool.put("console_test", [event(2), event(3)])
+    await spool.put("console", [event(4)])
+    seen = []
+    while (batch := await spool.claim(10)) is not None:
+        body = json.loads(batch.body)
+        seen.append((batch.topic, body["topic"], [e["url"] for e in body["data"]]))
+        await spool.ack(batch.batch_id)
+    assert seen == [
+        ("console", "console", ["/data/1", "/data/4"]),
+        ("console_test", "console_test", ["/data/2", "/data/3"]),
+    ]
+
+
+OLD_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, json TEXT NOT NULL,
+    bytes INTEGER NOT NULL, enqueued_at REAL NOT NULL, batch_id TEXT);
+CREATE TABLE dead_letters (
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, json TEXT NOT NULL, batch_id TEXT NOT NULL,
+    status INTEGER NOT NULL, enqueued_at REAL NOT NULL, dead_at REAL NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value NUMERIC NOT NULL);
+INSERT INTO counters VALUES ('accepted', 2), ('forwarded', 0), ('dead_lettered', 0), ('expired', 0),
+    ('last_delivery_at', 0);
+"""
+
+
+async def test_a_spool_from_before_topics_is_migrated_and_its_events_are_console(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "spool.db")
+    conn.executescript(OLD_SCHEMA)
+    rows = [(event(i)["event_id"], json.dumps(event(i), separators=(",", ":")), EVENT_BYTES, 999_999.0) for i in (1, 2)]
+    conn.executemany("INSERT INTO events (event_id, json, bytes, enqueued_at) VALUES (?, ?, ?, ?)", rows)
+    conn.execute("UPDATE events SET batch_id = 'claimed-before' WHERE seq = 1")
+    conn.commit()
+    conn.close()
+    s = make(tmp_path)
+    await s.open()
+    try:
+        await s.put("console_test", [event(3)])
+        first = await s.claim(10)
+        assert first is not None
+        assert (first.batch_id, json.loads(first.body)["topic"], first.count) == ("claimed-before", "console", 1)
+        await s.ack(first.batch_id)
+        second = await s.claim(10)
+        assert second is not None and (second.topic, second.count) == ("console", 1)
+        await s.dead_letter(second.batch_id, 400)
+        third = await s.claim(10)
+        assert third is not None and (third.topic, third.count) == ("console_test", 1)
+        assert invariant_holds(s.stats())
+    finally:
+        await s.close()
+    conn = sqlite3.connect(tmp_path / "spool.db")
+    assert conn.execute("SELECT topic FROM dead_letters").fetchall() == [("console",)]
+    conn.close()

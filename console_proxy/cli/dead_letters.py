@@ -10,10 +10,9 @@ from typing import Any
 
 import click
 
-from console_proxy.cli.options import env_of, exit_on_settings_error, settings_from
+from console_proxy.cli.options import env_of, exit_on_settings_error, settings_from, state_dir_of
 from console_proxy.delivery.dead_letters import list_dead_letters, purge_dead_letters, replay_dead_letters
 from console_proxy.delivery.spool import SPOOL_FILE_NAME
-from console_proxy.settings import resolve_state_dir
 
 EXIT_SPOOL_BUSY = 1
 
@@ -22,7 +21,7 @@ def _spool_path(state_dir: str | None) -> Path:
     env = os.environ
     with exit_on_settings_error():
         settings = settings_from({"state_dir": state_dir}, env)
-    return resolve_state_dir(settings.state_dir, env) / SPOOL_FILE_NAME
+    return state_dir_of(settings) / SPOOL_FILE_NAME
 
 
 def _state_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:

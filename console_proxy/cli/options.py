@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 import click
 
 from console_proxy import settings as defaults
+from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.errors import SettingsError
-from console_proxy.identity import valid_uuid
+from console_proxy.events import valid_uuid
 from console_proxy.optout import parse_bool, quote
 from console_proxy.settings import Settings, resolve_state_dir
 
-EXIT_CONFIG = 2
 ENV_PREFIX = "CONSOLE_PROXY_"
 EXAMPLE_UUID = "11111111-2222-4333-8444-555555555555"
 
@@ -415,6 +415,13 @@ def _check_queue(values: Mapping[str, Any], given: Mapping[str, _Raw]) -> None:
         raise given["queue"].fail('"sqlite" in local mode (a Redis queue needs --upstream)')
     if values.get("workers", 1) > 1 and queue == "sqlite":
         raise given["workers"].fail("1 with the SQLite spool or the local file (more need --queue redis://...)")
+
+
+def state_dir_of(settings: Settings) -> Path:
+    """The state directory of Settings made by `settings_from`, which resolved it (the one place that does)."""
+    if settings.state_dir is None:
+        raise ValueError("settings_from resolves the state directory")
+    return settings.state_dir
 
 
 def _click_option(option: Option) -> Decorator:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from console_proxy.cli.exits import EXIT_RULES_CHECK
 from console_proxy.errors import RulesError
 from console_proxy.rules.route_rules import RouteRules, load_rules
 from console_proxy.sources import cli as cli_source
@@ -25,7 +26,7 @@ def _load_or_exit(path: Path | None, prefixes: tuple[str, ...] = ()) -> RouteRul
     except RulesError as exc:
         for line in exc.messages:
             click.echo(line, err=True)
-        sys.exit(1)
+        sys.exit(EXIT_RULES_CHECK)
 
 
 @click.group("rules")

@@ -22,19 +22,24 @@ from starlette.types import ASGIApp
 
 from console_proxy import __version__
 from console_proxy.app import create_app
-from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.cli.exits import EXIT_RULES, EXIT_SERVER
+from console_proxy.cli.options import (
+    exit_on_settings_error,
+    serve_options,
+    setting_source,
+    settings_from,
+    state_dir_of,
+)
 from console_proxy.cli.status import display_url
 from console_proxy.cli.workers import Supervisor
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.errors import RulesError, SettingsError
-from console_proxy.events import MAX_BODY_BYTES
-from console_proxy.optout import TelemetryDecision, quote, resolve_telemetry
+from console_proxy.hasura_config import resolve_telemetry
+from console_proxy.optout import TelemetryDecision, quote
 from console_proxy.resources import default_rules_path, default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.settings import Settings, resolve_state_dir
-
-EXIT_RULES = 3
-EXIT_SERVER = 1
+from console_proxy.settings import Settings
+from console_proxy.sources import WEBSOCKET_SOURCE
 
 logger = logging.getLogger("console_proxy")
 
@@ -85,7 +90,7 @@ def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         access_log=False,
         server_header=False,
         log_level="info",
-        ws_max_size=MAX_BODY_BYTES,
+        ws_max_size=WEBSOCKET_SOURCE.max_body_bytes,
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
     )
 
@@ -119,7 +124,7 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
         return lines
     lines.append(f"telemetry: on, decided by {decision.source}; mode {settings.mode}")
     if settings.upstream is None:
-        events = resolve_state_dir(settings.state_dir, os.environ) / LOCAL_EVENTS_FILE
+        events = state_dir_of(settings) / LOCAL_EVENTS_FILE
         lines.append(f"local mode: accepted events are appended to {events}; nothing leaves this machine")
     else:
         lines.append(f"upstream: accepted events are forwarded to {display_url(settings.upstream)}")
@@ -153,7 +158,7 @@ def serve(**options: Any) -> None:
         settings = settings_from(options, env)
         decision = resolve_telemetry(settings, env, setting_name=setting_source(options, env, "enable_telemetry"))
         if decision.enabled:
-            check_state_dir(resolve_state_dir(settings.state_dir, env))
+            check_state_dir(state_dir_of(settings))
     try:
         holder = RulesHolder(settings.rules, (settings.prefix,))
     except RulesError as error:

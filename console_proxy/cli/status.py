@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -14,13 +13,20 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import click
 
-from console_proxy.cli.options import exit_on_settings_error, serve_options, setting_source, settings_from
+from console_proxy.cli.options import (
+    exit_on_settings_error,
+    serve_options,
+    setting_source,
+    settings_from,
+    state_dir_of,
+)
 from console_proxy.cli.queue_status import redis_queue_lines
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.delivery.spool import SPOOL_FILE_NAME, read_spool_stats
+from console_proxy.hasura_config import resolve_telemetry
 from console_proxy.identity import Identity, IdentityProvider
-from console_proxy.optout import TelemetryDecision, resolve_telemetry
-from console_proxy.settings import Settings, resolve_state_dir
+from console_proxy.optout import TelemetryDecision
+from console_proxy.settings import Settings
 
 logger = logging.getLogger("console_proxy")
 
@@ -99,9 +105,7 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
     return lines
 
 
-def status_lines(
-    settings: Settings, decision: TelemetryDecision, lookup: Lookup | None, env: Mapping[str, str]
-) -> list[str]:
+def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup | None) -> list[str]:
     """The whole report; `lookup` is None when telemetry is off (nothing is looked up then)."""
     lines = [
         f"enabled: {'yes' if decision.enabled else 'no'}",
@@ -112,7 +116,7 @@ def status_lines(
         lines += ["attached: nothing (telemetry is off)", "upstream: none (telemetry is off: nothing is kept or sent)"]
         return lines
     lines += identity_lines(settings, lookup)
-    lines += delivery_lines(settings, resolve_state_dir(settings.state_dir, env))
+    lines += delivery_lines(settings, state_dir_of(settings))
     return lines
 
 
@@ -140,5 +144,5 @@ def status(**options: object) -> None:
         settings = settings_from(options, env)
         decision = resolve_telemetry(settings, env, setting_name=setting_source(options, env, "enable_telemetry"))
         lookup = lookup_identity(settings) if decision.enabled else None
-    for line in status_lines(settings, decision, lookup, env):
+    for line in status_lines(settings, decision, lookup):
         click.echo(line)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from console_proxy.delivery.spool_db import connect, lock_spool
+from console_proxy.delivery.spool_db import connect, lock_spool, migrate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,7 @@ def _change(path: Path, *, replay: bool, now: float) -> int:
     try:
         conn = connect(path)
         try:
+            migrate(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 (count,) = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
@@ -70,8 +71,8 @@ def _change(path: Path, *, replay: bool, now: float) -> int:
                     # Enqueued now: with their old time they could expire at once. The dead-lettered counter goes
                     # down by as many as go back, so accepted = forwarded + spooled + dead-lettered + expired holds.
                     conn.execute(
-                        "INSERT INTO events (event_id, json, bytes, enqueued_at) "
-                        "SELECT event_id, json, length(CAST(json AS BLOB)), ? FROM dead_letters ORDER BY seq",
+                        "INSERT INTO events (event_id, json, bytes, enqueued_at, topic) "
+                        "SELECT event_id, json, length(CAST(json AS BLOB)), ?, topic FROM dead_letters ORDER BY seq",
                         (now,),
                     )
                     conn.execute("UPDATE counters SET value = value - ? WHERE name = 'dead_lettered'", (count,))

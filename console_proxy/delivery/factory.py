@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from pathlib import Path
 
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE, LocalFileSink
 from console_proxy.delivery.sink import Sink
@@ -11,28 +10,27 @@ from console_proxy.delivery.spool import SPOOL_FILE_NAME
 from console_proxy.delivery.upstream import SpoolSink
 from console_proxy.metrics import Metrics
 from console_proxy.optout import TelemetryDecision
-from console_proxy.settings import Settings, resolve_state_dir
+from console_proxy.settings import Settings
 
 
 def make_sink(
     settings: Settings,
     decision: TelemetryDecision,
     *,
-    env: Mapping[str, str] | None = None,
+    state_dir: Path,
     metrics: Metrics | None = None,
 ) -> Sink:
     """The sink for these settings; only called when `decision.enabled` (a disabled proxy has no sink at all).
 
-    Without `settings.upstream` this is local mode: `<state dir>/events.jsonl`, nothing leaves the machine.
+    Without `settings.upstream` this is local mode: `<state_dir>/events.jsonl`, nothing leaves the machine.
     """
     if not decision.enabled:
         raise ValueError("make_sink is only called when telemetry is enabled")
-    state_dir = resolve_state_dir(settings.state_dir, os.environ if env is None else env)
     if settings.upstream is not None and settings.queue != "sqlite":
         from console_proxy.delivery.redis_sink import RedisSink  # here: the redis extra is optional
 
         return RedisSink(settings, settings.queue, metrics=metrics)
     if settings.upstream is not None:
-        # Upstream mode: `<state dir>/spool.db`, sent on by the forwarder; `metrics` reads the spool at scrape.
+        # Upstream mode: `<state_dir>/spool.db`, sent on by the forwarder; `metrics` reads the spool at scrape.
         return SpoolSink(settings, state_dir / SPOOL_FILE_NAME, metrics=metrics)
-    return LocalFileSink(state_dir / LOCAL_EVENTS_FILE, max_bytes=settings.spool_max_bytes, metrics=metrics)
+    return LocalFileSink(state_dir / LOCAL_EVENTS_FILE, max_bytes=settings.spool_max_bytes)

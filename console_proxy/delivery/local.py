@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from console_proxy.delivery.sink import OutboundEvent, SinkRefused
-from console_proxy.metrics import Metrics
+from console_proxy.errors import SinkRefused
+from console_proxy.events import OutboundEvent, encode_envelope, encode_event, new_id
 
 LOCAL_EVENTS_FILE = "events.jsonl"
 # A full file is not emptied by anyone but the operator: ask the browser to come back much later.
-FULL_RETRY_AFTER_S = 60
+LOCAL_FILE_FULL_RETRY_AFTER_S = 60
 # /readyz says not ready when less than this is left, in the file's budget or on the disk: a batch would not fit.
 READY_MIN_FREE_BYTES = 64 * 1024
 # How much of the file's end is read on open to find a torn last line.
@@ -32,7 +30,7 @@ def _unwritable() -> SinkRefused:
 
 
 class LocalFileSink:
-    """A `Sink` that appends each batch as one line `{"topic", "batch_id", "data": [events]}` and fsyncs it.
+    """A `Sink` that appends each batch as one line, its upstream envelope (`events.encode_envelope`), and fsyncs it.
 
     Writes run in a worker thread so the event loop is never blocked; puts that arrive during a write share
     the next write and fsync (group commit); `put` returns only once its line is on disk. A write that would take
@@ -43,10 +41,9 @@ class LocalFileSink:
     moved or rotated is noticed and a new one started before anything is acknowledged.
     """
 
-    def __init__(self, path: Path, *, max_bytes: int | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self.metrics = metrics
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
@@ -115,22 +112,13 @@ class LocalFileSink:
         held = os.fstat(fd)
         return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
-    async def put(self, events: Sequence[OutboundEvent]) -> None:
-        line = json.dumps(
-            {"topic": "console", "batch_id": str(uuid.uuid4()), "data": list(events)},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8")
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        line = encode_envelope(topic, new_id(), (encode_event(event) for event in events))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((line + b"\n", done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
-        try:
-            await done
-        except SinkRefused as exc:
-            if self.metrics is not None:
-                self.metrics.rejected(exc.label)
-            raise
+        await done
 
     async def _drain(self) -> None:
         # Group commit: the puts that arrived while the previous fsync ran share the next one.
@@ -158,7 +146,7 @@ class LocalFileSink:
             size = os.fstat(fd).st_size
             if self.max_bytes is not None and size + len(lines) > self.max_bytes:
                 raise SinkRefused(
-                    "the local event file is full", label="local_file_full", retry_after=FULL_RETRY_AFTER_S
+                    "the local event file is full", label="local_file_full", retry_after=LOCAL_FILE_FULL_RETRY_AFTER_S
                 )
             target, start = fd, size
             try:

@@ -6,7 +6,6 @@ accounting kept in Redis so that `accepted = forwarded + queued + dead_lettered 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -24,9 +23,9 @@ from console_proxy.delivery.redis_client import (
     read_queue_stats,
     sync_client,
 )
-from console_proxy.delivery.sink import OutboundEvent, SinkRefused
-from console_proxy.delivery.spool import FULL_RETRY_AFTER_S, Batch, SpoolStats
-from console_proxy.errors import ConsoleProxyError
+from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S, Batch, SpoolStats
+from console_proxy.errors import ConsoleProxyError, SinkRefused
+from console_proxy.events import OutboundEvent, encode_envelope, encode_event, new_id
 
 logger = logging.getLogger("console_proxy")
 
@@ -133,19 +132,19 @@ class RedisQueue:
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         """Append the events to the stream before returning, or raise SinkRefused; never partially."""
-        texts = [json.dumps(event, separators=(",", ":"), ensure_ascii=False) for event in events]
+        texts = [encode_event(event) for event in events]
         try:
             reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *texts)
         except REDIS_ERRORS as exc:
             raise SinkRefused(
-                "queue is unavailable", label="queue_unavailable", retry_after=FULL_RETRY_AFTER_S
+                "queue is unavailable", label="queue_unavailable", retry_after=SPOOL_RETRY_AFTER_S
             ) from exc
         if not reply[2]:
-            raise SinkRefused("spool is full", label="spool_full", retry_after=FULL_RETRY_AFTER_S)
+            raise SinkRefused("spool is full", label="spool_full", retry_after=SPOOL_RETRY_AFTER_S)
 
     async def claim(self, max_events: int) -> Batch | None:
         """A batch this consumer holds, else one a dead consumer held (same batch_id), else a new one; or None."""
-        reply = await self._run("CLAIM", self.consumer, max_events, self._lease_ms, str(uuid.uuid4()))
+        reply = await self._run("CLAIM", self.consumer, max_events, self._lease_ms, new_id())
         self._orphans = False
         if len(reply) == 2:
             self._held = 0
@@ -154,8 +153,7 @@ class RedisQueue:
         batch_id, topic, texts = reply[2].decode(), reply[3].decode(), [t.decode() for t in reply[4:]]
         self._held = len(texts)
         self._hint()
-        head = json.dumps({"topic": topic, "batch_id": batch_id}, separators=(",", ":"))[:-1]
-        return Batch(batch_id=batch_id, count=len(texts), body=f'{head},"data":[{",".join(texts)}]}}'.encode())
+        return Batch(batch_id=batch_id, topic=topic, count=len(texts), body=encode_envelope(topic, batch_id, texts))
 
     async def ack(self, batch_id: str) -> int:
         """The collector took the batch: acknowledge and delete its entries, count them forwarded."""
@@ -167,7 +165,7 @@ class RedisQueue:
 
     async def split(self, batch_id: str) -> None:
         """The collector found the batch too large (413): it becomes two batches of new ids, sent next."""
-        await self._run("SPLIT", batch_id, str(uuid.uuid4()), str(uuid.uuid4()))
+        await self._run("SPLIT", batch_id, new_id(), new_id())
 
     async def _finish(self, batch_id: str, status: int) -> int:
         reply = await self._run("FINISH", batch_id, f"{self._clock():.3f}", status)
@@ -206,7 +204,7 @@ class RedisQueue:
 
     async def _run(self, script: str, *args: object) -> list[Any]:
         if self._client is None:
-            raise SinkRefused("queue is closed", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
+            raise SinkRefused("queue is closed", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
         keys = [self.keys.stream, self.keys.counters, self.keys.batch_of, self.keys.dead]
         argv = [self.keys.prefix, GROUP, *args]
         try:

@@ -14,8 +14,9 @@ import httpx
 from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
 from console_proxy.delivery.redis_client import REDIS_ERRORS
 from console_proxy.delivery.redis_queue import QueueError, RedisQueue
-from console_proxy.delivery.sink import OutboundEvent, SinkRefused
-from console_proxy.delivery.spool import FULL_RETRY_AFTER_S
+from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S
+from console_proxy.errors import SinkRefused
+from console_proxy.events import OutboundEvent
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
 
@@ -24,7 +25,6 @@ logger = logging.getLogger("console_proxy")
 # How often a process looks at the shared queue for work other processes accepted (or left behind), renews
 # its claims, and retries a Redis that went away.
 POLL_INTERVAL_S = 0.5
-DEFAULT_TOPIC = "console"
 
 
 class RedisSink:
@@ -71,16 +71,12 @@ class RedisSink:
         self._poller = asyncio.create_task(self._poll(), name="console-proxy redis queue")
         self._started = True
 
-    async def put(self, events: Sequence[OutboundEvent], topic: str = DEFAULT_TOPIC) -> None:
-        try:
-            if self._closing:
-                raise SinkRefused("shutting down", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
-            if not self._started:
-                raise SinkRefused("not started", label="not_started", retry_after=FULL_RETRY_AFTER_S)
-            await self.queue.put(topic, events)
-        except SinkRefused as exc:
-            self.metrics.rejected(exc.label)
-            raise
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        if self._closing:
+            raise SinkRefused("shutting down", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
+        if not self._started:
+            raise SinkRefused("not started", label="not_started", retry_after=SPOOL_RETRY_AFTER_S)
+        await self.queue.put(topic, events)
         self.forwarder.wake()
 
     def ready(self) -> bool:

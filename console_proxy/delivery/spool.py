@@ -6,19 +6,17 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
+import functools
 import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from console_proxy.delivery.sink import OutboundEvent, SinkRefused
 from console_proxy.delivery.spool_db import (
     SPOOL_FILE_NAME,
     SpoolStats,
@@ -28,28 +26,45 @@ from console_proxy.delivery.spool_db import (
     read_spool_stats,
     read_stats,
 )
+from console_proxy.errors import SinkRefused
+from console_proxy.events import OutboundEvent, encode_envelope, encode_event, new_id
 
-__all__ = ["FULL_RETRY_AFTER_S", "SPOOL_FILE_NAME", "Batch", "Spool", "SpoolStats", "read_spool_stats"]
+__all__ = ["SPOOL_FILE_NAME", "SPOOL_RETRY_AFTER_S", "Batch", "Spool", "SpoolStats", "read_spool_stats"]
 
 logger = logging.getLogger("console_proxy")
 
-# How long a client should wait before retrying a batch refused because the spool is full or unwritable.
-FULL_RETRY_AFTER_S = 5
+# How long a client should wait before retrying a batch the spool refused (full, unwritable, closed): the
+# forwarder empties a full spool within seconds when the collector is up.
+SPOOL_RETRY_AFTER_S = 5
 # Puts waiting together are committed in one transaction (one fsync); this caps how many.
 GROUP_COMMIT_MAX_PUTS = 256
+
+R = TypeVar("R")
+# (event_id, json, bytes, topic)
+Row = tuple[str, str, int, str]
 
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """Events claimed under one batch_id; `body` is the upstream request body, built from the stored JSON."""
+    """Events of one topic claimed under one batch_id; `body` is the upstream request body, from the stored JSON."""
 
     batch_id: str
+    topic: str
     count: int
     body: bytes
 
 
 def _gone() -> SinkRefused:
-    return SinkRefused("spool is missing", label="spool_missing", retry_after=FULL_RETRY_AFTER_S)
+    return SinkRefused("spool is missing", label="spool_missing", retry_after=SPOOL_RETRY_AFTER_S)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """Work for the spool thread: a put's rows (committed in groups), or any other operation to run."""
+
+    future: concurrent.futures.Future[Any]
+    rows: list[Row] | None = None
+    run: Callable[[], Any] | None = None
 
 
 def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: Exception | None = None) -> None:
@@ -72,7 +87,7 @@ class Spool:
         self._max_bytes = max_bytes
         self._max_age_s = max_age_s
         self._clock = clock
-        self._jobs: queue.Queue[tuple[str, Any, concurrent.futures.Future[Any]] | None] = queue.Queue()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
@@ -92,7 +107,7 @@ class Spool:
         """Open (or create, or replace a corrupt) spool file and start the spool thread."""
         self._thread = threading.Thread(target=self._serve, name="console-proxy-spool", daemon=True)
         self._thread.start()
-        await self._call("open", None)
+        await self._call(self._do_open)
 
     async def close(self) -> None:
         """Finish the queued work, close the file and stop the thread."""
@@ -104,37 +119,34 @@ class Spool:
 
     # ---- operations ------------------------------------------------------------------------------------------
 
-    async def put(self, events: Sequence[OutboundEvent]) -> None:
-        """Commit a batch of outbound events, or raise SinkRefused when full or unwritable; never partially."""
-        rows = []
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        """Commit a batch of `topic`, or raise SinkRefused when full or unwritable; never partially."""
+        rows: list[Row] = []
         for event in events:
-            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-            rows.append((str(event["event_id"]), text, len(text.encode())))
-        await self._call("put", rows)
+            text = encode_event(event)
+            rows.append((event["event_id"], text, len(text.encode()), topic))
+        await self._submit(_Job(concurrent.futures.Future(), rows=rows))
 
     async def claim(self, max_events: int) -> Batch | None:
-        """The oldest batch already claimed (a retry or a re-send after a crash), else a new one; None when empty."""
-        result: Batch | None = await self._call("claim", max_events)
-        return result
+        """The oldest batch already claimed (a retry or a re-send after a crash), else a new one of the oldest
+        event's topic; None when empty."""
+        return await self._call(functools.partial(self._do_claim, max_events))
 
     async def ack(self, batch_id: str) -> int:
         """The collector took the batch: delete its events and count them forwarded."""
-        result: int = await self._call("ack", batch_id)
-        return result
+        return await self._call(functools.partial(self._do_ack, batch_id))
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its events to the dead-letter table."""
-        result: int = await self._call("dead_letter", (batch_id, status))
-        return result
+        return await self._call(functools.partial(self._do_dead_letter, batch_id, status))
 
     async def split(self, batch_id: str) -> None:
         """Claim the events of a batch as two batches of their own (new ids), first half first."""
-        await self._call("split", batch_id)
+        await self._call(functools.partial(self._do_split, batch_id))
 
     async def expire(self) -> int:
         """Remove events older than the maximum age and count them expired."""
-        result: int = await self._call("expire", None)
-        return result
+        return await self._call(self._do_expire)
 
     def stats(self) -> SpoolStats:
         """A consistent reading in one read transaction, from any thread (used at each metrics scrape).
@@ -155,12 +167,15 @@ class Spool:
                 self._reader.close()
                 self._reader = None
 
-    async def _call(self, kind: str, arg: Any) -> Any:
+    async def _call(self, run: Callable[[], R]) -> R:
+        result: R = await self._submit(_Job(concurrent.futures.Future(), run=run))
+        return result
+
+    async def _submit(self, job: _Job) -> Any:
         if self._thread is None:
-            raise SinkRefused("spool is closed", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._jobs.put((kind, arg, future))
-        return await asyncio.wrap_future(future)
+            raise SinkRefused("spool is closed", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
+        self._jobs.put(job)
+        return await asyncio.wrap_future(job.future)
 
     # ---- the spool thread ------------------------------------------------------------------------------------
 
@@ -169,29 +184,29 @@ class Spool:
             job = self._jobs.get()
             if job is None:
                 break
-            if job[0] == "put":
+            if job.rows is not None:
                 puts = [job]
                 while len(puts) < GROUP_COMMIT_MAX_PUTS:
                     try:
                         nxt = self._jobs.get_nowait()
                     except queue.Empty:
                         break
-                    if nxt is None or nxt[0] != "put":
+                    if nxt is None or nxt.rows is None:
                         self._jobs.put(nxt)  # handled after this group; order among non-puts is kept
                         break
                     puts.append(nxt)
                 # A put whose caller is gone (cancelled) before it ran is not committed: no 202 was sent for it.
-                puts = [put for put in puts if put[2].set_running_or_notify_cancel()]
+                puts = [put for put in puts if put.future.set_running_or_notify_cancel()]
                 if puts:
                     self._put_group(puts)
                 continue
-            kind, arg, future = job
-            if not future.set_running_or_notify_cancel():
+            if not job.future.set_running_or_notify_cancel():
                 continue
+            assert job.run is not None
             try:
-                _settle(future, getattr(self, "_do_" + kind)(arg))
+                _settle(job.future, job.run())
             except Exception as exc:
-                _settle(future, error=exc)
+                _settle(job.future, error=exc)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -205,7 +220,7 @@ class Spool:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._do_open(None)
+            self._do_open()
         assert self._conn is not None
         return self._conn
 
@@ -235,7 +250,7 @@ class Spool:
         self.writable = False
         raise _gone()
 
-    def _do_open(self, _: None) -> None:
+    def _do_open(self) -> None:
         if self._file_id is not None and not self.path.exists():
             self.writable = False
             raise _gone()  # was open, then deleted: never quietly start an empty spool in its place
@@ -247,13 +262,13 @@ class Spool:
         except (sqlite3.Error, OSError) as exc:
             self.writable = False
             logger.error("spool %s cannot be opened: %s", self.path, exc)
-            raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S) from exc
+            raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=SPOOL_RETRY_AFTER_S) from exc
         self._drop_reader()
         self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self.writable = True
 
-    def _put_group(self, puts: list[tuple[str, Any, concurrent.futures.Future[Any]]]) -> None:
+    def _put_group(self, puts: list[_Job]) -> None:
         now = self._clock()
         depth, size = self.depth, self.bytes
         taken: list[concurrent.futures.Future[Any]] = []
@@ -263,17 +278,18 @@ class Spool:
             conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for _, rows, future in puts:
+                for put in puts:
+                    rows = put.rows or []
                     need = sum(row[2] for row in rows)
                     if depth + len(rows) > self._max_events or size + need > self._max_bytes:
-                        refused.append(future)
+                        refused.append(put.future)
                         continue
                     conn.executemany(
-                        "INSERT INTO events (event_id, json, bytes, enqueued_at) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) VALUES (?, ?, ?, ?, ?)",
                         [(*row, now) for row in rows],
                     )
                     depth, size = depth + len(rows), size + need
-                    taken.append(future)
+                    taken.append(put.future)
                 added = depth - self.depth
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = 'accepted'", (added,))
                 conn.execute("COMMIT")
@@ -286,16 +302,16 @@ class Spool:
             refusal = exc if isinstance(exc, SinkRefused) else None
             if refusal is None:
                 logger.error("spool %s is unwritable: %s", self.path, exc)
-                refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=FULL_RETRY_AFTER_S)
-            for _, _, future in puts:
-                _settle(future, error=refusal.copy())
+                refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=SPOOL_RETRY_AFTER_S)
+            for put in puts:
+                _settle(put.future, error=refusal.copy())
             return
         self.unclaimed += depth - self.depth
         self.depth, self.bytes, self.writable = depth, size, True
         for future in taken:
             _settle(future, None)
         for future in refused:
-            _settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=FULL_RETRY_AFTER_S))
+            _settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=SPOOL_RETRY_AFTER_S))
 
     def _do_claim(self, max_events: int) -> Batch | None:
         conn = self._db()
@@ -305,23 +321,22 @@ class Spool:
         if row is not None:
             batch_id = row[0]
         else:
-            batch_id = str(uuid.uuid4())
-            # The batch_id is committed before anything is sent, so a re-send after a crash repeats the same
-            # batch_id (the Idempotency-Key) with the same event_ids.
+            batch_id = new_id()
+            # One topic a batch: the oldest unclaimed event's. The batch_id is committed before anything is sent,
+            # so a re-send after a crash repeats the same batch_id (the Idempotency-Key) with the same event_ids.
             claimed = conn.execute(
-                "UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events WHERE "
-                "batch_id IS NULL ORDER BY seq LIMIT ?)",
+                "UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events WHERE batch_id IS NULL "
+                "AND topic = (SELECT topic FROM events WHERE batch_id IS NULL ORDER BY seq LIMIT 1) "
+                "ORDER BY seq LIMIT ?)",
                 (batch_id, max_events),
             ).rowcount
             if claimed == 0:
                 return None
             self.unclaimed -= claimed
-        texts = [
-            text for (text,) in conn.execute("SELECT json FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,))
-        ]
-        head = json.dumps({"topic": "console", "batch_id": batch_id}, separators=(",", ":"))[:-1]
-        body = f'{head},"data":[{",".join(texts)}]}}'.encode()
-        return Batch(batch_id=batch_id, count=len(texts), body=body)
+        rows = conn.execute("SELECT topic, json FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,)).fetchall()
+        topic = rows[0][0]
+        body = encode_envelope(topic, batch_id, (text for _, text in rows))
+        return Batch(batch_id=batch_id, topic=topic, count=len(rows), body=body)
 
     def _remove(
         self,
@@ -357,11 +372,10 @@ class Spool:
     def _do_ack(self, batch_id: str) -> int:
         return self._remove("batch_id = ?", (batch_id,), "forwarded")
 
-    def _do_dead_letter(self, arg: tuple[str, int]) -> int:
-        batch_id, status = arg
+    def _do_dead_letter(self, batch_id: str, status: int) -> int:
         copy = (
-            "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at) "
-            "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ? FROM events WHERE batch_id = ?"
+            "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at, topic) "
+            "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ?, topic FROM events WHERE batch_id = ?"
         )
         return self._remove("batch_id = ?", (batch_id,), "dead_lettered", copy, (status, self._clock(), batch_id))
 
@@ -375,7 +389,7 @@ class Spool:
                 if part:
                     conn.execute(
                         "UPDATE events SET batch_id = ? WHERE batch_id = ? AND seq BETWEEN ? AND ?",
-                        (str(uuid.uuid4()), batch_id, part[0], part[-1]),
+                        (new_id(), batch_id, part[0], part[-1]),
                     )
             conn.execute("COMMIT")
         except BaseException:
@@ -383,5 +397,5 @@ class Spool:
                 conn.execute("ROLLBACK")
             raise
 
-    def _do_expire(self, _: None) -> int:
+    def _do_expire(self) -> int:
         return self._remove("enqueued_at < ?", (self._clock() - self._max_age_s,), "expired")

@@ -18,16 +18,19 @@ SPOOL_FILE_NAME = "spool.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, json TEXT NOT NULL,
-    bytes INTEGER NOT NULL, enqueued_at REAL NOT NULL, batch_id TEXT);
+    bytes INTEGER NOT NULL, enqueued_at REAL NOT NULL, batch_id TEXT, topic TEXT NOT NULL DEFAULT 'console');
 CREATE INDEX IF NOT EXISTS events_claimed ON events(batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_age ON events(enqueued_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, json TEXT NOT NULL, batch_id TEXT NOT NULL,
-    status INTEGER NOT NULL, enqueued_at REAL NOT NULL, dead_at REAL NOT NULL);
+    status INTEGER NOT NULL, enqueued_at REAL NOT NULL, dead_at REAL NOT NULL,
+    topic TEXT NOT NULL DEFAULT 'console');
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value NUMERIC NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('accepted', 0), ('forwarded', 0), ('dead_lettered', 0), ('expired', 0),
     ('last_delivery_at', 0);
 """
+# Spool files written before batches carried a topic: every event in them was a console event.
+_TOPIC_COLUMN = "ALTER TABLE {table} ADD COLUMN topic TEXT NOT NULL DEFAULT 'console'"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +148,28 @@ def _open_file(path: Path) -> sqlite3.Connection:
         if check != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {check}")
         conn.executescript(_SCHEMA)
+        migrate(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a spool file of an older version up to the current schema, in one transaction."""
+    missing = [
+        table
+        for table in ("events", "dead_letters")
+        if "topic" not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    ]
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table in missing:
+            conn.execute(_TOPIC_COLUMN.format(table=table))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

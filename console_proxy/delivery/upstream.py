@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
-from console_proxy.delivery.sink import OutboundEvent, SinkRefused
-from console_proxy.delivery.spool import FULL_RETRY_AFTER_S, Spool
+from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S, Spool
+from console_proxy.errors import SinkRefused
+from console_proxy.events import OutboundEvent
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
 
@@ -59,16 +60,12 @@ class SpoolSink:
         await self.forwarder.start()
         self._started = True
 
-    async def put(self, events: Sequence[OutboundEvent]) -> None:
-        try:
-            if self._closing or not self._started:
-                if self._closing:
-                    raise SinkRefused("shutting down", label="shutting_down", retry_after=FULL_RETRY_AFTER_S)
-                raise SinkRefused("not started", label="not_started", retry_after=FULL_RETRY_AFTER_S)
-            await self.spool.put(events)
-        except SinkRefused as exc:
-            self.metrics.rejected(exc.label)
-            raise
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        if self._closing:
+            raise SinkRefused("shutting down", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
+        if not self._started:
+            raise SinkRefused("not started", label="not_started", retry_after=SPOOL_RETRY_AFTER_S)
+        await self.spool.put(topic, events)
         self.forwarder.wake()
 
     def ready(self) -> bool:

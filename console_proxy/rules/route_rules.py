@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, unquote_plus
 
 from console_proxy.errors import RulesError
+from console_proxy.events import ACTION_SHAPE
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.located import Mark, Problems, parse
 from console_proxy.rules.schema import DEFAULT_UNKNOWN, Text, read_spec
@@ -25,9 +26,6 @@ from console_proxy.rules.trie import (
     unknown_token,
     walk,
 )
-
-# The ceiling for every action name; a file's `actions.shape` narrows it, never widens it.
-ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}\Z")
 
 # Why `RouteRules.drop_reason` refused an action name (also the metric label of the drop).
 BAD_ACTION_SHAPE = "bad_action_shape"
@@ -165,7 +163,7 @@ class RouteRules:
         return self._drop_reason(name)
 
     def _drop_reason(self, name: object) -> str | None:
-        if not isinstance(name, str) or ACTION_SHAPE.match(name) is None:
+        if not isinstance(name, str) or ACTION_SHAPE.fullmatch(name) is None:
             return BAD_ACTION_SHAPE
         if self._shape is not None and self._shape.fullmatch(name) is None:
             return BAD_ACTION_SHAPE

@@ -1,0 +1,12 @@
+"""Every exit code of the `console-proxy` command, in one place."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+# The server could not start or stopped on an error (the port is taken, say); `rules check` found problems.
+EXIT_SERVER = 1
+EXIT_RULES_CHECK = 1
+# A flag, CONSOLE_PROXY_ variable or config value is bad (one sentence on stderr).
+EXIT_CONFIG = 2
+# `serve` was given a rules file it cannot use (FILE:LINE:COL: lines on stderr).
+EXIT_RULES = 3

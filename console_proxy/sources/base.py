@@ -1,0 +1,82 @@
+"""What every telemetry source is: a parser from one inbound body to outbound batches by topic. Pure, no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from console_proxy.errors import BatchError
+from console_proxy.events import Identity, OutboundEvent, new_id
+from console_proxy.settings import Settings
+
+# The most any source takes in one body (or one WebSocket message).
+MAX_BODY_BYTES = 65536
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+
+
+class Rules(Protocol):
+    """What a source needs from the route rules (`console_proxy.rules.RouteRules`)."""
+
+    def anonymize(self, url: str) -> str: ...
+
+    def action(self, name: str) -> str | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Everything a source may attach to what it builds, read once per batch: never anything from the request."""
+
+    settings: Settings
+    rules: Rules
+    identity: Identity
+    now: datetime
+    new_id: Callable[[], str] = new_id
+
+
+@dataclasses.dataclass
+class Built:
+    """The outbound events of one inbound body, by topic (each topic is kept as a batch of its own), and
+    every event left out, by reason."""
+
+    batches: dict[str, list[OutboundEvent]] = dataclasses.field(default_factory=dict)
+    dropped: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    @property
+    def accepted(self) -> int:
+        return sum(len(events) for events in self.batches.values())
+
+
+Build = Callable[[bytes, Context], Built]
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One telemetry source: its name, which media types its HTTP endpoint takes, its body limit, its parser.
+
+    `build` raises BatchError for a body refused as a whole; single bad events are dropped and counted.
+    """
+
+    name: str
+    build: Build
+    media_types: frozenset[str] = JSON_MEDIA_TYPES
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+def unsupported_media_type() -> BatchError:
+    return BatchError(415, "unsupported media type", "unsupported_media_type")
+
+
+def body_too_large() -> BatchError:
+    return BatchError(413, "body too large", "body_too_large")
+
+
+def check_media_type(content_type: str | None, accepted: frozenset[str]) -> None:
+    """Accept a Content-Type whose media type (any parameters, any case) is one of `accepted`; else 415."""
+    if content_type is None:
+        raise unsupported_media_type()
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in accepted:
+        raise unsupported_media_type()
