@@ -49,9 +49,13 @@ def create_app(
     identity: IdentityProvider | None = None,
     env: Mapping[str, str] | None = None,
     decision: TelemetryDecision | None = None,
+    websocket: bool = True,
 ) -> Starlette:
     """The standalone server: the console under `settings.prefix`, `/healthz`, `/readyz`, and
-    TelemetryMiddleware in front. Its lifespan runs the telemetry runtime (`app.state.telemetry`)."""
+    TelemetryMiddleware in front. Its lifespan runs the telemetry runtime (`app.state.telemetry`).
+
+    `websocket=False` says the server it runs under cannot serve WebSocket: `/readyz` is then never
+    ready, since the console sends its events over `/_telemetry/v1/ws`."""
     runtime = TelemetryRuntime(
         settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env, decision=decision
     )
@@ -61,6 +65,8 @@ def create_app(
         return JSONResponse({"status": "live"})
 
     async def readyz(request: Request) -> Response:
+        if not websocket:
+            return JSONResponse({"status": "not ready", "reason": "no WebSocket support"}, status_code=503)
         if runtime.ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)

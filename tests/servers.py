@@ -103,9 +103,15 @@ class ServeProcess:
 
 
 def start_serve(
-    tmp: Path, *args: str, env: Mapping[str, str] | None = None, ready_path: str = "/healthz"
+    tmp: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "/healthz",
+    python: str = sys.executable,
 ) -> ServeProcess:
     """Start `python -m console_proxy serve --port P ARGS...` with stdout and stderr in `tmp/serve.log`.
+
+    `python` is the interpreter to run it with (another virtual environment's, for example).
 
     The environment is `clean_env(tmp, env)`: HOME is `tmp` unless `env` sets it.
 
@@ -116,7 +122,7 @@ def start_serve(
     output_path = tmp / "serve.log"
     with open(output_path, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "console_proxy", "serve", "--port", str(port), *args],
+            [python, "-m", "console_proxy", "serve", "--port", str(port), *args],
             env=clean_env(tmp, env),
             stdout=out,
             stderr=subprocess.STDOUT,

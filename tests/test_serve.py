@@ -18,7 +18,7 @@ import websockets.sync.client
 from servers import clean_env, serving, start_serve
 
 from console_proxy.app import create_app
-from console_proxy.cli.serve import ProxyServer, listening_socket, server_config
+from console_proxy.cli.serve import NO_WEBSOCKET, ProxyServer, listening_socket, server_config
 from console_proxy.settings import Settings
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
@@ -221,3 +221,23 @@ def test_every_accepted_connection_has_tcp_nodelay(tmp_path: Path, loop: str) ->
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def test_without_a_websocket_library_start_up_says_so_and_readyz_is_not_ready(tmp_path: Path) -> None:
+    # Modules that fail to import stand in for an environment where neither library is installed.
+    hidden = tmp_path / "hidden"
+    for name in ("websockets", "wsproto"):
+        (hidden / name).mkdir(parents=True)
+        (hidden / name / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state"), env={"PYTHONPATH": str(hidden)}) as served:
+        wait_for(served.output, NO_WEBSOCKET)
+        assert served.output().count(NO_WEBSOCKET) == 1
+        ready = httpx.get(served.base + "/readyz")
+        assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "reason": "no WebSocket support"})
+        assert httpx.get(served.base + "/healthz").status_code == 200
+        # What the console meets: uvicorn answers the upgrade as a plain request, and nothing serves it.
+        url = served.base.replace("http://", "ws://") + "/_telemetry/v1/ws"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            websockets.sync.client.connect(url, open_timeout=5)
+        assert refused.value.response.status_code == 404
+        assert served.stop() == 0

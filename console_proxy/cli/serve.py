@@ -111,6 +111,19 @@ def listening_socket(config: uvicorn.Config) -> socket.socket:
     return tcp
 
 
+NO_WEBSOCKET = (
+    "websocket: this server cannot serve WebSocket (no 'websockets' or 'wsproto' library is installed), so the"
+    " console's /_telemetry/v1/ws answers 404 and /readyz reports not ready"
+)
+
+
+def websocket_supported() -> bool:
+    """Whether uvicorn (with its default ws="auto") finds a WebSocket library to serve WebSocket with."""
+    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+    return AutoWebSocketsProtocol is not None
+
+
 def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, holder: RulesHolder) -> list[str]:
     """What a person needs to know once the server listens: where the console is, where events go, and why."""
     static = settings.static or default_static_dir()
@@ -171,7 +184,8 @@ def serve(**options: Any) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
-    app = create_app(settings, rules_holder=holder, decision=decision)
+    websocket = websocket_supported()
+    app = create_app(settings, rules_holder=holder, decision=decision, websocket=websocket)
     runtime = app.state.telemetry
     config = server_config(app, settings)
     logging.getLogger("uvicorn.error").addFilter(WithoutRequestLines())
@@ -183,6 +197,8 @@ def serve(**options: Any) -> None:
     host_text = f"[{host}]" if ":" in host else host
     for line in startup_lines(settings, f"http://{host_text}:{port}", decision, holder):
         click.echo(line)
+    if not websocket:
+        click.echo(NO_WEBSOCKET)
 
     def run_server() -> int:
         server = ProxyServer(config, on_reload=runtime.request_rules_reload)
