@@ -188,13 +188,15 @@ def test_kill_9_of_a_process_holding_a_batch_in_flight_another_delivers_it_after
         wait_until(lambda: len(poster.accepted) >= accepted_at_kill + 50)
     finally:
         poster.finish()
+    # A post in flight to the victim when it was killed: Redis may have taken it, the poster saw a reset.
+    in_doubt = 5 * poster.statuses[0]
     try:
         collector.wait_for_events(len(poster.accepted), timeout=20)
-        settled(survivor.base, len(poster.accepted))
+        settled(survivor.base, len(poster.accepted), in_doubt=in_doubt)
     finally:
         assert survivor.stop() == 0
         first.stop()
-    check_delivery(collector, poster.accepted)
+    check_delivery(collector, poster.accepted, in_doubt=in_doubt)
     # Sent by the victim (recorded, never answered in time) and again, whole, by the survivor after the lease.
     assert [r.body["batch_id"] for r in collector.requests].count(hung) == 2
 
