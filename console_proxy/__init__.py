@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from console_proxy.app import create_app
 from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
+from console_proxy.guards import trusted_hosts
 from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.rules.route_rules import RouteRules, RulesHolder, load_rules
 from console_proxy.settings import Settings
@@ -21,4 +22,5 @@ __all__ = [
     "__version__",
     "create_app",
     "load_rules",
+    "trusted_hosts",
 ]

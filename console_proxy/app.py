@@ -9,13 +9,16 @@ from pathlib import PurePosixPath
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from console_proxy.connections import WebSocketLimits
 from console_proxy.delivery.sink import Sink
+from console_proxy.guards import trusted_hosts
 from console_proxy.identity import IdentityProvider
 from console_proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from console_proxy.middleware import TelemetryMiddleware
@@ -91,9 +94,15 @@ def create_app(
         async with runtime.running():
             yield
 
+    # Outermost first: a request for a Host that is not this server's is answered 400 before anything else
+    # (DNS rebinding: a page on attacker.example whose name now points here must not read /recent or /metrics).
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(TelemetryMiddleware, settings=settings, runtime=runtime)],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings), www_redirect=False),
+            Middleware(WebSocketLimits, max_websockets=settings.max_websockets, idle_s=settings.websocket_idle_s),
+            Middleware(TelemetryMiddleware, settings=settings, runtime=runtime),
+        ],
         lifespan=lifespan,
     )
     app.state.telemetry = runtime

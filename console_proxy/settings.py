@@ -31,6 +31,12 @@ DEFAULT_QUEUE = "sqlite"
 DEFAULT_QUEUE_LEASE_S = 30.0
 DEFAULT_WORKERS = 1
 
+# Who may connect, and for how long (DESIGN.md "Origins, hosts and limits").
+DEFAULT_MAX_CONNECTIONS = 2048
+DEFAULT_MAX_WEBSOCKETS = 1024
+DEFAULT_REQUEST_TIMEOUT_S = 10.0  # to send a request's headers and body
+DEFAULT_WEBSOCKET_IDLE_S = 300.0
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -66,6 +72,13 @@ class Settings:
     queue_lease_s: float = DEFAULT_QUEUE_LEASE_S
     queue_require_aof: bool = False
     workers: int = DEFAULT_WORKERS
+
+    # Host names the standalone server answers besides the bound address and localhost ("*.example.com" too).
+    allowed_host: tuple[str, ...] = ()
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_websockets: int = DEFAULT_MAX_WEBSOCKETS
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    websocket_idle_s: float = DEFAULT_WEBSOCKET_IDLE_S
 
 
 def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:

@@ -355,3 +355,38 @@ def test_unknown_variables_are_refused(env: dict[str, str], message: str) -> Non
 def test_unknown_empty_variables_and_other_prefixes_are_ignored() -> None:
     env = {**HOME_ENV, "CONSOLE_PROXY_ZZZ": "", "CONSOLE_PROXYX": "1", "HASURA_GRAPHQL_X": "1"}
     assert settings_from({}, env) == Settings(state_dir=DEFAULT_STATE)
+
+
+HOSTS_EXPECTED = 'expected host names such as "console.example.com" or "*.example.com", without a port.'
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"allowed_host": ("a.example:80",)}, f'--allowed-host is ["a.example:80"]; {HOSTS_EXPECTED}'),
+        ({"allowed_host": ("a.*.example",)}, f'--allowed-host is ["a.*.example"]; {HOSTS_EXPECTED}'),
+        ({"request_timeout_s": "0"}, '--request-timeout-s is "0"; expected a number of seconds above 0.'),
+    ],
+)
+def test_bad_hosts_and_limits_are_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from(options, HOME_ENV)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "expected"),
+    [
+        (
+            {"allowed_host": ("Console.Example.com", "*.corp.example", "[::1]")},
+            {},
+            ("console.example.com", "*.corp.example", "[::1]"),
+        ),
+        ({}, {"CONSOLE_PROXY_ALLOWED_HOST": "a.example, b.example"}, ("a.example", "b.example")),
+        ({"allowed_host": ()}, {}, ()),
+    ],
+)
+def test_allowed_hosts_are_repeatable_or_a_list(
+    options: dict[str, object], env: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    assert settings_from(options, {**HOME_ENV, **env}).allowed_host == expected

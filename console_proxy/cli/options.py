@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,6 +155,22 @@ def _bool(raw: _Raw) -> bool:
     return raw.value if isinstance(raw.value, bool) else parse_bool(raw.text, raw.label)
 
 
+def _items(raw: _Raw) -> list[str]:
+    # A repeated flag gives a tuple; its variable is a comma-separated list.
+    values = list(raw.value) if isinstance(raw.value, tuple) else raw.text.split(",")
+    return [value.strip() for value in values if value.strip()]
+
+
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\]")
+
+
+def _hosts(raw: _Raw) -> tuple[str, ...]:
+    hosts = tuple(item.lower() for item in _items(raw))
+    if any(not _HOST_NAME.fullmatch(host) for host in hosts):
+        raise raw.fail('host names such as "console.example.com" or "*.example.com", without a port')
+    return hosts
+
+
 def _file(raw: _Raw) -> Path:
     path = Path(raw.text).expanduser()
     if not path.is_file():
@@ -191,6 +208,7 @@ class Option:
     help: str
     default: str
     check: Callable[[_Raw], object]
+    multiple: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -356,6 +374,42 @@ OPTIONS: tuple[Option, ...] = (
         str(defaults.DEFAULT_WORKERS),
         lambda raw: _int(raw, 1, 64),
     ),
+    Option(
+        "allowed_host",
+        "HOST",
+        "Another Host name the server answers (repeatable; *.example.com for subdomains).",
+        "none: the bound address and localhost",
+        _hosts,
+        multiple=True,
+    ),
+    Option(
+        "max_connections",
+        "N",
+        "Most open connections and WebSockets together; beyond it 503.",
+        str(defaults.DEFAULT_MAX_CONNECTIONS),
+        lambda raw: _int(raw, 1),
+    ),
+    Option(
+        "max_websockets",
+        "N",
+        "Most open WebSockets; beyond it the handshake is refused.",
+        str(defaults.DEFAULT_MAX_WEBSOCKETS),
+        lambda raw: _int(raw, 1),
+    ),
+    Option(
+        "request_timeout_s",
+        "SECONDS",
+        "Longest a client may take to send a request's headers and body.",
+        str(defaults.DEFAULT_REQUEST_TIMEOUT_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "websocket_idle_s",
+        "SECONDS",
+        "A WebSocket that sends nothing for this long is closed.",
+        str(defaults.DEFAULT_WEBSOCKET_IDLE_S),
+        lambda raw: _seconds(raw, zero_ok=False),
+    ),
 )
 _OPTIONAL = frozenset(f.name for f in dataclasses.fields(Settings) if f.default is None)
 # CONSOLE_PROXY_ variables that are not serve flags; anything else with the prefix is a typo, refused at start-up
@@ -383,7 +437,8 @@ def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
     values: dict[str, Any] = {}
     given: dict[str, _Raw] = {}
     for option in OPTIONS:
-        raw = _Raw(option.field, options.get(option.field), from_env=False)
+        given_value = options.get(option.field)
+        raw = _Raw(option.field, None if given_value == () else given_value, from_env=False)
         variable = env.get(env_of(option.field))
         # An empty boolean is a mistake, not "unset": `--enable-telemetry ""` must not quietly undo
         # CONSOLE_PROXY_ENABLE_TELEMETRY=false (or the other way round) and leave telemetry on.
@@ -427,7 +482,13 @@ def state_dir_of(settings: Settings) -> Path:
 def _click_option(option: Option) -> Decorator:
     help_text = f"{option.help} Default: {option.default}. Env: {env_of(option.field)}."
     return click.option(
-        flag_of(option.field), option.field, type=str, default=None, metavar=option.metavar, help=help_text
+        flag_of(option.field),
+        option.field,
+        type=str,
+        default=None,
+        metavar=option.metavar,
+        help=help_text,
+        multiple=option.multiple,
     )
 
 

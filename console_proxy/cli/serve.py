@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import resource
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ from console_proxy.cli.options import (
     settings_from,
     state_dir_of,
 )
+from console_proxy.cli.protocol import Throttled, timed_protocol
 from console_proxy.cli.status import display_url
 from console_proxy.cli.workers import Supervisor
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
@@ -40,6 +42,22 @@ from console_proxy.resources import default_rules_path, default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.settings import Settings
 from console_proxy.sources import WEBSOCKET_SOURCE
+
+# Descriptors besides the connections: the event file or spool, the rules file, logs.
+OTHER_OPEN_FILES = 64
+WS_PING_INTERVAL_S = 20.0
+WS_PING_TIMEOUT_S = 20.0
+# uvicorn's lines about one connection: under a flood, a line a minute (with a count), never one each.
+PER_CONNECTION_LINES = frozenset(
+    {
+        "Exceeded concurrency limit.",
+        "Invalid HTTP request received.",
+        "Unsupported upgrade request.",
+        "Invalid UTF-8 sequence received from client.",
+        "connection open",
+        "connection closed",
+    }
+)
 
 logger = logging.getLogger("console_proxy")
 
@@ -75,7 +93,8 @@ class ProxyServer(uvicorn.Server):
 
 
 def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
-    """uvicorn's settings for the standalone server; loop and http "auto" pick uvloop and httptools when installed."""
+    """uvicorn's settings for the standalone server; loop "auto" picks uvloop and the protocol is httptools when
+    installed (as http "auto" would), both with a deadline for each request."""
     # No access log: request lines carry the console's raw routes, which name databases and tables.
     # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
     # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
@@ -85,13 +104,17 @@ def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         loop="auto",
-        http="auto",
+        http=timed_protocol(settings.request_timeout_s),
         lifespan="on",
         access_log=False,
         server_header=False,
         log_level="info",
         ws_max_size=WEBSOCKET_SOURCE.max_body_bytes,
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
+        # Connections: a cap (503 beyond it), a deadline to send each request, pings that end dead WebSockets.
+        limit_concurrency=settings.max_connections,
+        ws_ping_interval=WS_PING_INTERVAL_S,
+        ws_ping_timeout=WS_PING_TIMEOUT_S,
     )
 
 
@@ -162,6 +185,17 @@ def check_state_dir(state_dir: Path) -> None:
         ) from None
 
 
+def _raise_open_files_limit(max_connections: int) -> None:
+    # --max-connections means nothing if the process runs out of descriptors first (a soft limit of 1024 is
+    # common): then accept() fails and asyncio logs each failure.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + OTHER_OPEN_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
 @click.command("serve")
 @serve_options
 def serve(**options: Any) -> None:
@@ -188,7 +222,10 @@ def serve(**options: Any) -> None:
     app = create_app(settings, rules_holder=holder, decision=decision, websocket=websocket)
     runtime = app.state.telemetry
     config = server_config(app, settings)
-    logging.getLogger("uvicorn.error").addFilter(WithoutRequestLines())
+    _raise_open_files_limit(settings.max_connections)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(WithoutRequestLines())
+    uvicorn_log.addFilter(Throttled(PER_CONNECTION_LINES))
     try:
         sock = listening_socket(config)
     except SystemExit:

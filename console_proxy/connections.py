@@ -1,0 +1,72 @@
+"""WebSocket limits for the standalone server: how many may be open, and how long one may stay silent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("console_proxy")
+
+# RFC 6455 close codes: the server is going away (idle), try again later (full).
+WS_GOING_AWAY = 1001
+WS_TRY_AGAIN_LATER = 1013
+# A refused handshake is logged at most this often, with the count since.
+REFUSAL_LOG_EVERY_S = 60.0
+
+
+class WebSocketLimits:
+    """Refuse a WebSocket handshake while `max_websockets` are open, and close one that sends nothing for
+    `idle_s` seconds (a console reconnects when it has something to say). HTTP passes straight through."""
+
+    def __init__(self, app: ASGIApp, *, max_websockets: int, idle_s: float) -> None:
+        self.app = app
+        self.max_websockets = max_websockets
+        self.idle_s = idle_s
+        # Shared by every connection: the count is the point.
+        self.open = 0
+        self._refused = 0
+        self._refusal_logged_at = -REFUSAL_LOG_EVERY_S
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        if self.open >= self.max_websockets:
+            await self._refuse(receive, send)
+            return
+        self.open += 1
+        try:
+            await self.app(scope, self._idle_bounded(receive, send), send)
+        finally:
+            self.open -= 1
+
+    def _idle_bounded(self, receive: Receive, send: Send) -> Receive:
+        closed = False
+
+        async def bounded() -> Message:
+            nonlocal closed
+            if closed:
+                return {"type": "websocket.disconnect", "code": WS_GOING_AWAY}
+            try:
+                async with asyncio.timeout(self.idle_s):
+                    return await receive()
+            except TimeoutError:
+                closed = True
+                await send({"type": "websocket.close", "code": WS_GOING_AWAY})
+                return {"type": "websocket.disconnect", "code": WS_GOING_AWAY}
+
+        return bounded
+
+    async def _refuse(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER})  # before accept: HTTP 403
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_EVERY_S:
+            logger.warning("%d WebSocket handshakes refused: %d are open, the limit", self._refused, self.open)
+            self._refused = 0
+            self._refusal_logged_at = now
