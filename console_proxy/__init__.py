@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from console_proxy._version import __version__
 from console_proxy.app import create_app
 from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
 from console_proxy.guards import trusted_hosts
 from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.rules.route_rules import RouteRules, RulesHolder, load_rules
 from console_proxy.settings import Settings
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConsoleProxyError",

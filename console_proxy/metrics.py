@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Iterator
 
@@ -18,13 +19,22 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 Family = CounterMetricFamily | GaugeMetricFamily
+# received, accepted, rejected by reason, dropped by reason, rules reloads by outcome
+Snapshot = tuple[int, int, dict[str, int], dict[str, int], dict[str, int]]
+
+# The counters copied on the loop for the scrape in progress. A context variable, not an attribute: each scrape
+# runs in its own task and worker thread (to_thread copies the context), so concurrent scrapes cannot read or clear
+# each other's copy.
+_SCRAPE: contextvars.ContextVar[tuple[Metrics, Snapshot] | None] = contextvars.ContextVar(
+    "console_proxy_scrape", default=None
+)
 
 
 class Metrics:
     """What `/metrics` shows. The hot path only bumps plain integers and dicts; a scrape reads them.
 
     Ingestion reports `received(n)`, `accepted(n)`, `rejected(reason)` (a whole batch refused) and
-    `dropped(reason, n)`.
+    `dropped(reason, n)`, all from `TelemetryRuntime.ingest`; the rules reloader reports `rules_reloaded(ok)`.
     With a spool attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the spool's depth and size and
     the last delivery time are read from the spool file in one transaction at each scrape, so
     `accepted = forwarded + spooled + dead_lettered + expired` holds in every scrape and across restarts
@@ -47,7 +57,7 @@ class Metrics:
         self._accepted = 0
         self._rejected: dict[str, int] = {}
         self._dropped: dict[str, int] = {}
-        self._snapshot: tuple[int, int, dict[str, int], dict[str, int]] | None = None
+        self._reloads = {"ok": 0, "refused": 0}
         self._stats: Callable[[], SpoolStats] | None = None
         self.registry.register(_Collector(self))
 
@@ -65,6 +75,9 @@ class Metrics:
     def dropped(self, reason: str, n: int = 1) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + n
 
+    def rules_reloaded(self, ok: bool) -> None:
+        self._reloads["ok" if ok else "refused"] += 1
+
     def retried(self) -> None:
         self._retried.inc()
 
@@ -79,20 +92,31 @@ class Metrics:
 
     async def render_async(self) -> bytes:
         """The Prometheus text. The counters are copied on the loop; the spool is read in a thread."""
-        self._snapshot = self._take_snapshot()
+        token = _SCRAPE.set((self, self._take_snapshot()))
         try:
             return await asyncio.to_thread(self.render)
         finally:
-            self._snapshot = None
+            _SCRAPE.reset(token)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
-    def _take_snapshot(self) -> tuple[int, int, dict[str, int], dict[str, int]]:
-        return self._received, self._accepted, dict(self._rejected), dict(self._dropped)
+    def _take_snapshot(self) -> Snapshot:
+        return self._received, self._accepted, dict(self._rejected), dict(self._dropped), dict(self._reloads)
 
     def _families(self) -> Iterator[Family]:
-        received, accepted, rejected, dropped = self._snapshot or self._take_snapshot()
+        scrape = _SCRAPE.get()
+        received, accepted, rejected, dropped, reloads = (
+            scrape[1] if scrape and scrape[0] is self else self._take_snapshot()
+        )
+        family = CounterMetricFamily(
+            "console_proxy_rules_reloads",
+            "Rules reloads while serving, by outcome (refused: kept the old rules).",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(reloads.items()):
+            family.add_metric([outcome], n)
+        yield family
         yield CounterMetricFamily(
             "console_proxy_events_received", "Events in well-formed batches from browsers.", value=received
         )

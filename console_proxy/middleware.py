@@ -129,9 +129,17 @@ class TelemetryMiddleware:
     ) -> None:
         self.app = app
         self.settings = settings
-        self.runtime = runtime or TelemetryRuntime(
-            settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env
-        )
+        if runtime is None:
+            runtime = TelemetryRuntime(settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env)
+        else:
+            # A given runtime was built with its own parts: taking others here too would silently ignore them.
+            parts = {"rules_holder": rules_holder, "sink": sink, "identity": identity, "env": env}
+            given = [f"{name}=" for name, part in parts.items() if part is not None]
+            if given:
+                raise TypeError(f"TelemetryMiddleware takes runtime= or {', '.join(given)}, not both")
+            if runtime.settings != settings:
+                raise ValueError("TelemetryMiddleware's settings must be the settings its runtime= was built with")
+        self.runtime = runtime
         self._http: dict[str, tuple[str, Handler]] = {
             STATUS_PATH: ("GET", self._status),
             RECENT_PATH: ("GET", self._recent),

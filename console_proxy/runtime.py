@@ -135,7 +135,9 @@ class TelemetryRuntime:
         held = self.rules_holder.path
         rules_path = Path(held) if held is not None else default_rules_path()
         try:
-            self.reloader = RulesReloader(self.rules_holder, rules_path, interval=self._rules_poll_s)
+            self.reloader = RulesReloader(
+                self.rules_holder, rules_path, interval=self._rules_poll_s, on_reload=self.metrics.rules_reloaded
+            )
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="console-proxy rules"))
             if self.decision.enabled:
                 await self._start_delivery(settings, self.decision, resolve_state_dir(settings.state_dir, env))

@@ -130,9 +130,10 @@ def test_rules_reload_when_the_file_changes_and_a_bad_file_keeps_the_old_ones(
         wait_until_url(url, "/console/b/secret", "/b/Y")
         rules.write_text("version: 1\nroutes: [\n")
         deadline = time.monotonic() + 10
-        while runtime.reloader is not None and runtime.reloader.failures == 0:
+        while 'console_proxy_rules_reloads_total{outcome="refused"} 1.0' not in runtime.metrics.render().decode():
             assert time.monotonic() < deadline
             time.sleep(0.05)
         wait_until_url(url, "/console/b/secret", "/b/Y")
+        assert 'console_proxy_rules_reloads_total{outcome="ok"} 1.0' in runtime.metrics.render().decode()
     assert "rules reloaded (file changed)" in caplog.text
     assert f"rules reload (file changed) refused, keeping the previous rules:\n{rules}:3:1: " in caplog.text

@@ -100,7 +100,7 @@ def test_events_accepted_while_the_collector_is_down_are_delivered_when_it_retur
         assert after["console_proxy_upstream_retries_total"] >= 1
         assert invariant_holds(after)
     for request in collector.requests:
-        assert request.headers["user-agent"] == "console-proxy/0.1.0"
+        assert request.headers["user-agent"] == "console-proxy/0.2.0"
         assert not {"cookie", "x-forwarded-for", "forwarded", "referer"} & set(request.headers)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,8 @@ async def test_ingest_counts_by_reason_add_up_whoever_reports_them() -> None:
         "console_proxy_events_dropped_total{reason=action_dropped}": 4,
         "console_proxy_events_dropped_total{reason=bad_route}": 2,
         "console_proxy_events_accepted_total": 3,
+        "console_proxy_rules_reloads_total{outcome=ok}": 0,
+        "console_proxy_rules_reloads_total{outcome=refused}": 0,
     }
 
 
@@ -165,3 +169,24 @@ async def test_the_invariant_holds_at_every_scrape_while_the_spool_changes(tmp_p
         final["console_proxy_events_dead_lettered_total"],
         final["console_proxy_spool_events"],
     ) == (400, 32 * 7, 8 * 7, 400 - 40 * 7)
+
+
+async def test_concurrent_scrapes_each_show_the_counts_of_their_own_moment() -> None:
+    # One worker thread, held busy: both scrapes copy the counters on the loop, then wait for the thread. A copy
+    # kept on the Metrics object would be overwritten by the second scrape (and cleared when either ended).
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+    metrics = Metrics()
+    metrics.received(1)
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait)
+    first = asyncio.ensure_future(metrics.render_async())
+    await asyncio.sleep(0)
+    metrics.received(1)
+    second = asyncio.ensure_future(metrics.render_async())
+    await asyncio.sleep(0)
+    metrics.received(1)
+    release.set()
+    await busy
+    texts = [(await scrape_).decode() for scrape_ in (first, second)]
+    assert [read_metrics(text)["console_proxy_events_received_total"] for text in texts] == [1, 2]

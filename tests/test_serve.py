@@ -57,7 +57,7 @@ def test_serve_starts_serves_the_console_accepts_a_batch_and_stops_cleanly_on_si
     output = served.output()
     port = served.base.rsplit(":", 1)[1]
     for expected in [
-        f"console-proxy 0.1.0: the console is at http://127.0.0.1:{port}/console/ (files from ",
+        f"console-proxy 0.2.0: the console is at http://127.0.0.1:{port}/console/ (files from ",
         "telemetry: on, decided by default (nothing set); mode server",
         f"local mode: accepted events are appended to {state / 'events.jsonl'}; nothing leaves this machine",
         "Application shutdown complete.",

@@ -17,13 +17,12 @@ export const paths = {
   reports: () => '/settings/telemetry',
 };
 
-// A route parameter back to the name it came from, whether or not the router decoded it.
+// A route parameter back to the name it came from, whether or not the router decoded it: a known name is
+// taken as it is (a name may itself hold a '%'), anything else is decoded when it can be.
 export function nameOf(value, names) {
-  if (value === undefined) return undefined;
-  if (names.includes(value)) return value;
+  if (value === undefined || names.includes(value)) return value;
   try {
-    const decoded = decodeURIComponent(value);
-    return names.includes(decoded) ? decoded : decoded;
+    return decodeURIComponent(value);
   } catch {
     return value;
   }

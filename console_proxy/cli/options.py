@@ -412,14 +412,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 _OPTIONAL = frozenset(f.name for f in dataclasses.fields(Settings) if f.default is None)
-# CONSOLE_PROXY_ variables that are not serve flags; anything else with the prefix is a typo, refused at start-up
-# (a mistyped CONSOLE_PROXY_ENABLE_TELEMETRY must not leave telemetry silently on).
-OTHER_VARIABLES: frozenset[str] = frozenset()
 _SEE_HELP = 'expected one listed by "console-proxy serve --help".'
 
 
 def _check_unknown_variables(env: Mapping[str, str]) -> None:
-    known = {env_of(option.field) for option in OPTIONS} | OTHER_VARIABLES
+    # Every CONSOLE_PROXY_ variable is a serve flag; anything else with the prefix is a typo, refused at start-up
+    # (a mistyped CONSOLE_PROXY_ENABLE_TELEMETRY must not leave telemetry silently on).
+    known = {env_of(option.field) for option in OPTIONS}
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and name not in known and env[name] != "":
             # Compare without the shared prefix, which would make every name look close.

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
-import importlib.metadata
 import logging
 import random
 import time
@@ -15,6 +14,7 @@ from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 
+from console_proxy._version import __version__
 from console_proxy.delivery.queue import Queue
 from console_proxy.delivery.spool import Batch
 from console_proxy.metrics import Metrics
@@ -27,7 +27,7 @@ EXPIRE_EVERY_S = 60.0
 RETRYABLE_STATUSES = frozenset({408, 429})
 PAYLOAD_TOO_LARGE = 413
 # A user agent of our own: nothing of the browser's request (IP, cookies, user agent) goes upstream.
-USER_AGENT = f"console-proxy/{importlib.metadata.version('console-proxy')}"
+USER_AGENT = f"console-proxy/{__version__}"
 
 Sleep = Callable[[float], Awaitable[None]]
 Jitter = Callable[[float, float], float]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -26,19 +27,26 @@ def _fingerprint(path: Path) -> tuple[int, int, int] | None:
 
 
 class RulesReloader:
-    """Reloads `holder` when `request()` is called (the SIGHUP handler) or `path` changes on disk.
+    """Reloads `holder` when `request()` is called (the SIGHUP handler) or `path` changes on disk; tells
+    `on_reload` whether each reload was taken (the metrics count them).
 
     `watch()` runs until cancelled; the file is polled every `interval` seconds (cheap: one stat).
     """
 
-    def __init__(self, holder: Reloadable, path: Path, *, interval: float = RULES_POLL_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        holder: Reloadable,
+        path: Path,
+        *,
+        interval: float = RULES_POLL_INTERVAL_S,
+        on_reload: Callable[[bool], None] | None = None,
+    ) -> None:
         self.holder = holder
         self.path = path
         self.interval = interval
+        self._on_reload = on_reload
         self._wakeup: asyncio.Event | None = None
         self._last = _fingerprint(path)
-        self.reloads = 0
-        self.failures = 0
 
     def request(self) -> None:
         """Ask for a reload now; call from the event loop's thread (a loop signal handler is)."""
@@ -49,11 +57,11 @@ class RulesReloader:
         """Reload in a worker thread; log the outcome (a refused file's FILE:LINE:COL lines); True when taken."""
         self._last = _fingerprint(self.path)
         errors = await asyncio.to_thread(self.holder.reload)
+        if self._on_reload is not None:
+            self._on_reload(not errors)
         if errors:
-            self.failures += 1
             logger.error("rules reload (%s) refused, keeping the previous rules:\n%s", reason, "\n".join(errors))
             return False
-        self.reloads += 1
         logger.info("rules reloaded (%s)", reason)
         return True
 
