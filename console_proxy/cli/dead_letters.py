@@ -25,6 +25,14 @@ def _spool_path(state_dir: str | None) -> Path:
 
 
 def _state_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--queue",
+        "queue",
+        type=str,
+        default=None,
+        metavar="sqlite|URL",
+        help=f"The queue, as given to serve (a redis:// URL: its dead-letter stream). Env: {env_of('queue')}.",
+    )(function)
     return click.option(
         "--state-dir",
         "state_dir",
@@ -33,6 +41,15 @@ def _state_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
         metavar="DIR",
         help=f"The state directory of the spool, as given to serve. Env: {env_of('state_dir')}.",
     )(function)
+
+
+def _redis_url(queue: str | None) -> str | None:
+    """The Redis queue's URL when one is given (flag or environment), else None (the spool)."""
+    env = os.environ
+    with exit_on_settings_error():
+        # A Redis queue needs --upstream; any will do to check the URL, which is all that is read here.
+        settings = settings_from({"queue": queue, "upstream": "http://127.0.0.1/"}, env)
+    return None if settings.queue == "sqlite" else settings.queue
 
 
 @click.group("dead-letters")
@@ -45,17 +62,36 @@ def dead_letters() -> None:
 
 @dead_letters.command("list")
 @_state_dir_option
-def list_command(state_dir: str | None) -> None:
+def list_command(state_dir: str | None, queue: str | None) -> None:
     """One line per dead letter, oldest first: when, the collector's status, event id, type and route."""
-    path = _spool_path(state_dir)
-    letters = list_dead_letters(path)
+    url = _redis_url(queue)
+    if url is not None:
+        from console_proxy.delivery.redis_dead_letters import list_redis_dead_letters  # the extra is optional
+
+        letters, where = list_redis_dead_letters(url), redis_display(url)
+    else:
+        path = _spool_path(state_dir)
+        letters, where = list_dead_letters(path), str(path)
     for letter in letters:
         when = datetime.fromtimestamp(letter.dead_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(f"{when} {letter.status} {letter.event_id} {letter.event_type} {letter.url}")
-    click.echo(f"{len(letters)} dead {'letter' if len(letters) == 1 else 'letters'} in {path}", err=True)
+    click.echo(f"{len(letters)} dead {'letter' if len(letters) == 1 else 'letters'} in {where}", err=True)
 
 
-def _change(action: Callable[[Path], int], state_dir: str | None, done: str) -> None:
+def redis_display(url: str) -> str:
+    from console_proxy.delivery.redis_client import display
+
+    return f"the redis queue at {display(url)}"
+
+
+def _change(action: Callable[[Path], int], state_dir: str | None, done: str, queue: str | None = None) -> None:
+    url = _redis_url(queue)
+    if url is not None:
+        from console_proxy.delivery.redis_dead_letters import change_redis_dead_letters
+
+        count = change_redis_dead_letters(url, replay=action is replay_dead_letters)
+        click.echo(f"{done} {count} dead {'letter' if count == 1 else 'letters'} in {redis_display(url)}")
+        return
     path = _spool_path(state_dir)
     try:
         count = action(path)
@@ -67,13 +103,13 @@ def _change(action: Callable[[Path], int], state_dir: str | None, done: str) -> 
 
 @dead_letters.command("replay")
 @_state_dir_option
-def replay_command(state_dir: str | None) -> None:
+def replay_command(state_dir: str | None, queue: str | None) -> None:
     """Put every dead letter back in the queue with its original event id; the next serve sends them."""
-    _change(replay_dead_letters, state_dir, "put back in the queue:")
+    _change(replay_dead_letters, state_dir, "put back in the queue:", queue)
 
 
 @dead_letters.command("purge")
 @_state_dir_option
-def purge_command(state_dir: str | None) -> None:
+def purge_command(state_dir: str | None, queue: str | None) -> None:
     """Delete every dead letter."""
-    _change(purge_dead_letters, state_dir, "purged:")
+    _change(purge_dead_letters, state_dir, "purged:", queue)

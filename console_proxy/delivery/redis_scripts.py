@@ -254,3 +254,29 @@ redis.call('DEL', P .. 'batch:' .. bid)
 return hints(2)
 """
 )
+
+# ARGV: P, G, replay (1: back into the stream; 0: purge) -> {queued, unclaimed, n}. A replayed event goes back
+# as new, with its event id; the dead-lettered counter goes down by as many, so the invariant holds.
+DEAD_LETTERS = (
+    _HEADER
+    + """
+local replay = ARGV[3] == '1'
+local rows = redis.call('XRANGE', D, '-', '+')
+local size = 0
+for _, en in ipairs(rows) do
+  local e = field(en[2], 'e')
+  if replay then
+    redis.call('XADD', S, '*', 't', field(en[2], 't'), 'e', e)
+    size = size + #e
+  end
+end
+redis.call('DEL', D)
+if replay and #rows > 0 then
+  redis.call('HINCRBY', C, 'dead_lettered', 0 - #rows)
+  redis.call('HINCRBY', C, 'queued', #rows)
+  redis.call('HINCRBY', C, 'bytes', size)
+  redis.call('HINCRBY', C, 'unclaimed', #rows)
+end
+return hints(#rows)
+"""
+)
