@@ -59,6 +59,7 @@ class Metrics:
         self._dropped: dict[str, int] = {}
         self._reloads = {"ok": 0, "refused": 0}
         self._stats: Callable[[], SpoolStats] | None = None
+        self._queue_gauges: Callable[[], list[tuple[str, str, float]]] | None = None
         self.registry.register(_Collector(self))
 
     # ---- hooks (called on the event loop) ---------------------------------------------------------------------
@@ -87,6 +88,10 @@ class Metrics:
     def attach_spool(self, stats: Callable[[], SpoolStats] | None) -> None:
         """Read the delivery figures from this callable at each scrape (None detaches)."""
         self._stats = stats
+
+    def attach_queue_gauges(self, read: Callable[[], list[tuple[str, str, float]]] | None) -> None:
+        """Also show these (name, help, value) gauges of a shared queue at each scrape (None detaches)."""
+        self._queue_gauges = read
 
     # ---- exposition ------------------------------------------------------------------------------------------
 
@@ -156,6 +161,18 @@ class Metrics:
             "Unix time of the last 2xx from the collector (0: never).",
             value=stats.last_delivery_at or 0.0,
         )
+        yield from self._read_queue_gauges()
+
+    def _read_queue_gauges(self) -> Iterator[Family]:
+        if self._queue_gauges is None:
+            return
+        try:
+            gauges = self._queue_gauges()
+        except Exception as exc:  # an unreachable queue must not break the scrape
+            logger.error("cannot read the queue for metrics: %s", exc)
+            return
+        for name, text, value in gauges:
+            yield GaugeMetricFamily(name, text, value=value)
 
     def _read_stats(self) -> SpoolStats | None:
         assert self._stats is not None

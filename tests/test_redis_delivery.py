@@ -19,7 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from collector import Answer, Collector, invariant_holds, read_metrics
-from redis_server import RedisServer
+from redis_server import RedisServer, running_redis
 from servers import ServeProcess, start_serve
 
 from console_proxy.cli.main import main
@@ -143,7 +143,9 @@ def test_workers_share_the_queue_and_status_shows_its_consumers(
         for i in range(10):
             assert httpx.post(served.base + EVENTS, json=batch(f"W/E{i}")).status_code == 202
         assert len(collector.wait_for_events(10)) == 10
-        settled(served.base, 10)
+        values = settled(served.base, 10)
+        assert values["console_proxy_queue_pending_events"] == values["console_proxy_queue_dead_letters"] == 0
+        assert 1 <= values["console_proxy_queue_consumers"] <= 2
         result = CliRunner().invoke(
             main,
             ["status", "--upstream", collector.url, "--queue", redis_server.url, "--server-uuid", SERVER_UUID],
@@ -192,7 +194,8 @@ def test_kill_9_of_a_process_holding_a_batch_in_flight_another_delivers_it_after
     in_doubt = 5 * poster.statuses[0]
     try:
         collector.wait_for_events(len(poster.accepted), timeout=20)
-        settled(survivor.base, len(poster.accepted), in_doubt=in_doubt)
+        values = settled(survivor.base, len(poster.accepted), in_doubt=in_doubt)
+        assert values["console_proxy_queue_reclaimed_batches"] >= 1
     finally:
         assert survivor.stop() == 0
         first.stop()
@@ -282,3 +285,41 @@ def test_the_collector_down_while_several_processes_write_loses_nothing(
         assert second.stop() == 0
     assert set(poster.statuses) == {202}
     check_delivery(collector, poster.accepted)
+
+
+def test_serve_refuses_a_redis_without_appendonly_when_aof_is_required(tmp_path: Path, collector: Collector) -> None:
+    with running_redis(tmp_path / "redis", appendonly="no") as server:
+        served = serve(tmp_path, "a", server, collector, "--queue-require-aof", "true")
+        assert served.proc.wait(10) == 4
+    assert served.output().splitlines()[-1] == (
+        f"--queue-require-aof: redis queue {server.url}: appendonly no, no snapshots: a Redis restart loses every "
+        "queued event; refusing to start."
+    )
+
+
+def test_serve_starts_not_ready_while_redis_is_unreachable_and_logs_what_a_crash_can_lose_once_it_is(
+    tmp_path: Path, collector: Collector
+) -> None:
+    server = RedisServer(tmp_path / "redis")
+    (tmp_path / "a").mkdir()
+    args = ("--upstream", collector.url, "--queue", server.url, "--server-uuid", SERVER_UUID, *FAST)
+    served = start_serve(tmp_path / "a", *args, "--state-dir", str(tmp_path / "a" / "state"))
+    try:
+        assert f"redis queue {server.url}: unreachable now (" in served.output()
+        assert httpx.get(served.base + "/readyz").status_code == 503
+        refused = httpx.post(served.base + EVENTS, json=batch("Early/A"))
+        assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+        server.start()
+        wait_until(lambda: httpx.get(served.base + "/readyz").status_code == 200)
+        assert httpx.post(served.base + EVENTS, json=batch("Late/A")).status_code == 202
+        assert [e["event_type"] for e in collector.wait_for_events(1)] == ["Late/A"]
+    finally:
+        assert served.stop() == 0
+        server.stop()
+    assert (
+        served.output().count(
+            f"INFO:     redis queue {server.url}: appendonly yes, appendfsync always: a Redis crash can lose nothing "
+            "acknowledged"
+        )
+        == 1
+    )

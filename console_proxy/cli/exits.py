@@ -10,3 +10,5 @@ EXIT_RULES_CHECK = 1
 EXIT_CONFIG = 2
 # `serve` was given a rules file it cannot use (FILE:LINE:COL: lines on stderr).
 EXIT_RULES = 3
+# `serve --queue-require-aof true` found a Redis queue without appendonly (one sentence on stderr).
+EXIT_QUEUE = 4

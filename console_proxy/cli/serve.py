@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from console_proxy import __version__
 from console_proxy.app import create_app
-from console_proxy.cli.exits import EXIT_RULES, EXIT_SERVER
+from console_proxy.cli.exits import EXIT_QUEUE, EXIT_RULES, EXIT_SERVER
 from console_proxy.cli.options import (
     exit_on_settings_error,
     serve_options,
@@ -196,6 +196,23 @@ def _raise_open_files_limit(max_connections: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
+def check_queue(settings: Settings) -> str | None:
+    """Exits EXIT_QUEUE when --queue-require-aof is not met by the Redis queue; a line to print when it cannot be
+    reached now (not fatal: the proxy is not ready until it can). Each process logs the durability line itself."""
+    if settings.queue == "sqlite":
+        return None
+    from console_proxy.delivery.redis_client import REDIS_ERRORS, check_durability, display  # the extra
+
+    try:
+        line, aof = check_durability(settings.queue)
+    except REDIS_ERRORS as error:
+        return f"redis queue {display(settings.queue)}: unreachable now ({error}); not ready until it is reachable"
+    if settings.queue_require_aof and not aof:
+        click.echo(f"--queue-require-aof: {line}; refusing to start.", err=True)
+        raise SystemExit(EXIT_QUEUE)
+    return None
+
+
 @click.command("serve")
 @serve_options
 def serve(**options: Any) -> None:
@@ -212,6 +229,8 @@ def serve(**options: Any) -> None:
         for line in error.messages:
             click.echo(line, err=True)
         raise SystemExit(EXIT_RULES) from None
+
+    queue_line = check_queue(settings) if decision.enabled and settings.upstream is not None else None
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
@@ -236,6 +255,8 @@ def serve(**options: Any) -> None:
         click.echo(line)
     if not websocket:
         click.echo(NO_WEBSOCKET)
+    if queue_line is not None:
+        click.echo(queue_line)
 
     def run_server() -> int:
         server = ProxyServer(config, on_reload=runtime.request_rules_reload)

@@ -103,25 +103,37 @@ def describe_persistence(appendonly: str | None, appendfsync: str | None, save: 
 
 async def durability_line(client: Any, url: str) -> tuple[str, bool]:
     """One line for the log about the queue's persistence, and whether appendonly is on (False if unreadable)."""
-    where = display(url)
     try:
-        values = await client.config_get("appendonly")
-        values.update(await client.config_get("appendfsync"))
-        values.update(await client.config_get("save"))
+        values = {name: (await client.config_get(name)) for name in ("appendonly", "appendfsync", "save")}
     except REDIS_ERRORS:
         raise
     except redis.exceptions.ResponseError as exc:  # CONFIG is often disabled on managed services
-        return (
-            f"redis queue {where}: persistence unknown (CONFIG GET refused: {exc}); what a crash loses is unknown",
-            False,
-        )
+        return _refused(url, exc), False
+    return _describe(url, values)
 
+
+def check_durability(url: str) -> tuple[str, bool]:
+    """`durability_line` with a blocking client, for start-up checks; raises REDIS_ERRORS when unreachable."""
+    with sync_client(url) as client:
+        try:
+            values = {name: client.config_get(name) for name in ("appendonly", "appendfsync", "save")}
+        except redis.exceptions.ResponseError as exc:
+            return _refused(url, exc), False
+    return _describe(url, values)
+
+
+def _refused(url: str, exc: Exception) -> str:
+    return f"redis queue {display(url)}: persistence unknown (CONFIG GET refused: {exc}); what a crash loses is unknown"
+
+
+def _describe(url: str, replies: dict[str, Any]) -> tuple[str, bool]:
     def text(name: str) -> str | None:
-        value = values.get(name.encode(), values.get(name))
+        reply = replies[name]
+        value = reply.get(name.encode(), reply.get(name))
         return value.decode() if isinstance(value, bytes) else value
 
     line, aof = describe_persistence(text("appendonly"), text("appendfsync"), text("save"))
-    return f"redis queue {where}: {line}", aof
+    return f"redis queue {display(url)}: {line}", aof
 
 
 def display(url: str) -> str:

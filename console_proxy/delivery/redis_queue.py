@@ -20,6 +20,7 @@ from console_proxy.delivery.redis_client import (
     async_client,
     durability_line,
     queue_keys,
+    read_consumers,
     read_queue_stats,
     sync_client,
 )
@@ -201,6 +202,32 @@ class RedisQueue:
         """The group's counters in one reading (a single HMGET), from any thread (used at each scrape)."""
         with sync_client(self.url) as client:
             return read_queue_stats(client, self.keys)
+
+    def gauges(self) -> list[tuple[str, str, float]]:
+        """The group's consumers, entries claimed and not yet acknowledged, batches taken over after the lease,
+        and dead letters kept; from any thread (used at each scrape)."""
+        with sync_client(self.url) as client:
+            consumers = read_consumers(client, self.keys, GROUP)
+            reclaimed = client.hget(self.keys.counters, "reclaimed")
+            dead = client.xlen(self.keys.dead)
+        return [
+            (
+                "console_proxy_queue_consumers",
+                "Consumers in the Redis queue's group (one per process).",
+                len(consumers),
+            ),
+            (
+                "console_proxy_queue_pending_events",
+                "Events claimed by a consumer and not yet acknowledged, over the group.",
+                sum(c.pending for c in consumers),
+            ),
+            (
+                "console_proxy_queue_reclaimed_batches",
+                "Batches taken over from a consumer idle past the lease (since the queue was created).",
+                int(reclaimed or 0),
+            ),
+            ("console_proxy_queue_dead_letters", "Dead letters kept in the Redis queue's stream.", int(dead)),
+        ]
 
     async def _run(self, script: str, *args: object) -> list[Any]:
         if self._client is None:

@@ -67,6 +67,7 @@ class RedisSink:
         and off."""
         await self.queue.open()
         self.metrics.attach_spool(self.queue.stats)
+        self.metrics.attach_queue_gauges(self.queue.gauges)
         await self.forwarder.start()
         self._poller = asyncio.create_task(self._poll(), name="console-proxy redis queue")
         self._started = True
@@ -99,6 +100,7 @@ class RedisSink:
                 logger.warning("shutdown grace over; %d events stay in the redis queue", self.queue.depth)
             await self.forwarder.aclose()
         self.metrics.attach_spool(None)
+        self.metrics.attach_queue_gauges(None)
         await self.queue.close()
 
     async def _poll(self) -> None:
