@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console_proxy.budget import client_key
 from console_proxy.delivery.sink import Sink
 from console_proxy.errors import BatchError, ConsoleProxyError, SinkRefused
+from console_proxy.guards import allowed_origins, foreign_origin
 from console_proxy.identity import IdentityProvider
 from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.runtime import BodyReader, RequestFacts, TelemetryRuntime, log_unexpected
@@ -26,6 +28,7 @@ RECENT_PATH = "/_telemetry/v1/recent"
 
 # WebSocket close codes (RFC 6455 and the IANA registry).
 WS_UNSUPPORTED_DATA = 1003
+WS_POLICY_VIOLATION = 1008
 WS_INVALID_PAYLOAD = 1007
 WS_TOO_BIG = 1009
 WS_INTERNAL_ERROR = 1011
@@ -46,6 +49,9 @@ def _fixed(error: str) -> bytes:
 _NOT_STARTED = _fixed("telemetry is not started")
 _UNAVAILABLE = _fixed("temporarily unavailable")
 _METHOD_NOT_ALLOWED = _fixed("method not allowed")
+_FOREIGN_ORIGIN = _fixed("origin not allowed")
+# The metric label of a request refused for its Origin or Sec-Fetch-Site (403).
+FOREIGN_ORIGIN = "foreign_origin"
 
 
 async def _respond(send: Send, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
@@ -146,6 +152,7 @@ class TelemetryMiddleware:
         }
         for path, source in HTTP_SOURCES.items():
             self._http[path] = ("POST", functools.partial(self._events, source))
+        self._allowed_origins = allowed_origins(settings.allowed_origin)
 
     def running(self) -> contextlib.AbstractAsyncContextManager[TelemetryRuntime]:
         """`async with middleware.running():` from an embedder's own lifespan (same as `runtime.running()`)."""
@@ -167,6 +174,11 @@ class TelemetryMiddleware:
     async def _guarded_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = _local_path(scope)
         method, handler = self._http[path]
+        if method == "POST" and foreign_origin(scope, self._allowed_origins):
+            # Before anything else, a CORS preflight included: a page elsewhere may not write here.
+            self.runtime.metrics.rejected(FOREIGN_ORIGIN)
+            await _respond(send, 403, _FOREIGN_ORIGIN)
+            return
         if scope["method"] != method:
             await _respond(send, 405, _METHOD_NOT_ALLOWED, {"allow": method})
             return
@@ -204,7 +216,11 @@ class TelemetryMiddleware:
         if not runtime.enabled:
             await _respond(send, 204)
             return
-        facts = RequestFacts(content_type=_header(scope, b"content-type"), content_length=_content_length(scope))
+        facts = RequestFacts(
+            content_type=_header(scope, b"content-type"),
+            content_length=_content_length(scope),
+            client=client_key(scope),
+        )
         try:
             ack = await runtime.ingest(source, facts, _body_reader(receive))
         except BatchError as exc:
@@ -230,11 +246,16 @@ class TelemetryMiddleware:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept"})
         runtime = self.runtime
+        if foreign_origin(scope, self._allowed_origins):
+            runtime.metrics.rejected(FOREIGN_ORIGIN)
+            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})  # before accept: HTTP 403
+            return
+        await send({"type": "websocket.accept"})
         if not runtime.started:
             await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER})
             return
+        client = client_key(scope)
         while True:
             message = await receive()
             if message["type"] != "websocket.receive":
@@ -242,12 +263,12 @@ class TelemetryMiddleware:
             if not runtime.enabled:
                 # Kept open and ignored: a console that reconnects at once on close must not spin.
                 continue
-            close_code = await self._websocket_message(message, send)
+            close_code = await self._websocket_message(message, send, client)
             if close_code is not None:
                 await send({"type": "websocket.close", "code": close_code})
                 return
 
-    async def _websocket_message(self, message: Message, send: Send) -> int | None:
+    async def _websocket_message(self, message: Message, send: Send, client: str) -> int | None:
         text = message.get("text")
         if text is None:
             return WS_UNSUPPORTED_DATA
@@ -256,7 +277,8 @@ class TelemetryMiddleware:
         except UnicodeEncodeError:
             return WS_TOO_BIG if len(text) > WEBSOCKET_SOURCE.max_body_bytes else WS_INVALID_PAYLOAD
         try:
-            ack = await self.runtime.ingest(WEBSOCKET_SOURCE, RequestFacts(websocket=True), _message_reader(body))
+            facts = RequestFacts(websocket=True, client=client)
+            ack = await self.runtime.ingest(WEBSOCKET_SOURCE, facts, _message_reader(body))
         except BatchError as exc:
             return WS_TOO_BIG if exc.status == 413 else WS_INVALID_PAYLOAD
         except SinkRefused:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console_proxy.budget import ClientBudget
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
 from console_proxy.errors import BatchError, Refusal, SinkRefused
@@ -28,6 +29,9 @@ from console_proxy.settings import Settings, resolve_state_dir
 from console_proxy.sources.base import Built, Context, Source, body_too_large, check_media_type
 
 logger = logging.getLogger("console_proxy")
+
+# The metric label of a batch refused because its client spent its budget (429).
+OVER_BUDGET = "client_over_budget"
 
 # Reads the body up to a limit: raises BatchError (413) past it, returns None when the client went away.
 BodyReader = Callable[[int], Awaitable[bytes | None]]
@@ -51,6 +55,8 @@ class RequestFacts:
     content_length: int | None = None
     websocket: bool = False
     """A WebSocket message: no media type to check (the handshake was the request)."""
+    client: str | None = None
+    """Whose budget the events are taken from (`budget.client_key`); None: no budget applies."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +98,7 @@ class TelemetryRuntime:
         self.decision = decision
         self.recent = RecentEvents()
         self.metrics = metrics if metrics is not None else Metrics()
+        self.budget = ClientBudget(settings.client_rate, settings.client_burst)
         self.reloader: RulesReloader | None = None
         self._env = env
         self._clock = clock
@@ -210,6 +217,12 @@ class TelemetryRuntime:
             # The code broke, not a rule: answered as invalid and logged, but not counted as refused.
             raise BatchError(400, "invalid batch", "invalid_batch")
         dropped = sum(built.dropped.values())
+        if facts.client is not None:
+            # Every event the client sent counts, kept or dropped: dropping is work too.
+            wait_s = self.budget.take(facts.client, built.accepted + dropped)
+            if wait_s is not None:
+                self.metrics.rejected(OVER_BUDGET)
+                raise SinkRefused("too many events from this client", label=OVER_BUDGET, status=429, retry_after=wait_s)
         for reason, n in built.dropped.items():
             self.metrics.dropped(reason, n)
         self.metrics.received(built.accepted + dropped)

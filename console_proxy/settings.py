@@ -31,7 +31,9 @@ DEFAULT_QUEUE = "sqlite"
 DEFAULT_QUEUE_LEASE_S = 30.0
 DEFAULT_WORKERS = 1
 
-# Who may connect, and for how long (DESIGN.md "Origins, hosts and limits").
+# Who may write, how much and for how long (DESIGN.md "Origins, hosts and limits").
+DEFAULT_CLIENT_RATE = 100.0  # events a second, per client, once its burst is spent
+DEFAULT_CLIENT_BURST = 1000  # events
 DEFAULT_MAX_CONNECTIONS = 2048
 DEFAULT_MAX_WEBSOCKETS = 1024
 DEFAULT_REQUEST_TIMEOUT_S = 10.0  # to send a request's headers and body
@@ -75,6 +77,10 @@ class Settings:
 
     # Host names the standalone server answers besides the bound address and localhost ("*.example.com" too).
     allowed_host: tuple[str, ...] = ()
+    # Origins besides the console's own (scheme://host[:port]) whose pages may send events.
+    allowed_origin: tuple[str, ...] = ()
+    client_rate: float = DEFAULT_CLIENT_RATE
+    client_burst: int = DEFAULT_CLIENT_BURST
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_websockets: int = DEFAULT_MAX_WEBSOCKETS
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S

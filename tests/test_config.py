@@ -390,3 +390,54 @@ def test_allowed_hosts_are_repeatable_or_a_list(
     options: dict[str, object], env: dict[str, str], expected: tuple[str, ...]
 ) -> None:
     assert settings_from(options, {**HOME_ENV, **env}).allowed_host == expected
+
+
+ORIGINS_EXPECTED = 'expected origins such as "https://console.example.com" or "http://localhost:8080".'
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "expected"),
+    [
+        (
+            {"allowed_origin": ("HTTPS://A.example:443", "http://localhost:8080/")},
+            {},
+            ("https://a.example", "http://localhost:8080"),
+        ),
+        (
+            {},
+            {"CONSOLE_PROXY_ALLOWED_ORIGIN": "https://a.example, http://[::1]:3000"},
+            ("https://a.example", "http://[::1]:3000"),
+        ),
+        ({"allowed_origin": ()}, {}, ()),
+    ],
+)
+def test_allowed_origins_are_repeatable_or_a_list(
+    options: dict[str, object], env: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    assert settings_from(options, {**HOME_ENV, **env}).allowed_origin == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"allowed_origin": ("https://a.example/console",)},
+            f'--allowed-origin is ["https://a.example/console"]; {ORIGINS_EXPECTED}',
+        ),
+        ({"allowed_origin": ("a.example",)}, f'--allowed-origin is ["a.example"]; {ORIGINS_EXPECTED}'),
+        ({"allowed_origin": ("null",)}, f'--allowed-origin is ["null"]; {ORIGINS_EXPECTED}'),
+        ({"client_rate": "0"}, '--client-rate is "0"; expected a number of events a second above 0.'),
+        ({"client_rate": "nan"}, '--client-rate is "nan"; expected a number of events a second above 0.'),
+        ({"client_burst": "0"}, '--client-burst is "0"; expected a whole number, at least 1.'),
+    ],
+)
+def test_bad_origins_and_budgets_are_refused(options: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from(options, HOME_ENV)
+    assert str(caught.value) == message
+
+
+def test_budgets() -> None:
+    settings = settings_from({"client_rate": "2.5", "client_burst": "10"}, HOME_ENV)
+    assert (settings.client_rate, settings.client_burst) == (2.5, 10)
+    assert (Settings().client_rate, Settings().client_burst) == (100.0, 1000)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from console_proxy.budget import ClientBudget, client_key
 from console_proxy.guards import allowed_origins, foreign_origin, normalize_origin, trusted_hosts
 from console_proxy.settings import Settings
 
@@ -59,3 +60,16 @@ def test_trusted_hosts_are_the_bound_address_loopback_and_the_allowed_ones() -> 
         "console.example.com",
     ]
     assert trusted_hosts(Settings(host="::1")) == ["[::1]", "localhost", "127.0.0.1"]
+
+
+def test_client_key_is_the_peer_and_the_origin() -> None:
+    assert client_key(scope()) == "10.0.0.1"
+    assert client_key(scope(origin="http://A.example")) == "10.0.0.1 http://a.example"
+
+
+def test_a_budget_grants_the_burst_then_refuses_with_a_retry_after() -> None:
+    budget = ClientBudget(rate=10.0, burst=50)
+    assert [budget.take("a", 20) for _ in range(3)] == [None, None, 2]
+    assert budget.take("b", 20) is None  # another client has its own budget
+    assert budget.take("a", 0) is None
+    assert ClientBudget(rate=1.0, burst=5).take("c", 100) is None  # a batch over the burst costs the burst

@@ -18,6 +18,7 @@ from console_proxy import settings as defaults
 from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.errors import SettingsError
 from console_proxy.events import valid_uuid
+from console_proxy.guards import normalize_origin
 from console_proxy.optout import parse_bool, quote
 from console_proxy.settings import Settings, resolve_state_dir
 
@@ -159,6 +160,27 @@ def _items(raw: _Raw) -> list[str]:
     # A repeated flag gives a tuple; its variable is a comma-separated list.
     values = list(raw.value) if isinstance(raw.value, tuple) else raw.text.split(",")
     return [value.strip() for value in values if value.strip()]
+
+
+def _origins(raw: _Raw) -> tuple[str, ...]:
+    origins = []
+    for item in _items(raw):
+        normalized = normalize_origin(item.rstrip("/"))
+        if normalized is None:
+            raise raw.fail('origins such as "https://console.example.com" or "http://localhost:8080"')
+        origins.append(normalized)
+    return tuple(origins)
+
+
+def _rate(raw: _Raw) -> float:
+    expected = "a number of events a second above 0"
+    try:
+        number = float(raw.text.strip())
+    except ValueError:
+        raise raw.fail(expected) from None
+    if not math.isfinite(number) or number <= 0:
+        raise raw.fail(expected)
+    return number
 
 
 _HOST_NAME = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\]")
@@ -381,6 +403,28 @@ OPTIONS: tuple[Option, ...] = (
         "none: the bound address and localhost",
         _hosts,
         multiple=True,
+    ),
+    Option(
+        "allowed_origin",
+        "ORIGIN",
+        "Another origin whose pages may send events (repeatable; the variable takes a comma-separated list).",
+        "none: only the console's own origin, and clients that send no Origin",
+        _origins,
+        multiple=True,
+    ),
+    Option(
+        "client_rate",
+        "EVENTS_PER_S",
+        "Events a second one client may send once its burst is spent; beyond it 429.",
+        f"{defaults.DEFAULT_CLIENT_RATE:g}",
+        _rate,
+    ),
+    Option(
+        "client_burst",
+        "EVENTS",
+        "Events one client may send at once.",
+        str(defaults.DEFAULT_CLIENT_BURST),
+        lambda raw: _int(raw, 1),
     ),
     Option(
         "max_connections",

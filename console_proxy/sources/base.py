@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from console_proxy.errors import BatchError
 from console_proxy.events import Identity, OutboundEvent, new_id
@@ -63,6 +64,23 @@ class Source:
     build: Build
     media_types: frozenset[str] = JSON_MEDIA_TYPES
     max_body_bytes: int = MAX_BODY_BYTES
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a key appears twice")
+    return document
+
+
+def strict_json(text: str) -> Any:
+    """`json.loads` of standard JSON only: `NaN`, `Infinity`, `-Infinity` and an object with a key twice (which
+    parsers read differently: first or last wins) are ValueError, as any other invalid JSON."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
 
 
 def unsupported_media_type() -> BatchError:

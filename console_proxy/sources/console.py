@@ -6,7 +6,6 @@ Pure, no I/O.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from console_proxy.sources.base import (
     Source,
     body_too_large,
     check_media_type,
+    strict_json,
 )
 
 MAX_EVENTS = 100
@@ -97,7 +97,7 @@ def parse_batch(body: bytes) -> ParsedBatch:
     except UnicodeDecodeError:
         raise BatchError(400, "invalid UTF-8", "invalid_utf8") from None
     try:
-        document = json.loads(text)
+        document = strict_json(text)
     except RecursionError:
         raise BatchError(400, "nesting too deep", "too_deep") from None
     except ValueError:
