@@ -165,3 +165,16 @@ def test_a_request_not_sent_in_time_is_cut_off_and_a_prompt_one_is_answered(tmp_
             slow.settimeout(30)
             assert slow.recv(100) == b""  # closed, nothing answered
             assert ok.recv(100) == b""  # idle past the deadline after its last response: closed too
+
+
+def test_readyz_is_not_ready_while_the_local_file_cannot_take_a_batch(tmp_path: Path) -> None:
+    app = create_app(settings(tmp_path, spool_max_bytes=2000), env={})
+    big = [{"type": "Data/SET_TABLE", "route": "/console/data"}] * 5
+    with uvicorn_server(app) as base:
+        assert httpx.get(base + "/readyz").status_code == 200
+        codes = [httpx.post(base + EVENTS, json=big).status_code for _ in range(4)]
+        assert httpx.get(base + "/readyz").status_code == 503
+        (tmp_path / "state" / "events.jsonl").rename(tmp_path / "state" / "full.jsonl")  # the README's advice
+        assert httpx.get(base + "/readyz").status_code == 200
+        assert httpx.post(base + EVENTS, json=big).status_code == 202
+    assert codes[0] == 202 and codes[-1] == 503
