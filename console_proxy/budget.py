@@ -1,19 +1,29 @@
 """Fair limits: each client (its address, and its Origin when it sends one) has a budget of events.
 
 A burst of `client_burst` events, refilled at `client_rate` events a second: a sliding window of
-`burst / rate` seconds from the `limits` library (whose strategies also run on Redis).
+`burst / rate` seconds from the `limits` library. In memory, or in Redis when the queue is there, so that
+every worker and every machine sharing the queue shares each client's budget too.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 
 from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage, Storage
+from limits.aio.storage import RedisStorage as AsyncRedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter as AsyncSlidingWindow
+from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import Scope
 
 from console_proxy.guards import header
+
+logger = logging.getLogger("console_proxy")
+
+# A budget store that fails is logged at most this often.
+FAILURE_LOG_EVERY_S = 60.0
 
 
 def client_key(scope: Scope) -> str:
@@ -26,25 +36,43 @@ def client_key(scope: Scope) -> str:
 
 
 class ClientBudget:
-    """`take(client, events)`: None when the client may send them now, else the seconds to wait (Retry-After).
+    """`await take(client, events)`: None when the client may send them now, else the seconds to wait.
 
-    Builds its storage on first use: the in-memory one starts a timer thread, which `__init__` must not.
+    `redis_url` (the queue's `redis://` URL) keeps the budgets in that Redis; None keeps them in this process.
+    Builds its store on first use: the in-memory one starts a timer thread, which `__init__` must not. When the
+    store fails, events pass (the queue itself then decides) and that is logged once a minute.
     """
 
-    def __init__(self, rate: float, burst: int, *, storage: Storage | None = None) -> None:
+    def __init__(self, rate: float, burst: int, *, redis_url: str | None = None) -> None:
         self._rate = rate
         self._burst = burst
-        self._item = RateLimitItemPerSecond(burst, max(1, round(burst / rate)))
-        self._storage = storage
-        self._limiter: SlidingWindowCounterRateLimiter | None = None
+        self._item = RateLimitItemPerSecond(burst, max(1, round(burst / rate)), namespace="console-proxy-budget")
+        self._redis_url = redis_url
+        self._local: SlidingWindowCounterRateLimiter | None = None
+        self._shared: AsyncSlidingWindow | None = None
+        self._failure_logged_at = -FAILURE_LOG_EVERY_S
 
-    def take(self, client: str, events: int) -> int | None:
+    async def take(self, client: str, events: int) -> int | None:
         if events <= 0:
             return None
-        if self._limiter is None:
-            self._limiter = SlidingWindowCounterRateLimiter(self._storage or MemoryStorage())
         # A batch larger than the whole burst costs the whole burst, or it could never pass.
         cost = min(events, self._burst)
-        if self._limiter.hit(self._item, client, cost=cost):
+        try:
+            granted = await self._hit(client, cost)
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+                self._failure_logged_at = now
+                logger.warning("client budgets unavailable (%s); events pass unmetered", type(exc).__name__)
             return None
-        return max(1, math.ceil(cost / self._rate))
+        return None if granted else max(1, math.ceil(cost / self._rate))
+
+    async def _hit(self, client: str, cost: int) -> bool:
+        if self._redis_url is None:
+            if self._local is None:
+                self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+            return self._local.hit(self._item, client, cost=cost)
+        if self._shared is None:
+            storage = AsyncRedisStorage("async+" + self._redis_url, implementation="redispy")
+            self._shared = AsyncSlidingWindow(storage)
+        return await self._shared.hit(self._item, client, cost=cost)

@@ -98,7 +98,8 @@ class TelemetryRuntime:
         self.decision = decision
         self.recent = RecentEvents()
         self.metrics = metrics if metrics is not None else Metrics()
-        self.budget = ClientBudget(settings.client_rate, settings.client_burst)
+        shared = settings.queue if settings.upstream is not None and settings.queue != "sqlite" else None
+        self.budget = ClientBudget(settings.client_rate, settings.client_burst, redis_url=shared)
         self.reloader: RulesReloader | None = None
         self._env = env
         self._clock = clock
@@ -219,7 +220,7 @@ class TelemetryRuntime:
         dropped = sum(built.dropped.values())
         if facts.client is not None:
             # Every event the client sent counts, kept or dropped: dropping is work too.
-            wait_s = self.budget.take(facts.client, built.accepted + dropped)
+            wait_s = await self.budget.take(facts.client, built.accepted + dropped)
             if wait_s is not None:
                 self.metrics.rejected(OVER_BUDGET)
                 raise SinkRefused("too many events from this client", label=OVER_BUDGET, status=429, retry_after=wait_s)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from redis_server import RedisServer
+from servers import free_port
 
 from console_proxy.budget import ClientBudget, client_key
 from console_proxy.guards import allowed_origins, foreign_origin, normalize_origin, trusted_hosts
@@ -67,9 +71,31 @@ def test_client_key_is_the_peer_and_the_origin() -> None:
     assert client_key(scope(origin="http://A.example")) == "10.0.0.1 http://a.example"
 
 
-def test_a_budget_grants_the_burst_then_refuses_with_a_retry_after() -> None:
+@pytest.mark.anyio
+async def test_a_budget_grants_the_burst_then_refuses_with_a_retry_after() -> None:
     budget = ClientBudget(rate=10.0, burst=50)
-    assert [budget.take("a", 20) for _ in range(3)] == [None, None, 2]
-    assert budget.take("b", 20) is None  # another client has its own budget
-    assert budget.take("a", 0) is None
-    assert ClientBudget(rate=1.0, burst=5).take("c", 100) is None  # a batch over the burst costs the burst
+    assert [await budget.take("a", 20) for _ in range(3)] == [None, None, 2]
+    assert await budget.take("b", 20) is None  # another client has its own budget
+    assert await budget.take("a", 0) is None
+    assert await ClientBudget(rate=1.0, burst=5).take("c", 100) is None  # a batch over the burst costs the burst
+
+
+@pytest.mark.anyio
+async def test_processes_sharing_a_redis_queue_share_each_clients_budget(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        one, two = (ClientBudget(rate=10.0, burst=50, redis_url=server.url) for _ in range(2))
+        assert [await one.take("a", 20), await two.take("a", 20), await one.take("a", 20)] == [None, None, 2]
+        assert await two.take("b", 20) is None
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_budget_store_that_fails_lets_events_pass_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    budget = ClientBudget(rate=10.0, burst=50, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    assert [await budget.take("a", 50) for _ in range(3)] == [None, None, None]
+    assert [r.getMessage() for r in caplog.records] == [
+        "client budgets unavailable (ConnectionError); events pass unmetered"
+    ]
