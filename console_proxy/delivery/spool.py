@@ -157,6 +157,10 @@ class Spool:
                 self._reader = connect(self.path, readonly=True)
             return read_stats(self._reader)
 
+    def has_room(self, events: int, size: int) -> bool:
+        """Room for `events` more events of `size` bytes in all, by the last known depth (a hint for /readyz)."""
+        return self.depth + events <= self._max_events and self.bytes + size <= self._max_bytes
+
     def intact(self) -> bool:
         """The path still names the file this spool opened (a hint for /readyz, from any thread)."""
         return self._file_id is None or self._current_file_id() == self._file_id

@@ -20,6 +20,10 @@ from console_proxy.settings import Settings
 
 logger = logging.getLogger("console_proxy")
 
+# /readyz wants room for one more batch of the largest kind a browser sends.
+READY_ROOM_EVENTS = 100
+READY_ROOM_BYTES = 64 * 1024
+
 
 class SpoolSink:
     """Commits each batch to the spool at `path` before `put` returns; a forwarder task delivers them upstream."""
@@ -69,7 +73,13 @@ class SpoolSink:
         self.forwarder.wake()
 
     def ready(self) -> bool:
-        return self._started and not self._closing and self.spool.writable and self.spool.intact()
+        """Started, writable, the file still in place, and room for a full batch (a full spool answers 503)."""
+        if not (self._started and not self._closing and self.spool.writable and self.spool.intact()):
+            return False
+        settings = self.settings
+        return self.spool.has_room(
+            min(READY_ROOM_EVENTS, settings.spool_max_events), min(READY_ROOM_BYTES, settings.spool_max_bytes)
+        )
 
     async def aclose(self) -> None:
         """Refuse new batches, send what is spooled for up to `shutdown_grace_s`, keep the rest for the next start."""
