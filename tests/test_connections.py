@@ -105,10 +105,15 @@ def _idle_websocket(port: int) -> socket.socket:
 
 def test_a_thousand_half_open_connections_and_idle_websockets_starve_nobody(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with serving(tmp_path, "--state-dir", str(state), "--request-timeout-s", "3") as served:
+    args = ("--state-dir", str(state), "--request-timeout-s", "3", "--max-websockets", str(FLOOD))
+    with serving(tmp_path, *args) as served:
         port = int(served.base.rsplit(":", 1)[1])
         half_open = [_half_open(port) for _ in range(FLOOD)]
         idle = [_idle_websocket(port) for _ in range(FLOOD)]
+        # Beyond --max-websockets: refused at the handshake, each one without a line of its own.
+        for _ in range(100):
+            with _handshake(port) as refused:
+                assert refused.recv(12) == b"HTTP/1.1 403"
         try:
             latencies = []
             with httpx.Client(timeout=10) as client:

@@ -56,6 +56,7 @@ PER_CONNECTION_LINES = frozenset(
         "Invalid UTF-8 sequence received from client.",
         "connection open",
         "connection closed",
+        "connection rejected (%d %s)",
     }
 )
 
