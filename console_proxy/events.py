@@ -13,9 +13,11 @@ import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 CONSOLE_TOPIC = "console"
+# Development builds of the console: kept apart from production data, in batches of their own.
+CONSOLE_TEST_TOPIC = "console_test"
 
 # An action name as the console's Redux store dispatches it; used with fullmatch.
 ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}")
@@ -65,6 +67,8 @@ class ConsoleEvent(OutboundEvent):
     cli_uuid: str | None
     server_version: str | None
     data: None
+    # Only the newest console sends it, and only its four values pass (docs/consoles.md).
+    console_type: NotRequired[str]
 
 
 def new_id() -> str:

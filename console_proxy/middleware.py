@@ -27,10 +27,7 @@ STATUS_PATH = "/_telemetry/v1/status"
 RECENT_PATH = "/_telemetry/v1/recent"
 
 # WebSocket close codes (RFC 6455 and the IANA registry).
-WS_UNSUPPORTED_DATA = 1003
 WS_POLICY_VIOLATION = 1008
-WS_INVALID_PAYLOAD = 1007
-WS_TOO_BIG = 1009
 WS_INTERNAL_ERROR = 1011
 WS_TRY_AGAIN_LATER = 1013
 
@@ -47,6 +44,11 @@ def _fixed(error: str) -> bytes:
 
 
 _NOT_STARTED = _fixed("telemetry is not started")
+# Metric labels (and answers) of WebSocket messages dropped before they reach a source.
+WS_BINARY_MESSAGE = "binary_message"
+WS_INVALID_TEXT = "invalid_utf8"
+_WS_BINARY = _fixed("binary message")
+_WS_INVALID_TEXT = _fixed("invalid UTF-8")
 _UNAVAILABLE = _fixed("temporarily unavailable")
 _METHOD_NOT_ALLOWED = _fixed("method not allowed")
 _FOREIGN_ORIGIN = _fixed("origin not allowed")
@@ -201,7 +203,13 @@ class TelemetryMiddleware:
         if not runtime.started:
             await _respond(send, 503, _NOT_STARTED, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
             return
-        body = {"enabled": runtime.enabled, "mode": self.settings.mode, "upload": runtime.upload}
+        body = {
+            "enabled": runtime.enabled,
+            "mode": self.settings.mode,
+            "upload": runtime.upload,
+            # Development builds' events: kept apart under the topic console_test, or dropped.
+            "test_events": "dropped" if self.settings.drop_test_events else "kept",
+        }
         await _respond(send, 200, json.dumps(body, separators=(",", ":")).encode())
 
     async def _recent(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -263,29 +271,35 @@ class TelemetryMiddleware:
             if not runtime.enabled:
                 # Kept open and ignored: a console that reconnects at once on close must not spin.
                 continue
-            close_code = await self._websocket_message(message, send, client)
-            if close_code is not None:
-                await send({"type": "websocket.close", "code": close_code})
-                return
+            await self._websocket_message(message, send, client)
 
-    async def _websocket_message(self, message: Message, send: Send, client: str) -> int | None:
+    async def _websocket_message(self, message: Message, send: Send, client: str) -> None:
+        """Take one message. A bad one (binary, oversized, not JSON, refused) is answered with its error and
+        counted, and the socket stays open, so the messages the console sent after it are kept: only a protocol
+        violation closes it, and the server's WebSocket library does that."""
         text = message.get("text")
         if text is None:
-            return WS_UNSUPPORTED_DATA
+            self.runtime.metrics.rejected(WS_BINARY_MESSAGE)
+            await send({"type": "websocket.send", "text": _WS_BINARY.decode()})
+            return
         try:
             body = text.encode("utf-8")
         except UnicodeEncodeError:
-            return WS_TOO_BIG if len(text) > WEBSOCKET_SOURCE.max_body_bytes else WS_INVALID_PAYLOAD
+            # A lone surrogate: the server's WebSocket library refuses invalid UTF-8 before it gets here.
+            self.runtime.metrics.rejected(WS_INVALID_TEXT)
+            await send({"type": "websocket.send", "text": _WS_INVALID_TEXT.decode()})
+            return
         try:
             facts = RequestFacts(websocket=True, client=client)
             ack = await self.runtime.ingest(WEBSOCKET_SOURCE, facts, _message_reader(body))
-        except BatchError as exc:
-            return WS_TOO_BIG if exc.status == 413 else WS_INVALID_PAYLOAD
-        except SinkRefused:
-            return WS_TRY_AGAIN_LATER
+        except BatchError as exc:  # counted by ingest
+            await send({"type": "websocket.send", "text": exc.body.decode()})
+            return
+        except SinkRefused as exc:  # counted by ingest
+            await send({"type": "websocket.send", "text": _fixed(exc.reason).decode()})
+            return
         if ack is not None:
             await send({"type": "websocket.send", "text": ack.body().decode()})
-        return None
 
     # Lifespan
 

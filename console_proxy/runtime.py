@@ -231,7 +231,7 @@ class TelemetryRuntime:
             for topic, events in built.batches.items():
                 await self.sink.put(topic, events)
                 self.metrics.accepted(len(events))
-                self.recent.extend(events)
+                self.recent.extend(events, topic)
         except SinkRefused as exc:
             self.metrics.rejected(exc.label)
             raise

@@ -57,6 +57,9 @@ class Settings:
     server_uuid: str | None = None
     cli_config: Path | None = None
     enable_telemetry: bool | None = None
+    # Events of development builds of the console (topics console_test, console-test-v2): kept apart under
+    # the topic console_test, or dropped and counted when this is set.
+    drop_test_events: bool = False
     # The Hasura lookups ignore proxy variables and .netrc unless this is set (they carry the admin secret).
     identity_trust_env: bool = False
 

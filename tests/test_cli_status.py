@@ -45,8 +45,15 @@ def test_default_is_on_with_nothing_attached(tmp_path: Path) -> None:
         "server_uuid: null",
         "cli_uuid: null (server mode)",
         "server_version: null",
+        "test events: kept apart, under the topic console_test",
         *local_tail(tmp_path),
     ]
+
+
+def test_status_says_when_development_builds_events_are_dropped(tmp_path: Path) -> None:
+    result = run_status(tmp_path, env={"CONSOLE_PROXY_DROP_TEST_EVENTS": "true"})
+    assert result.exit_code == 0
+    assert "test events: dropped (--drop-test-events)" in result.stdout.splitlines()
 
 
 def test_server_mode_shows_what_hasura_answers(tmp_path: Path) -> None:
@@ -64,6 +71,7 @@ def test_server_mode_shows_what_hasura_answers(tmp_path: Path) -> None:
         f"server_uuid: {SERVER_UUID}",
         "cli_uuid: null (server mode)",
         f"server_version: {VERSION}",
+        "test events: kept apart, under the topic console_test",
         f"upstream: local only: {tmp_path}/state/events.jsonl",
         "spool: not in use (local mode)",
         "last delivery: none (local mode)",

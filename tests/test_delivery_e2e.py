@@ -226,6 +226,7 @@ def test_opted_out_the_collector_sees_no_connection_and_no_spool_is_created(
             "enabled": False,
             "mode": "server",
             "upload": False,
+            "test_events": "kept",
         }
         response = httpx.post(served.base + EVENTS, json=batch("Off/A"))
         assert response.status_code == 204

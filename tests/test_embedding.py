@@ -34,7 +34,12 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "example.log").read_text()
             time.sleep(0.05)
-        assert httpx.get(base + "/_telemetry/v1/status").json() == {"enabled": True, "mode": "cli", "upload": False}
+        assert httpx.get(base + "/_telemetry/v1/status").json() == {
+            "enabled": True,
+            "mode": "cli",
+            "upload": False,
+            "test_events": "kept",
+        }
         page = httpx.get(base + "/console/data/mydb/schema/public")
         assert (page.status_code, page.text.startswith("<!doctype html><title>my CLI's console</title>")) == (200, True)
         batch = {

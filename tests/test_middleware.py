@@ -155,13 +155,17 @@ def test_end_to_end_the_file_holds_anonymized_events_with_the_server_uuid(served
         ),
         ("Actions/X", "/actions/manage/ACTION/modify", "server", SERVER_UUID, None, None, None),
     ]
+    # /recent shows what leaves, each event with the topic it is kept under.
     recent = httpx.get(served + "/_telemetry/v1/recent").json()
-    assert recent == events
+    assert recent == [{"topic": "console", **event} for event in events]
 
 
 def test_status(shared: Shared) -> None:
     response = httpx.get(shared.base + "/_telemetry/v1/status")
-    assert (response.status_code, response.json()) == (200, {"enabled": True, "mode": "server", "upload": False})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"enabled": True, "mode": "server", "upload": False, "test_events": "kept"},
+    )
 
 
 def _chunks(total: int) -> Iterator[bytes]:
@@ -331,7 +335,7 @@ def test_disabled_answers_204_and_writes_nothing(tmp_path: Path) -> None:
         xml = httpx.post(base + EVENTS, content=b"<x/>", headers={"content-type": "application/xml"})
         assert xml.status_code == 204
         status = httpx.get(base + "/_telemetry/v1/status").json()
-        assert status == {"enabled": False, "mode": "server", "upload": False}
+        assert status == {"enabled": False, "mode": "server", "upload": False, "test_events": "kept"}
         with websockets.sync.client.connect(base.replace("http", "ws") + "/_telemetry/v1/ws") as ws:
             ws.send(json.dumps([{"type": "A/B", "route": "/console"}]))
             with pytest.raises(TimeoutError):
@@ -391,6 +395,9 @@ class ExplodingRules:
 
     def action(self, name: str) -> str | None:
         return name
+
+    def drop_reason(self, name: object) -> str | None:
+        return None
 
 
 class ExplodingHolder(RulesHolder):
@@ -464,26 +471,28 @@ def test_websocket_takes_the_hasura_console_message(served: str, tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("message", "code"),
+    ("message", "answer"),
     [
-        (b'[{"type": "A/B", "route": "/"}]', 1003),
-        ("[" + " " * MAX_BODY_BYTES + "]", 1009),
-        (json.dumps({"events": [{"type": "A/B", "route": "/"}] * 101}), 1009),
-        ("{not json", 1007),
-        ('{"events": 3}', 1007),
-        ("[" * 50_000, 1007),
+        (b'[{"type": "A/B", "route": "/"}]', "binary message"),
+        ("[" + " " * MAX_BODY_BYTES + "]", "body too large"),
+        (json.dumps({"events": [{"type": "A/B", "route": "/"}] * 101}), "too many events"),
+        ("{not json", "invalid JSON"),
+        ('{"events": 3}', "invalid batch shape"),
+        ("[" * 50_000, "nesting too deep"),
     ],
 )
-def test_websocket_bad_frames_close_with_a_fitting_code(shared: Shared, message: str | bytes, code: int) -> None:
+def test_a_bad_websocket_message_is_answered_and_the_socket_stays_open(
+    shared: Shared, message: str | bytes, answer: str
+) -> None:
     served = shared.base
     before = shared.lines()
-    with websockets.sync.client.connect(ws_url(served)) as ws:
+    good = json.dumps({"topic": "console", "data": {"event_type": "A/B", "url": "/console/settings/about"}})
+    with websockets.sync.client.connect(ws_url(served), max_size=None) as ws:
         ws.send(message)
-        with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
-            ws.recv(timeout=5)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
-    assert shared.lines() == before
-    assert httpx.post(served + EVENTS, json=[{"type": "A/B", "route": "/"}]).status_code == 202
+        assert json.loads(ws.recv(timeout=5)) == {"error": answer}
+        ws.send(good)
+        assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+    assert shared.lines() == before + 1
 
 
 # No input yields a 500: a property over in-process calls, and a few over the socket.
@@ -640,8 +649,9 @@ def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path
         assert httpx.post(base + EVENTS, content=b"{", headers={"content-type": "application/json"}).status_code == 400
         with websockets.sync.client.connect(base.replace("http", "ws") + "/_telemetry/v1/ws") as ws:
             ws.send("[")
-            with pytest.raises(websockets.exceptions.ConnectionClosed):
-                ws.recv(timeout=5)
+            assert json.loads(ws.recv(timeout=5)) == {"error": "invalid JSON"}
+            ws.send(b"binary")
+            assert json.loads(ws.recv(timeout=5)) == {"error": "binary message"}
         batch = [
             {"type": "App/ONGOING_REQUEST", "route": "/console"},
             {"type": 7, "route": "/console"},
@@ -651,6 +661,7 @@ def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path
         text = middleware.runtime.metrics.render().decode()
     for line in [
         'console_proxy_batches_rejected_total{reason="invalid_json"} 2.0',
+        'console_proxy_batches_rejected_total{reason="binary_message"} 1.0',
         'console_proxy_events_dropped_total{reason="action_dropped"} 1.0',
         'console_proxy_events_dropped_total{reason="bad_type"} 1.0',
         "console_proxy_events_received_total 3.0",

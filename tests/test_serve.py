@@ -18,7 +18,13 @@ import websockets.sync.client
 from servers import clean_env, serving, start_serve
 
 from console_proxy.app import create_app
-from console_proxy.cli.serve import NO_WEBSOCKET, ProxyServer, listening_socket, server_config
+from console_proxy.cli.serve import (
+    NO_WEBSOCKET,
+    WS_MAX_MESSAGE_BYTES,
+    ProxyServer,
+    listening_socket,
+    server_config,
+)
 from console_proxy.settings import Settings
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
@@ -161,17 +167,28 @@ def test_sighup_reloads_the_rules_and_a_bad_file_keeps_the_old_ones(tmp_path: Pa
         assert served.stop() == 0
 
 
-def test_serve_takes_websocket_batches_and_refuses_a_frame_over_the_limit(tmp_path: Path) -> None:
+def test_serve_takes_websocket_batches_drops_an_oversized_one_and_refuses_one_over_the_frame_limit(
+    tmp_path: Path,
+) -> None:
     with serving(tmp_path, "--state-dir", str(tmp_path / "state")) as served:
         url = served.base.replace("http://", "ws://") + "/_telemetry/v1/ws"
-        with websockets.sync.client.connect(url) as ws:
-            ws.send(json.dumps({"topic": "console", "data": {"event_type": "A/B", "url": "/console/data/x"}}))
-            assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+        message = json.dumps({"topic": "console", "data": {"event_type": "A/B", "url": "/console/data/x"}})
         with websockets.sync.client.connect(url, max_size=None) as ws:
+            ws.send(message)
+            assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+            # Over the batch limit: read, dropped, counted, and the socket stays open for the next message.
             ws.send("[" + " " * 200_000 + "]")
+            assert json.loads(ws.recv(timeout=5)) == {"error": "body too large"}
+            ws.send(message)
+            assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+        # Over what the server reads at all: refused by the WebSocket layer before it is read whole.
+        with websockets.sync.client.connect(url, max_size=None) as ws:
+            ws.send("[" + " " * WS_MAX_MESSAGE_BYTES + "]")
             with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
                 ws.recv(timeout=5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        metrics = httpx.get(served.base + "/metrics").text
+        assert 'console_proxy_batches_rejected_total{reason="body_too_large"} 1.0' in metrics
         assert served.stop() == 0
 
 

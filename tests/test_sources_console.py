@@ -47,6 +47,9 @@ class FakeRules:
     def action(self, name: str) -> str | None:
         return None if name == "App/ONGOING_REQUEST" else name
 
+    def drop_reason(self, name: object) -> str | None:
+        return "action_dropped" if name == "App/ONGOING_REQUEST" else None
+
     def anonymize(self, url: str) -> str:
         return "/data/SOURCE" if url.startswith("/console/data/") else "/UNKNOWN"
 
@@ -181,8 +184,10 @@ def test_bare_array_form() -> None:
     )
 
 
-@pytest.mark.parametrize("topic", ["console", "console_test"])
-def test_hasura_console_message(topic: str) -> None:
+@pytest.mark.parametrize(
+    ("topic", "test"), [("console", False), ("console-v2", False), ("console_test", True), ("console-test-v2", True)]
+)
+def test_hasura_console_message(topic: str, test: bool) -> None:
     raw = body(
         {
             "topic": topic,
@@ -198,7 +203,7 @@ def test_hasura_console_message(topic: str) -> None:
         }
     )
     assert parse_batch(raw) == ParsedBatch(
-        [InboundEvent("@@router/LOCATION_CHANGE", "/console/data/db")], "v2.40.0-beta.1", Counter()
+        [InboundEvent("@@router/LOCATION_CHANGE", "/console/data/db")], "v2.40.0-beta.1", Counter(), test=test
     )
 
 
@@ -241,7 +246,6 @@ def test_type_and_route_win_over_hasura_names() -> None:
         ({"type": "A", "route": 7}, "bad_route"),
         ({"type": "A", "route": ["/console"]}, "bad_route"),
         ({"type": "A", "route": {"path": "/"}}, "bad_route"),
-        ({"type": "A", "route": ""}, "bad_route"),
         ({"type": "A", "route": "/console\n/x"}, "bad_route"),
         ({"type": "A", "route": "/console\x00"}, "bad_route"),
         ({"type": "A", "route": "/console/\udc80"}, "bad_route"),

@@ -292,6 +292,14 @@ OPTIONS: tuple[Option, ...] = (
         _bool,
     ),
     Option(
+        "drop_test_events",
+        "BOOL",
+        "Drop the events of development builds of the console (topics console_test, console-test-v2) instead"
+        " of keeping them apart under the topic console_test.",
+        "false",
+        _bool,
+    ),
+    Option(
         "identity_trust_env",
         "BOOL",
         "Let the Hasura lookups use HTTP(S)_PROXY, ALL_PROXY and .netrc (they carry the admin secret).",

@@ -97,7 +97,8 @@ def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     """uvicorn's settings for the standalone server; loop "auto" picks uvloop and the protocol is httptools when
     installed (as http "auto" would), both with a deadline for each request."""
     # No access log: request lines carry the console's raw routes, which name databases and tables.
-    # ws_max_size: a frame over the batch limit is refused (1009) before it is read whole.
+    # ws_max_size: a message over the batch limit is read, dropped and counted with the socket left open (the
+    # console's later messages are kept); only one over WS_MAX_MESSAGE_BYTES is refused (1009) unread.
     # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
     # finishes its body would hold SIGTERM (and the spool's flush after it) off for ever.
     return uvicorn.Config(
@@ -110,7 +111,7 @@ def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         access_log=False,
         server_header=False,
         log_level="info",
-        ws_max_size=WEBSOCKET_SOURCE.max_body_bytes,
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
         # Connections: a cap (503 beyond it), a deadline to send each request, pings that end dead WebSockets.
         limit_concurrency=settings.max_connections,
@@ -134,6 +135,9 @@ def listening_socket(config: uvicorn.Config) -> socket.socket:
     tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
     return tcp
 
+
+# The largest WebSocket message read at all: 16 batches. A larger one is a protocol-level refusal (close 1009).
+WS_MAX_MESSAGE_BYTES = 16 * WEBSOCKET_SOURCE.max_body_bytes
 
 NO_WEBSOCKET = (
     "websocket: this server cannot serve WebSocket (no 'websockets' or 'wsproto' library is installed), so the"

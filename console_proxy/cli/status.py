@@ -116,6 +116,11 @@ def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup
         lines += ["attached: nothing (telemetry is off)", "upstream: none (telemetry is off: nothing is kept or sent)"]
         return lines
     lines += identity_lines(settings, lookup)
+    lines.append(
+        "test events: dropped (--drop-test-events)"
+        if settings.drop_test_events
+        else "test events: kept apart, under the topic console_test"
+    )
     lines += delivery_lines(settings, state_dir_of(settings))
     return lines
 

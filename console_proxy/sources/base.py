@@ -25,6 +25,8 @@ class Rules(Protocol):
 
     def action(self, name: str) -> str | None: ...
 
+    def drop_reason(self, name: object) -> str | None: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Context:

@@ -15,6 +15,7 @@ from typing import Any
 from console_proxy.errors import BatchError
 from console_proxy.events import (
     ACTION_SHAPE,
+    CONSOLE_TEST_TOPIC,
     CONSOLE_TOPIC,
     MAX_VERSION_LENGTH,
     ConsoleEvent,
@@ -44,7 +45,15 @@ BROWSER_VERSION_PATTERN = re.compile(
 
 # What navigator.sendBeacon sends is text/plain.
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
-HASURA_TOPICS = frozenset({"console", "console_test"})
+# The Hasura console's topics (docs/consoles.md): v1.x/v2.x Redux events, and the newest console's explicit ones.
+PRODUCTION_TOPICS = frozenset({"console", "console-v2"})
+# Development builds (window.__env.nodeEnv == "development"): never merged into production data.
+TEST_TOPICS = frozenset({"console_test", "console-test-v2"})
+HASURA_TOPICS = PRODUCTION_TOPICS | TEST_TOPICS
+# The newest console's console_type, as its parseConsoleType admits them.
+CONSOLE_TYPES = frozenset({"oss", "cloud", "pro", "pro-lite"})
+# A development build's events, when the operator drops them (--drop-test-events true).
+TEST_BUILD_DROPPED = "test_build"
 
 # Control characters and lone surrogates: a browser's pathname never holds them raw, and a lone
 # surrogate cannot even be encoded when written out.
@@ -57,19 +66,24 @@ def _bad_shape() -> BatchError:
 
 @dataclasses.dataclass(frozen=True)
 class InboundEvent:
-    """One event as kept from the browser: the action name and the raw route, nothing else."""
+    """One event as kept from the browser: the action name, the raw route and a known console type, nothing else."""
 
     type: str
     route: str
+    console_type: str | None = None
 
 
 @dataclasses.dataclass
 class ParsedBatch:
-    """The events kept from one inbound batch, a validated `server_version` and the drops by reason."""
+    """The events kept from one inbound batch, a validated `server_version` and the drops by reason.
+
+    `test` is set for a message from a development build of the console (topic console_test or console-test-v2).
+    """
 
     events: list[InboundEvent]
     server_version: str | None
     dropped: Counter[str] = dataclasses.field(default_factory=Counter)
+    test: bool = False
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -84,7 +98,8 @@ def _browser_version(value: object) -> str | None:
 
 
 def parse_batch(body: bytes) -> ParsedBatch:
-    """Parse a batch (`{"events": [...]}`, a bare array, or one `{"topic": "console", "data": {...}}` message).
+    """Parse a batch (`{"events": [...]}`, a bare array, or one Hasura console message `{"topic", "data"}` of any
+    era: topics console, console-v2, console_test and console-test-v2).
 
     Raises BatchError for a batch refused as a whole; single bad events are dropped and counted.
     """
@@ -105,6 +120,7 @@ def parse_batch(body: bytes) -> ParsedBatch:
         raise BatchError(400, "invalid JSON", "invalid_json") from None
 
     server_version: str | None = None
+    test = False
     raw_events: list[Any]
     if isinstance(document, list):
         raw_events = document
@@ -120,12 +136,13 @@ def parse_batch(body: bytes) -> ParsedBatch:
             raise _bad_shape()
         raw_events = [data]
         server_version = _browser_version(data.get("server_version"))
+        test = document["topic"] in TEST_TOPICS
     else:
         raise _bad_shape()
     if len(raw_events) > MAX_EVENTS:
         raise BatchError(413, "too many events", "too_many_events")
 
-    batch = ParsedBatch(events=[], server_version=server_version)
+    batch = ParsedBatch(events=[], server_version=server_version, test=test)
     for raw in raw_events:
         event = _parse_event(raw, batch.dropped)
         if event is not None:
@@ -142,13 +159,15 @@ def _parse_event(raw: object, dropped: Counter[str]) -> InboundEvent | None:
     if not isinstance(raw, dict):
         dropped["not_an_object"] += 1
         return None
-    # Only these keys are looked at; payload, meta, error and client UUIDs are never read.
+    # Only these keys are looked at; payload, meta, data, event_data (element ids, error messages, stacks,
+    # hashes of table names) and the client's UUIDs are never read.
     action = raw["type"] if "type" in raw else raw.get("event_type")
     route = raw["route"] if "route" in raw else raw.get("url")
     if not isinstance(action, str) or not ACTION_SHAPE.fullmatch(action):
         dropped["bad_type"] += 1
         return None
-    if not isinstance(route, str) or not route:
+    # "" is the index page: the console's own clean-up strips its URL prefix (the rules match it as /).
+    if not isinstance(route, str):
         dropped["bad_route"] += 1
         return None
     if len(route) > MAX_ROUTE_LENGTH:
@@ -157,7 +176,10 @@ def _parse_event(raw: object, dropped: Counter[str]) -> InboundEvent | None:
     if _BAD_ROUTE_CHARS.search(route):
         dropped["bad_route"] += 1
         return None
-    return InboundEvent(type=action, route=route)
+    console_type = raw.get("console_type")
+    # A membership test only on a string: a list or an object would raise TypeError in a set lookup.
+    known = console_type if isinstance(console_type, str) and console_type in CONSOLE_TYPES else None
+    return InboundEvent(type=action, route=route, console_type=known)
 
 
 def build_outbound(
@@ -171,14 +193,19 @@ def build_outbound(
 ) -> tuple[list[ConsoleEvent], Counter[str]]:
     """Run the kept events through the rules and build the outbound events of DESIGN.md.
 
-    Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped`
-    plus `action_dropped` for actions the rules drop), so `dropped` in the 202 is their sum.
+    Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped` plus the
+    rules' reason for each action name they drop), so `dropped` in the 202 is their sum.
     """
     dropped: Counter[str] = Counter(batch.dropped)
     server_version = identity.server_version or batch.server_version
     timestamp = format_timestamp(now)
     outbound: list[ConsoleEvent] = []
     for event in batch.events:
+        # Counted by the rules' reason: bad_action_shape, action_dropped or action_not_allowed.
+        reason = rules.drop_reason(event.type)
+        if reason is not None:
+            dropped[reason] += 1
+            continue
         action = rules.action(event.type)
         if action is None:
             dropped["action_dropped"] += 1
@@ -187,33 +214,40 @@ def build_outbound(
         if action is not event.type and not ACTION_SHAPE.fullmatch(action):
             dropped["bad_type"] += 1
             continue
-        outbound.append(
-            {
-                "event_id": new_id(),
-                "event_type": action,
-                "url": rules.anonymize(event.route),
-                "console_mode": mode,
-                "server_uuid": identity.server_uuid,
-                "cli_uuid": identity.cli_uuid,
-                "server_version": server_version,
-                "timestamp": timestamp,
-                "data": None,
-            }
-        )
+        built: ConsoleEvent = {
+            "event_id": new_id(),
+            "event_type": action,
+            "url": rules.anonymize(event.route),
+            "console_mode": mode,
+            "server_uuid": identity.server_uuid,
+            "cli_uuid": identity.cli_uuid,
+            "server_version": server_version,
+            "timestamp": timestamp,
+            "data": None,
+        }
+        if event.console_type is not None:
+            built["console_type"] = event.console_type
+        outbound.append(built)
     return outbound, dropped
 
 
 def build(body: bytes, context: Context) -> Built:
-    """The console source's parser: one body (HTTP or a WebSocket message) into a `console` batch."""
+    """The console source's parser: one body (HTTP or a WebSocket message) into a `console` batch, or a
+    `console_test` batch for a development build's message (dropped and counted with --drop-test-events)."""
+    parsed = parse_batch(body)
     events, dropped = build_outbound(
-        parse_batch(body),
+        parsed,
         context.rules,
         context.identity,
         mode=context.settings.mode,
         now=context.now,
         new_id=context.new_id,
     )
-    batches: dict[str, list[OutboundEvent]] = {CONSOLE_TOPIC: list(events)} if events else {}
+    batches: dict[str, list[OutboundEvent]] = {}
+    if events and parsed.test and context.settings.drop_test_events:
+        dropped[TEST_BUILD_DROPPED] += len(events)
+    elif events:
+        batches[CONSOLE_TEST_TOPIC if parsed.test else CONSOLE_TOPIC] = list(events)
     return Built(batches=batches, dropped=dropped)
 
 
