@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from console_proxy.events import (
     ConsoleEvent,
+    encode_batch,
     encode_envelope,
     encode_event,
+    encode_events,
     format_timestamp,
     new_id,
+    new_ids,
     valid_uuid,
     valid_version,
 )
@@ -50,6 +54,21 @@ def test_the_envelope_is_the_wire_format_byte_for_byte() -> None:
     assert body == expected
 
 
+def test_a_batch_in_one_step_is_the_envelope_of_its_encoded_events() -> None:
+    events: list[ConsoleEvent] = [EVENT, {**EVENT, "url": '/é\u2028\x7f\x1f"\\'}]
+    assert encode_batch("console", "b-1", events) == encode_envelope("console", "b-1", map(encode_event, events))
+    assert encode_events(events) == [(encode_event(e), len(encode_event(e).encode())) for e in events]
+
+
+def test_a_lone_surrogate_fails_as_the_standard_library_fails() -> None:
+    event: ConsoleEvent = {**EVENT, "url": "/\ud800"}
+    assert encode_event(event) == json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    with pytest.raises(UnicodeEncodeError):
+        encode_batch("console", "b-1", [event])
+    with pytest.raises(UnicodeEncodeError):
+        encode_events([event])
+
+
 @pytest.mark.parametrize("topic", ["console", "console_test", "server_metrics_v2", "cli"])
 def test_the_envelope_carries_its_own_topic(topic: str) -> None:
     assert json.loads(encode_envelope(topic, "b-1", [])) == {"topic": topic, "batch_id": "b-1", "data": []}
@@ -79,3 +98,14 @@ def test_valid_version(value: object, expected: str | None) -> None:
 def test_new_ids_are_distinct_uuid4() -> None:
     ids = {new_id() for _ in range(100)}
     assert len(ids) == 100 and all(valid_uuid(i) == i and i[14] == "4" for i in ids)
+
+
+@pytest.mark.parametrize("n", [0, 1, 20, 1000])
+def test_ids_in_bulk_are_what_uuid4_makes(n: int) -> None:
+    ids = new_ids(n)
+    assert len(set(ids)) == n
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+    # Every variant digit occurs: the variant's bits are set over random ones, not a constant.
+    assert n < 1000 or {text[19] for text in ids} == set("89ab")

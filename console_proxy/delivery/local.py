@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent, encode_envelope, encode_event, new_id
+from console_proxy.events import OutboundEvent, encode_batch, new_id
 
 LOCAL_EVENTS_FILE = "events.jsonl"
 # A full file is not emptied by anyone but the operator: ask the browser to come back much later.
@@ -113,7 +113,7 @@ class LocalFileSink:
         return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
-        line = encode_envelope(topic, new_id(), (encode_event(event) for event in events))
+        line = encode_batch(topic, new_id(), events)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((line + b"\n", done))
         if self._writer is None or self._writer.done():

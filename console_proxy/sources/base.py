@@ -9,8 +9,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from console_proxy import fastjson
 from console_proxy.errors import BatchError
-from console_proxy.events import Identity, OutboundEvent, new_id
+from console_proxy.events import Identity, OutboundEvent, new_ids
 from console_proxy.settings import Settings
 
 # The most any source takes in one body (or one WebSocket message).
@@ -36,7 +37,7 @@ class Context:
     rules: Rules
     identity: Identity
     now: datetime
-    new_id: Callable[[], str] = new_id
+    new_ids: Callable[[int], list[str]] = new_ids
 
 
 @dataclasses.dataclass
@@ -82,6 +83,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def strict_json(text: str) -> Any:
     """`json.loads` of standard JSON only: `NaN`, `Infinity`, `-Infinity` and an object with a key twice (which
     parsers read differently: first or last wins) are ValueError, as any other invalid JSON."""
+    return fastjson.loads(text, _strict_stdlib)
+
+
+def _strict_stdlib(text: str) -> Any:
     return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
 
 

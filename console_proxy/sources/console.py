@@ -22,7 +22,7 @@ from console_proxy.events import (
     Identity,
     OutboundEvent,
     format_timestamp,
-    new_id,
+    new_ids,
 )
 from console_proxy.sources.base import (
     MAX_BODY_BYTES,
@@ -189,24 +189,30 @@ def build_outbound(
     *,
     mode: str,
     now: datetime,
-    new_id: Callable[[], str] = new_id,
+    new_id: Callable[[], str] | None = None,
+    new_ids: Callable[[int], list[str]] = new_ids,
 ) -> tuple[list[ConsoleEvent], Counter[str]]:
     """Run the kept events through the rules and build the outbound events of DESIGN.md.
 
     Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped` plus the
     rules' reason for each action name they drop), so `dropped` in the 202 is their sum.
+    Event ids come from `new_id`, one call per event, when given; else from one `new_ids` call for the batch.
     """
     dropped: Counter[str] = Counter(batch.dropped)
+    # Read once for the batch: the same for every event.
     server_version = identity.server_version or batch.server_version
+    server_uuid, cli_uuid = identity.server_uuid, identity.cli_uuid
     timestamp = format_timestamp(now)
+    next_id = new_id if new_id is not None else iter(new_ids(len(batch.events))).__next__
+    drop_reason_of, action_of, anonymize = rules.drop_reason, rules.action, rules.anonymize
     outbound: list[ConsoleEvent] = []
     for event in batch.events:
         # Counted by the rules' reason: bad_action_shape, action_dropped or action_not_allowed.
-        reason = rules.drop_reason(event.type)
+        reason = drop_reason_of(event.type)
         if reason is not None:
             dropped[reason] += 1
             continue
-        action = rules.action(event.type)
+        action = action_of(event.type)
         if action is None:
             dropped["action_dropped"] += 1
             continue
@@ -215,12 +221,12 @@ def build_outbound(
             dropped["bad_type"] += 1
             continue
         built: ConsoleEvent = {
-            "event_id": new_id(),
+            "event_id": next_id(),
             "event_type": action,
-            "url": rules.anonymize(event.route),
+            "url": anonymize(event.route),
             "console_mode": mode,
-            "server_uuid": identity.server_uuid,
-            "cli_uuid": identity.cli_uuid,
+            "server_uuid": server_uuid,
+            "cli_uuid": cli_uuid,
             "server_version": server_version,
             "timestamp": timestamp,
             "data": None,
@@ -241,7 +247,7 @@ def build(body: bytes, context: Context) -> Built:
         context.identity,
         mode=context.settings.mode,
         now=context.now,
-        new_id=context.new_id,
+        new_ids=context.new_ids,
     )
     batches: dict[str, list[OutboundEvent]] = {}
     if events and parsed.test and context.settings.drop_test_events:
