@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 import os
 import queue
@@ -27,7 +28,7 @@ from console_proxy.delivery.spool_db import (
     read_stats,
 )
 from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent, encode_envelope, encode_event, new_id
+from console_proxy.events import OutboundEvent, encode_envelope, encode_events, new_id
 
 __all__ = ["SPOOL_FILE_NAME", "SPOOL_RETRY_AFTER_S", "Batch", "Spool", "SpoolStats", "read_spool_stats"]
 
@@ -41,7 +42,8 @@ GROUP_COMMIT_MAX_PUTS = 256
 
 R = TypeVar("R")
 # (event_id, json, bytes, topic)
-Row = tuple[str, str, int, str]
+Row = tuple[str, str, int, str, float]
+_INSERT_EVENT = "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) VALUES (?, ?, ?, ?, ?)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +123,12 @@ class Spool:
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         """Commit a batch of `topic`, or raise SinkRefused when full or unwritable; never partially."""
-        rows: list[Row] = []
-        for event in events:
-            text = encode_event(event)
-            rows.append((event["event_id"], text, len(text.encode()), topic))
+        # Whole rows, so that the spool thread only binds them: (event_id, json, bytes, topic, enqueued_at).
+        now = self._clock()
+        rows: list[Row] = [
+            (event["event_id"], text, size, topic, now)
+            for event, (text, size) in zip(events, encode_events(events), strict=True)
+        ]
         await self._submit(_Job(concurrent.futures.Future(), rows=rows))
 
     async def claim(self, max_events: int) -> Batch | None:
@@ -273,27 +277,26 @@ class Spool:
         self.writable = True
 
     def _put_group(self, puts: list[_Job]) -> None:
-        now = self._clock()
         depth, size = self.depth, self.bytes
         taken: list[concurrent.futures.Future[Any]] = []
         refused: list[concurrent.futures.Future[Any]] = []
+        accepted: list[list[Row]] = []
         try:
             self._check_file()
             conn = self._db()
+            for put in puts:
+                rows = put.rows or []
+                need = sum(row[2] for row in rows)
+                if depth + len(rows) > self._max_events or size + need > self._max_bytes:
+                    refused.append(put.future)
+                    continue
+                accepted.append(rows)
+                depth, size = depth + len(rows), size + need
+                taken.append(put.future)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for put in puts:
-                    rows = put.rows or []
-                    need = sum(row[2] for row in rows)
-                    if depth + len(rows) > self._max_events or size + need > self._max_bytes:
-                        refused.append(put.future)
-                        continue
-                    conn.executemany(
-                        "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) VALUES (?, ?, ?, ?, ?)",
-                        [(*row, now) for row in rows],
-                    )
-                    depth, size = depth + len(rows), size + need
-                    taken.append(put.future)
+                # One statement for the whole group, prepared once and run for every row.
+                conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(accepted))
                 added = depth - self.depth
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = 'accepted'", (added,))
                 conn.execute("COMMIT")
