@@ -1,4 +1,4 @@
-"""The two apps bench_ingest.sh compares under the same uvicorn settings (uvicorn --factory apps:proxy|bare)."""
+"""The apps bench_ingest.sh and bench_serve.py serve under uvicorn (`uvicorn --factory apps:NAME`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from console_proxy import Settings, create_app
 from console_proxy.delivery.sink import OutboundEvent
@@ -51,3 +52,27 @@ def bare() -> Starlette:
         return JSONResponse({"accepted": len(batch["events"]), "dropped": 0}, status_code=202)
 
     return Starlette(routes=[Route("/_telemetry/v1/events", events, methods=["POST"])])
+
+
+def raw() -> ASGIApp:
+    """The server's own floor: a raw ASGI app that reads the body and answers a fixed 202, parsing nothing."""
+    body = b'{"accepted":20,"dropped":0}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
