@@ -25,6 +25,10 @@ UP = {"upstream": "http://127.0.0.1:9/c"}
             ("rediss://cache.internal:6380", 5.0, False, 1),
         ),
         ({**UP, "queue": "redis://h/0", "queue_require_aof": "yes"}, ("redis://h/0", 30.0, True, 1)),
+        (
+            {**UP, "queue": "redis+sentinel://s1,s2:26380/main/1"},
+            ("redis+sentinel://s1,s2:26380/main/1", 30.0, False, 1),
+        ),
     ],
 )
 def test_queue_settings_are_parsed(options: dict[str, str], expected: tuple[object, ...]) -> None:
@@ -38,12 +42,18 @@ def test_queue_settings_are_parsed(options: dict[str, str], expected: tuple[obje
         (
             {**UP, "queue": "kafka://broker:9092"},
             {},
-            '--queue is "kafka://broker:9092"; expected "sqlite" or a redis://HOST:PORT/DB (or rediss://) URL.',
+            '--queue is "kafka://broker:9092"; expected "sqlite", a redis://HOST:PORT/DB (or rediss://) URL, or redis+sentinel://HOST:PORT/SERVICE/DB.',
         ),
         (
             {**UP, "queue": "redis://h:6379/zero"},
             {},
-            '--queue is "redis://h:6379/zero"; expected "sqlite" or a redis://HOST:PORT/DB (or rediss://) URL.',
+            '--queue is "redis://h:6379/zero"; expected "sqlite", a redis://HOST:PORT/DB (or rediss://) URL, or redis+sentinel://HOST:PORT/SERVICE/DB.',
+        ),
+        (
+            {**UP, "queue": "redis+sentinel://s1:26379"},
+            {},
+            '--queue is "redis+sentinel://s1:26379"; expected "sqlite", a redis://HOST:PORT/DB (or rediss://) URL, '
+            "or redis+sentinel://HOST:PORT/SERVICE/DB.",
         ),
         (
             {"queue": "redis://h:6379/0"},

@@ -16,6 +16,7 @@ import click
 
 from console_proxy import settings as defaults
 from console_proxy.cli.exits import EXIT_CONFIG
+from console_proxy.delivery.queue_url import parse_sentinel_url
 from console_proxy.errors import SettingsError
 from console_proxy.events import valid_uuid
 from console_proxy.guards import normalize_origin
@@ -117,14 +118,16 @@ def _queue(raw: _Raw) -> str:
     if text == "sqlite":
         return text
     try:
-        parts = urlsplit(text)
-        db = parts.path.strip("/")
-        _ = parts.port  # ValueError for a port that is not a number or is out of range
-        valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname) and (db == "" or db.isdecimal())
+        valid = parse_sentinel_url(text) is not None
+        if not valid:
+            parts = urlsplit(text)
+            db = parts.path.strip("/")
+            _ = parts.port  # ValueError for a port that is not a number or is out of range
+            valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname) and (db == "" or db.isdecimal())
     except ValueError:
         valid = False
     if not valid or any(c.isspace() for c in text):
-        raise raw.fail('"sqlite" or a redis://HOST:PORT/DB (or rediss://) URL')
+        raise raw.fail('"sqlite", a redis://HOST:PORT/DB (or rediss://) URL, or redis+sentinel://HOST:PORT/SERVICE/DB')
     return text
 
 

@@ -35,6 +35,7 @@ from console_proxy.cli.protocol import Throttled, timed_protocol
 from console_proxy.cli.status import display_url
 from console_proxy.cli.workers import Supervisor
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
+from console_proxy.delivery.queue_url import display_queue_url
 from console_proxy.errors import RulesError, SettingsError
 from console_proxy.hasura_config import resolve_telemetry
 from console_proxy.optout import TelemetryDecision, quote
@@ -171,7 +172,7 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
         lines.append(f"upstream: accepted events are forwarded to {display_url(settings.upstream)}")
         if settings.queue != "sqlite":
             workers = f"{settings.workers} worker processes" if settings.workers > 1 else "one process"
-            lines.append(f"queue: the redis stream at {display_url(settings.queue)}, shared; {workers} here")
+            lines.append(f"queue: the redis stream at {display_queue_url(settings.queue)}, shared; {workers} here")
     lines.append(f"what would be sent, live: {base}/_telemetry/v1/recent")
     return lines
 

@@ -9,14 +9,16 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
 from console_proxy.delivery.spool_db import SpoolStats
 from console_proxy.errors import SettingsError
 
 try:
     import redis
     import redis.asyncio
+    import redis.asyncio.sentinel
+    import redis.sentinel
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -69,10 +71,25 @@ def _options() -> dict[str, Any]:
 
 
 def async_client(url: str) -> Any:
-    """An asyncio client for `url` (redis://, rediss://, unix://) that never retries a command on its own."""
+    """An asyncio client for `url` (redis://, rediss://, or the Sentinel form) that never retries a command on
+    its own."""
     options = _options()
     options["retry"] = redis.asyncio.retry.Retry(NoBackoff(), 0)
-    return redis.asyncio.Redis.from_url(url, **options)
+    sentinel = parse_sentinel_url(url)
+    if sentinel is None:
+        return redis.asyncio.Redis.from_url(url, **options)
+    sentinels: Any = redis.asyncio.sentinel.Sentinel  # redis-py leaves these untyped
+    return sentinels(list(sentinel.sentinels), sentinel_kwargs=_sentinel_options(), **options).master_for(
+        sentinel.service, **_master_options(sentinel)
+    )
+
+
+def _sentinel_options() -> dict[str, Any]:
+    return {"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": SOCKET_TIMEOUT_S}
+
+
+def _master_options(sentinel: SentinelURL) -> dict[str, Any]:
+    return {"db": sentinel.db, "username": sentinel.username, "password": sentinel.password, "ssl": sentinel.ssl}
 
 
 @contextlib.contextmanager
@@ -80,7 +97,14 @@ def sync_client(url: str) -> Iterator[Any]:
     """A blocking client for one reading (a metrics scrape, `status`), closed afterwards."""
     options = _options()
     options["retry"] = redis.retry.Retry(NoBackoff(), 0)
-    client = redis.Redis.from_url(url, **options)
+    sentinel = parse_sentinel_url(url)
+    if sentinel is None:
+        client = redis.Redis.from_url(url, **options)
+    else:
+        sentinels: Any = redis.sentinel.Sentinel
+        client = sentinels(list(sentinel.sentinels), sentinel_kwargs=_sentinel_options(), **options).master_for(
+            sentinel.service, **_master_options(sentinel)
+        )
     try:
         yield client
     finally:
@@ -137,14 +161,8 @@ def _describe(url: str, replies: dict[str, Any]) -> tuple[str, bool]:
 
 
 def display(url: str) -> str:
-    """`url` as scheme://host:port/db, without user, password or query (either may hold a credential)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    with contextlib.suppress(ValueError):
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """`url` without user, password or query (either may hold a credential)."""
+    return display_queue_url(url)
 
 
 def _int(value: Any) -> int:
