@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 from limits import RateLimitItemPerSecond
+from limits.aio.storage import RedisSentinelStorage as AsyncRedisSentinelStorage
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter as AsyncSlidingWindow
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import Scope
 
+from console_proxy.delivery.queue_url import parse_sentinel_url
 from console_proxy.guards import header
 
 logger = logging.getLogger("console_proxy")
@@ -73,6 +76,26 @@ class ClientBudget:
                 self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
             return self._local.hit(self._item, client, cost=cost)
         if self._shared is None:
-            storage = AsyncRedisStorage("async+" + self._redis_url, implementation="redispy")
+            storage = _shared_storage(self._redis_url)
             self._shared = AsyncSlidingWindow(storage)
         return await self._shared.hit(self._item, client, cost=cost)
+
+
+def _shared_storage(url: str) -> AsyncRedisStorage:
+    """The queue's Redis as a `limits` store; the Sentinel form is console-proxy's own, so it is spelled out."""
+    sentinel = parse_sentinel_url(url)
+    if sentinel is None:
+        return AsyncRedisStorage("async+" + url, implementation="redispy")
+    hosts = ",".join(f"{host}:{port}" for host, port in sentinel.sentinels)
+    options: dict[str, Any] = {"db": sentinel.db, "ssl": sentinel.ssl}
+    if sentinel.username is not None:
+        options["username"] = sentinel.username
+    if sentinel.password is not None:
+        options["password"] = sentinel.password
+    return AsyncRedisSentinelStorage(
+        f"async+redis+sentinel://{hosts}",
+        implementation="redispy",
+        service_name=sentinel.service,
+        use_replicas=False,
+        **options,
+    )

@@ -14,6 +14,7 @@ import redis
 from redis_server import RedisServer
 from servers import free_port
 
+from console_proxy.budget import ClientBudget
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
 from console_proxy.delivery.redis_queue import RedisQueue
 
@@ -94,3 +95,11 @@ def test_sentinel_urls_are_read_and_shown_without_the_password(
 def test_malformed_sentinel_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         parse_sentinel_url(url)
+
+
+@pytest.mark.anyio
+async def test_client_budgets_are_shared_through_the_sentinels_master(sentinel: int) -> None:
+    url = f"redis+sentinel://127.0.0.1:{sentinel}/main/0"
+    one, two = (ClientBudget(rate=10.0, burst=50, redis_url=url) for _ in range(2))
+    assert await one.take("client", 30) is None
+    assert await two.take("client", 30) == 3  # the same budget: 30 of 50 were spent through the other process
