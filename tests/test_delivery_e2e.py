@@ -121,9 +121,11 @@ def test_a_full_spool_answers_503_with_retry_after_and_evicts_nothing(
         assert values["console_proxy_batches_rejected_total{reason=spool_full}"] == 1
         assert (values["console_proxy_events_accepted_total"], values["console_proxy_spool_events"]) == (4, 4)
         assert invariant_holds(values)
+        wait_until(lambda: httpx.get(base + "/readyz").status_code == 503)  # no room for a batch
         collector.up()
         assert sorted(e["event_type"] for e in collector.wait_for_events(4)) == ["Full/A", "Full/B", "Full/C", "Full/D"]
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
+        wait_until(lambda: httpx.get(base + "/readyz").status_code == 200)
         assert httpx.post(base + EVENTS, json=batch("Full/E")).status_code == 202
         assert invariant_holds(metrics(base))
 

@@ -77,6 +77,8 @@ class RedisQueue:
         self._scripts: dict[str, Any] = {}
         self._held = 0
         self._orphans = False
+        self._queued = 0
+        self._bytes = 0
         self.unclaimed = 0
         self.depth = 0
         self.writable = False
@@ -191,12 +193,19 @@ class RedisQueue:
         if not self.writable:
             await self._connect()
         reply = await self._run("TOUCH", self.consumer)
+        queued, size = await self._client.hmget(self.keys.counters, ["queued", "bytes"])
+        self._queued, self._bytes = int(queued or 0), int(size or 0)
         pending = await self._client.xpending_range(
             self.keys.stream, GROUP, min="-", max="+", count=1, idle=self._lease_ms
         )
         self._orphans = bool(pending)
         self._hint()
         return int(reply[1]) > 0 or self._orphans
+
+    def has_room(self, events: int, size: int) -> bool:
+        """Room in the group's queue for `events` more events of `size` bytes, by the last reading (refreshed
+        twice a second by `poll()`; a hint for /readyz)."""
+        return self._queued + events <= self._max_events and self._bytes + size <= self._max_bytes
 
     def stats(self) -> SpoolStats:
         """The group's counters in one reading (a single HMGET), from any thread (used at each scrape)."""
@@ -248,7 +257,7 @@ class RedisQueue:
             logger.error("the redis queue's consumer group was gone (redis lost its data?); created it again")
             await self._ensure_group()
             reply = await self._scripts[script](keys=keys, args=argv)
-        self.unclaimed = max(0, int(reply[1]))
+        self._queued, self.unclaimed = int(reply[0]), max(0, int(reply[1]))
         self._hint()
         return reply
 

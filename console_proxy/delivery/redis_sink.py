@@ -15,6 +15,7 @@ from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
 from console_proxy.delivery.redis_client import REDIS_ERRORS
 from console_proxy.delivery.redis_queue import QueueError, RedisQueue
 from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S
+from console_proxy.delivery.upstream import READY_ROOM_BYTES, READY_ROOM_EVENTS
 from console_proxy.errors import SinkRefused
 from console_proxy.events import OutboundEvent
 from console_proxy.metrics import Metrics
@@ -81,7 +82,13 @@ class RedisSink:
         self.forwarder.wake()
 
     def ready(self) -> bool:
-        return self._started and not self._closing and self.queue.writable
+        """Started, Redis reachable, and room in the group's queue for a full batch (a full queue answers 503)."""
+        if not (self._started and not self._closing and self.queue.writable):
+            return False
+        settings = self.settings
+        return self.queue.has_room(
+            min(READY_ROOM_EVENTS, settings.spool_max_events), min(READY_ROOM_BYTES, settings.spool_max_bytes)
+        )
 
     async def aclose(self) -> None:
         """Refuse new batches, send for up to `shutdown_grace_s`; what is left stays in Redis for the group."""
