@@ -39,10 +39,23 @@ def batch(*types: str) -> dict[str, Any]:
     return {"events": [{"type": t, "route": "/console/data/db1/schema/s1/tables/t1/browse"} for t in types]}
 
 
+STARTED: list[ServeProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_every_server() -> Iterator[None]:
+    """Whatever a test asserts, no `serve` (nor its workers) outlives it."""
+    yield
+    while STARTED:
+        STARTED.pop().stop()
+
+
 def serve(tmp_path: Path, name: str, redis: RedisServer, collector: Collector, *extra: str) -> ServeProcess:
     (tmp_path / name).mkdir(exist_ok=True)
     args = ("--upstream", collector.url, "--queue", redis.url, "--server-uuid", SERVER_UUID, "--queue-lease-s", "1")
-    return start_serve(tmp_path / name, *args, "--state-dir", str(tmp_path / name / "state"), *FAST, *extra)
+    served = start_serve(tmp_path / name, *args, "--state-dir", str(tmp_path / name / "state"), *FAST, *extra)
+    STARTED.append(served)
+    return served
 
 
 def metrics(base: str) -> dict[str, float]:
@@ -306,6 +319,7 @@ def test_serve_starts_not_ready_while_redis_is_unreachable_and_logs_what_a_crash
     (tmp_path / "a").mkdir()
     args = ("--upstream", collector.url, "--queue", server.url, "--server-uuid", SERVER_UUID, *FAST)
     served = start_serve(tmp_path / "a", *args, "--state-dir", str(tmp_path / "a" / "state"))
+    STARTED.append(served)
     try:
         assert f"redis queue {server.url}: unreachable now (" in served.output()
         assert httpx.get(served.base + "/readyz").status_code == 503
@@ -325,3 +339,23 @@ def test_serve_starts_not_ready_while_redis_is_unreachable_and_logs_what_a_crash
         )
         == 1
     )
+
+
+def gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # exited, not yet reaped by whoever adopted it
+
+
+def test_workers_exit_when_their_supervisor_is_killed(
+    tmp_path: Path, redis_server: RedisServer, collector: Collector
+) -> None:
+    served = serve(tmp_path, "a", redis_server, collector, "--workers", "2")
+    wait_until(lambda: "serving with 2 worker processes: " in served.output())
+    line = next(line for line in served.output().splitlines() if "serving with 2 worker processes: " in line)
+    workers = [int(pid) for pid in line.rsplit(": ", 1)[1].split()]
+    assert len(workers) == 2 and not any(gone(pid) for pid in workers)
+    served.stop(signal.SIGKILL)
+    wait_until(lambda: all(gone(pid) for pid in workers))

@@ -4,6 +4,7 @@ forwarder, one consumer of the Redis queue's group), supervised by the parent.""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -17,6 +18,17 @@ logger = logging.getLogger("console_proxy")
 # than fork it again and again.
 MIN_WORKER_LIFE_S = 2.0
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """Get SIGTERM when the supervisor dies (killed with -9, say), rather than serve on as an orphan."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only: elsewhere a dead supervisor leaves orphans
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
 
 
 class Supervisor:
@@ -57,10 +69,12 @@ class Supervisor:
         return 1 if self._failed else 0
 
     def _fork(self) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             for sig in FORWARDED_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
+            _die_with(parent)
             code = 1
             try:
                 code = self._work()
