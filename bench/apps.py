@@ -17,10 +17,19 @@ from console_proxy import Settings, create_app
 from console_proxy.delivery.sink import OutboundEvent
 
 
+def _settings() -> Settings:
+    # The one client's budget as large as bench_serve.py gives `serve`: taken for every batch, never spent.
+    return Settings(
+        state_dir=Path(os.environ["BENCH_STATE_DIR"]),
+        server_uuid="11111111-2222-4333-8444-555555555555",
+        client_rate=1e9,
+        client_burst=10**9,
+    )
+
+
 def proxy() -> Starlette:
     """The standalone server as `console-proxy serve` builds it, in local mode (each batch fsynced)."""
-    state_dir = Path(os.environ["BENCH_STATE_DIR"])
-    return create_app(Settings(state_dir=state_dir, server_uuid="11111111-2222-4333-8444-555555555555"))
+    return create_app(_settings())
 
 
 class _DiscardingSink:
@@ -39,9 +48,7 @@ class _DiscardingSink:
 
 def proxy_nodisk() -> Starlette:
     """The same app with a sink that keeps nothing: what parsing, rules and the middleware cost without the disk."""
-    state_dir = Path(os.environ["BENCH_STATE_DIR"])
-    settings = Settings(state_dir=state_dir, server_uuid="11111111-2222-4333-8444-555555555555")
-    return create_app(settings, sink=_DiscardingSink())
+    return create_app(_settings(), sink=_DiscardingSink())
 
 
 def bare() -> Starlette:
