@@ -49,6 +49,8 @@ WS_BINARY_MESSAGE = "binary_message"
 WS_INVALID_TEXT = "invalid_utf8"
 _WS_BINARY = _fixed("binary message")
 _WS_INVALID_TEXT = _fixed("invalid UTF-8")
+WS_NOT_SERVED = "websocket_not_served"
+_WS_NOT_SERVED = _fixed("this server cannot serve WebSocket")
 _UNAVAILABLE = _fixed("temporarily unavailable")
 _METHOD_NOT_ALLOWED = _fixed("method not allowed")
 _FOREIGN_ORIGIN = _fixed("origin not allowed")
@@ -110,6 +112,11 @@ def _message_reader(body: bytes) -> BodyReader:
     return read
 
 
+def _asks_for_websocket(scope: Scope) -> bool:
+    upgrade = _header(scope, b"upgrade")
+    return upgrade is not None and "websocket" in upgrade.lower()
+
+
 def _local_path(scope: Scope) -> str:
     # Mounted under a sub-path (Starlette's Mount, uvicorn's --root-path), the path still holds the root path.
     path: str = scope["path"]
@@ -166,6 +173,8 @@ class TelemetryMiddleware:
             await self._guarded_http(scope, receive, send)
         elif kind == "websocket" and _local_path(scope) == WS_PATH:
             await self._guarded_websocket(scope, receive, send)
+        elif kind == "http" and _local_path(scope) == WS_PATH and _asks_for_websocket(scope):
+            await self._websocket_as_http(send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
         else:
@@ -300,6 +309,20 @@ class TelemetryMiddleware:
             return
         if ack is not None:
             await send({"type": "websocket.send", "text": ack.body().decode()})
+
+    async def _websocket_as_http(self, send: Send) -> None:
+        # A server without WebSocket support passes the handshake on as a plain request (uvicorn does so
+        # when no WebSocket library is installed): say so once, stay not ready, and refuse it plainly.
+        runtime = self.runtime
+        runtime.metrics.rejected(WS_NOT_SERVED)
+        if not runtime.websocket_unavailable:
+            runtime.websocket_unavailable = True
+            logger.error(
+                "the server in front of console-proxy cannot serve WebSocket (under uvicorn: install 'websockets'"
+                " or 'wsproto'), so the console's events on %s are lost and readiness reports not ready",
+                WS_PATH,
+            )
+        await _respond(send, 501, _WS_NOT_SERVED)
 
     # Lifespan
 

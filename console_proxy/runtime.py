@@ -97,6 +97,9 @@ class TelemetryRuntime:
         self.identity = identity
         self.decision = decision
         self.recent = RecentEvents()
+        # Set when a WebSocket upgrade for the console arrived as a plain HTTP request: the server this runs
+        # under cannot serve WebSocket, so every event the console sends is lost.
+        self.websocket_unavailable = False
         self.metrics = metrics if metrics is not None else Metrics()
         shared = settings.queue if settings.upstream is not None and settings.queue != "sqlite" else None
         self.budget = ClientBudget(settings.client_rate, settings.client_burst, redis_url=shared)
@@ -120,8 +123,9 @@ class TelemetryRuntime:
         return self.enabled and self.settings.upstream is not None
 
     def ready(self) -> bool:
-        """Started with rules loaded, and (when enabled) a sink that can take a batch."""
-        if not self._started or self.rules_holder is None:
+        """Started with rules loaded, WebSocket served as far as is known, and (when enabled) a sink that can
+        take a batch."""
+        if not self._started or self.rules_holder is None or self.websocket_unavailable:
             return False
         return not self.enabled or (self.sink is not None and self.sink.ready())
 

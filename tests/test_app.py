@@ -137,3 +137,33 @@ def test_rules_reload_when_the_file_changes_and_a_bad_file_keeps_the_old_ones(
         assert 'console_proxy_rules_reloads_total{outcome="ok"} 1.0' in runtime.metrics.render().decode()
     assert "rules reloaded (file changed)" in caplog.text
     assert f"rules reload (file changed) refused, keeping the previous rules:\n{rules}:3:1: " in caplog.text
+
+
+def test_a_server_without_websocket_is_noticed_at_the_first_handshake(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn with ws="none" passes a WebSocket handshake on as a plain HTTP request, as it does when
+    # no WebSocket library is installed: the middleware refuses it, logs one line and stays not ready.
+    settings = Settings(state_dir=tmp_path / "state", server_uuid=SERVER_UUID)
+    caplog.set_level(logging.ERROR, logger="console_proxy")
+    handshake = {
+        "connection": "Upgrade",
+        "upgrade": "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    with uvicorn_server(create_app(settings, env={}), ws="none") as base:
+        assert httpx.get(base + "/readyz").status_code == 200
+        answers = [httpx.get(base + "/_telemetry/v1/ws", headers=handshake) for _ in range(2)]
+        assert [(a.status_code, a.json()) for a in answers] == [
+            (501, {"error": "this server cannot serve WebSocket"})
+        ] * 2
+        assert httpx.get(base + "/readyz").status_code == 503
+        # A plain GET of the path (no upgrade asked) is none of this: the app answers it as before.
+        assert httpx.get(base + "/_telemetry/v1/ws").status_code == 404
+        metrics = httpx.get(base + "/metrics").text
+    assert 'console_proxy_batches_rejected_total{reason="websocket_not_served"} 2.0' in metrics
+    assert [r.getMessage() for r in caplog.records if "cannot serve WebSocket" in r.getMessage()] == [
+        "the server in front of console-proxy cannot serve WebSocket (under uvicorn: install 'websockets' or"
+        " 'wsproto'), so the console's events on /_telemetry/v1/ws are lost and readiness reports not ready"
+    ]

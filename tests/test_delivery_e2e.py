@@ -412,3 +412,25 @@ def test_a_deleted_spool_is_noticed_before_any_202_and_no_scrape_creates_one(
         )
         assert httpx.get(base + "/metrics").status_code == 200
         assert sorted(p.name for p in state.iterdir()) == ["spool.db.lock"]
+
+
+def test_development_builds_reach_the_collector_in_batches_of_their_own(tmp_path: Path, collector: Collector) -> None:
+    def message(topic: str, event_type: str) -> dict[str, Any]:
+        return {"topic": topic, "data": {"event_type": event_type, "url": "/console/data/db1/sql"}}
+
+    with uvicorn_server(create_app(settings_for(tmp_path, collector), env={})) as base:
+        for topic, event_type in [
+            ("console", "Prod/A"),
+            ("console_test", "Dev/A"),
+            ("console-v2", "PROD_B"),
+            ("console-test-v2", "DEV_B"),
+        ]:
+            assert httpx.post(base + EVENTS, json=message(topic, event_type)).status_code == 202
+        delivered = collector.wait_for_events(4)
+    assert len(delivered) == 4
+    by_topic: dict[str, set[str]] = {}
+    for request in collector.requests:
+        if request.status == 200:
+            types = {event["event_type"] for event in request.body["data"]}
+            by_topic.setdefault(request.body["topic"], set()).update(types)
+    assert by_topic == {"console": {"Prod/A", "PROD_B"}, "console_test": {"Dev/A", "DEV_B"}}

@@ -252,9 +252,9 @@ def test_without_a_websocket_library_start_up_says_so_and_readyz_is_not_ready(tm
         ready = httpx.get(served.base + "/readyz")
         assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "reason": "no WebSocket support"})
         assert httpx.get(served.base + "/healthz").status_code == 200
-        # What the console meets: uvicorn answers the upgrade as a plain request, and nothing serves it.
+        # What the console meets: uvicorn passes the upgrade on as a plain request, which the middleware refuses.
         url = served.base.replace("http://", "ws://") + "/_telemetry/v1/ws"
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
             websockets.sync.client.connect(url, open_timeout=5)
-        assert refused.value.response.status_code == 404
+        assert refused.value.response.status_code == 501
         assert served.stop() == 0

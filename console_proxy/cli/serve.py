@@ -142,7 +142,7 @@ WS_MAX_MESSAGE_BYTES = 16 * WEBSOCKET_SOURCE.max_body_bytes
 
 NO_WEBSOCKET = (
     "websocket: this server cannot serve WebSocket (no 'websockets' or 'wsproto' library is installed), so the"
-    " console's /_telemetry/v1/ws answers 404 and /readyz reports not ready"
+    " console's /_telemetry/v1/ws cannot take its events and /readyz reports not ready"
 )
 
 
