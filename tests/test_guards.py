@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 from redis_server import RedisServer
 from servers import free_port
@@ -78,6 +79,18 @@ async def test_a_budget_grants_the_burst_then_refuses_with_a_retry_after() -> No
     assert await budget.take("b", 20) is None  # another client has its own budget
     assert await budget.take("a", 0) is None
     assert await ClientBudget(rate=1.0, burst=5).take("c", 100) is None  # a batch over the burst costs the burst
+
+
+@pytest.mark.anyio
+async def test_the_in_process_budget_store_does_not_start_a_thread_on_every_hit() -> None:
+    # limits' own memory storage starts a new 10 ms timer thread on a hit whenever the last one has ended.
+    budget = ClientBudget(rate=1e9, burst=10**9)
+    timers = set()
+    for _ in range(10):
+        assert await budget.take("a", 20) is None
+        timers.add(budget._local.storage.timer)  # type: ignore[union-attr]
+        await anyio.sleep(0.03)
+    assert len(timers) <= 2  # the one made with the store, and at most one sweep a second
 
 
 @pytest.mark.anyio
