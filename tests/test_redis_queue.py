@@ -78,6 +78,20 @@ async def test_a_batch_holds_one_topic_and_at_most_max_events(make_queue: Any) -
     assert invariant(queue) == (5, 5, 0, 0, 0)
 
 
+async def test_an_ack_claims_the_next_full_batch_in_the_same_script(make_queue: Any, redis_server: RedisServer) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b", "c", "d", "e"))
+    first = await queue.claim(2)
+    assert await queue.ack(first.batch_id if first else "") == 2
+    held = [b.decode() for b in redis_server.client().lrange(queue.keys.prefix + "held:" + queue.consumer, 0, -1)]
+    second = await queue.claim(2)  # claimed by the ack already: a full batch was waiting
+    assert second is not None and held == [second.batch_id] and ids_of(second) == ["c", "d"]
+    assert await queue.ack(second.batch_id) == 2
+    third = await queue.claim(2)  # only one event was left: not claimed by the ack, so it could wait to fill
+    assert ids_of(third) == ["e"]
+    assert invariant(queue) == (5, 4, 1, 0, 0)
+
+
 async def test_a_split_batch_is_sent_next_as_two_halves_of_new_ids(make_queue: Any) -> None:
     queue = await make_queue()
     await queue.put("console", events("a", "b", "c"))

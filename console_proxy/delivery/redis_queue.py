@@ -77,6 +77,8 @@ class RedisQueue:
         self._scripts: dict[str, Any] = {}
         self._held = 0
         self._orphans = False
+        self._prefetched: Batch | None = None
+        self._max_claim = 1
         self._queued = 0
         self._bytes = 0
         self.unclaimed = 0
@@ -92,7 +94,7 @@ class RedisQueue:
         queue unavailable (`writable` false) until `poll()` reaches it. Raises QueueError for a Redis without
         appendonly when `require_aof`."""
         self._client = async_client(self.url)
-        for name in ("PUT", "CLAIM", "FINISH", "SPLIT", "EXPIRE", "TOUCH"):
+        for name in ("PUT", "CLAIM", "FINISH", "ACK_NEXT", "SPLIT", "EXPIRE", "TOUCH"):
             self._scripts[name] = self._client.register_script(getattr(redis_scripts, name))
         try:
             await self._connect()
@@ -147,20 +149,34 @@ class RedisQueue:
 
     async def claim(self, max_events: int) -> Batch | None:
         """A batch this consumer holds, else one a dead consumer held (same batch_id), else a new one; or None."""
+        self._max_claim = max_events
+        if self._prefetched is not None:
+            batch, self._prefetched = self._prefetched, None
+            return batch
         reply = await self._run("CLAIM", self.consumer, max_events, self._lease_ms, new_id())
         self._orphans = False
-        if len(reply) == 2:
+        return self._batch(reply, 2)
+
+    async def ack(self, batch_id: str) -> int:
+        """The collector took the batch: acknowledge and delete its entries, count them forwarded. While a full
+        batch waits, the same script claims it for the next `claim()` (one round trip, one AOF fsync fewer)."""
+        self._prefetched = None
+        reply = await self._run(
+            "ACK_NEXT", batch_id, f"{self._clock():.3f}", self.consumer, self._max_claim, self._lease_ms, new_id()
+        )
+        self._prefetched = self._batch(reply, 3)
+        return int(reply[2])
+
+    def _batch(self, reply: list[Any], at: int) -> Batch | None:
+        if len(reply) <= at:
             self._held = 0
             self._hint()
             return None
-        batch_id, topic, texts = reply[2].decode(), reply[3].decode(), [t.decode() for t in reply[4:]]
+        batch_id, topic = reply[at].decode(), reply[at + 1].decode()
+        texts = [t.decode() for t in reply[at + 2 :]]
         self._held = len(texts)
         self._hint()
         return Batch(batch_id=batch_id, topic=topic, count=len(texts), body=encode_envelope(topic, batch_id, texts))
-
-    async def ack(self, batch_id: str) -> int:
-        """The collector took the batch: acknowledge and delete its entries, count them forwarded."""
-        return await self._finish(batch_id, 0)
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its entries to the dead-letter stream."""
@@ -168,6 +184,7 @@ class RedisQueue:
 
     async def split(self, batch_id: str) -> None:
         """The collector found the batch too large (413): it becomes two batches of new ids, sent next."""
+        self._prefetched = None
         await self._run("SPLIT", batch_id, new_id(), new_id())
 
     async def _finish(self, batch_id: str, status: int) -> int:

@@ -31,12 +31,24 @@ local function hints(...)
   local c = redis.call('HMGET', C, 'queued', 'unclaimed')
   return {tonumber(c[1] or 0), tonumber(c[2] or 0), ...}
 end
+-- hints(...) with the items of `t` after `...`, without unpacking a long batch onto the Lua stack.
+local function hints_with(t, ...)
+  local out = hints(...)
+  for _, v in ipairs(t) do out[#out + 1] = v end
+  return out
+end
+-- One command per 500 items: unpacking a long batch would overflow Lua's stack.
+local function call_chunked(prefix, items, suffix)
+  for i = 1, #items, 500 do
+    local args = {}
+    for _, a in ipairs(prefix) do args[#args + 1] = a end
+    for j = i, math.min(i + 499, #items) do args[#args + 1] = items[j] end
+    if suffix then args[#args + 1] = suffix end
+    redis.call(unpack(args))
+  end
+end
 local function claim_ids(me, ids)
-  if #ids == 0 then return end
-  local args = {'XCLAIM', S, G, me, 0}
-  for _, id in ipairs(ids) do args[#args + 1] = id end
-  args[#args + 1] = 'JUSTID'
-  redis.call(unpack(args))
+  call_chunked({'XCLAIM', S, G, me, 0}, ids, 'JUSTID')
 end
 -- The batch's record, its entries still in the stream and their event JSON.
 local function load(bid)
@@ -51,7 +63,7 @@ local function load(bid)
 end
 local function forget(bid, ids, owner)
   redis.call('DEL', P .. 'batch:' .. bid)
-  if #ids > 0 then redis.call('HDEL', BO, unpack(ids)) end
+  call_chunked({'HDEL', BO}, ids)
   if owner then redis.call('LREM', P .. 'held:' .. owner, 0, bid) end
 end
 local function now_ms()
@@ -80,113 +92,141 @@ return hints(1)
 """
 )
 
+# A batch this consumer already holds (a retry), else a batch a consumer idle for the lease held (it keeps its
+# batch_id and is sent whole), else new entries of one topic under the new batch_id: {batch_id, topic, texts}.
+_CLAIM_FUNCTION = """
+local function claim(me, maxn, lease, newid)
+  local held = P .. 'held:' .. me
+  while true do
+    local bid = redis.call('LINDEX', held, 0)
+    if not bid then break end
+    local b = load(bid)
+    if b == nil then
+      redis.call('LPOP', held)
+    elseif #b.live == 0 then
+      forget(bid, b.ids, me)
+    else
+      claim_ids(me, b.live)
+      return {bid, b.topic, b.texts}
+    end
+  end
+  local cursor = '0-0'
+  for _ = 1, 1000 do
+    local r = redis.call('XAUTOCLAIM', S, G, me, lease, cursor, 'COUNT', 1, 'JUSTID')
+    cursor = r[1]
+    local id = r[2][1]
+    if id then
+      local bid = redis.call('HGET', BO, id)
+      local b = bid and load(bid)
+      if b and #b.live > 0 then
+        if b.owner and b.owner ~= me then redis.call('LREM', P .. 'held:' .. b.owner, 0, bid) end
+        claim_ids(me, b.live)
+        redis.call('HSET', P .. 'batch:' .. bid, 'owner', me)
+        redis.call('LPUSH', held, bid)
+        redis.call('HINCRBY', C, 'reclaimed', 1)
+        return {bid, b.topic, b.texts}
+      end
+      -- An entry without a batch record cannot happen (both are written here); make it a batch of its own.
+      local t, e = entry(id)
+      if e then
+        redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', t, 'ids', id)
+        redis.call('HSET', BO, id, newid)
+        redis.call('LPUSH', held, newid)
+        return {newid, t, {e}}
+      end
+    end
+    if cursor == '0-0' then break end
+  end
+  local last = '0-0'
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', S)) do
+    if field(g, 'name') == G then last = field(g, 'last-delivered-id') end
+  end
+  local peek = redis.call('XRANGE', S, '(' .. last, '+', 'COUNT', maxn)
+  if #peek == 0 then
+    redis.call('HSET', C, 'unclaimed', 0)
+    return nil
+  end
+  local topic, k = field(peek[1][2], 't'), 0
+  for _, en in ipairs(peek) do
+    if field(en[2], 't') ~= topic then break end
+    k = k + 1
+  end
+  local got = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', k, 'STREAMS', S, '>')
+  local ids, texts, pairs_ = {}, {}, {}
+  for _, en in ipairs(got[1][2]) do
+    ids[#ids + 1] = en[1]
+    texts[#texts + 1] = field(en[2], 'e')
+    pairs_[#pairs_ + 1] = en[1]
+    pairs_[#pairs_ + 1] = newid
+  end
+  redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', topic, 'ids', table.concat(ids, ' '))
+  call_chunked({'HSET', BO}, pairs_)
+  redis.call('RPUSH', held, newid)
+  redis.call('HINCRBY', C, 'unclaimed', 0 - #ids)
+  return {newid, topic, texts}
+end
+"""
+
 # ARGV: P, G, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed[, batch_id, topic, JSON...]}
-# Order: a batch this consumer already holds (a retry), else a batch a consumer idle for the lease held (it
-# keeps its batch_id and is sent whole), else new entries of one topic under the new batch_id.
 CLAIM = (
     _HEADER
+    + _CLAIM_FUNCTION
     + """
-local me, maxn, lease, newid = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local held = P .. 'held:' .. me
-while true do
-  local bid = redis.call('LINDEX', held, 0)
-  if not bid then break end
-  local b = load(bid)
-  if b == nil then
-    redis.call('LPOP', held)
-  elseif #b.live == 0 then
-    forget(bid, b.ids, me)
-  else
-    claim_ids(me, b.live)
-    return hints(bid, b.topic, unpack(b.texts))
-  end
-end
-local cursor = '0-0'
-for _ = 1, 1000 do
-  local r = redis.call('XAUTOCLAIM', S, G, me, lease, cursor, 'COUNT', 1, 'JUSTID')
-  cursor = r[1]
-  local id = r[2][1]
-  if id then
-    local bid = redis.call('HGET', BO, id)
-    local b = bid and load(bid)
-    if b and #b.live > 0 then
-      if b.owner and b.owner ~= me then redis.call('LREM', P .. 'held:' .. b.owner, 0, bid) end
-      claim_ids(me, b.live)
-      redis.call('HSET', P .. 'batch:' .. bid, 'owner', me)
-      redis.call('LPUSH', held, bid)
-      redis.call('HINCRBY', C, 'reclaimed', 1)
-      return hints(bid, b.topic, unpack(b.texts))
-    end
-    -- An entry without a batch record cannot happen (both are written here); make it a batch of its own.
-    local t, e = entry(id)
-    if e then
-      redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', t, 'ids', id)
-      redis.call('HSET', BO, id, newid)
-      redis.call('LPUSH', held, newid)
-      return hints(newid, t, e)
-    end
-  end
-  if cursor == '0-0' then break end
-end
-local last = '0-0'
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', S)) do
-  if field(g, 'name') == G then last = field(g, 'last-delivered-id') end
-end
-local peek = redis.call('XRANGE', S, '(' .. last, '+', 'COUNT', maxn)
-if #peek == 0 then
-  redis.call('HSET', C, 'unclaimed', 0)
-  return hints()
-end
-local topic, k = field(peek[1][2], 't'), 0
-for _, en in ipairs(peek) do
-  if field(en[2], 't') ~= topic then break end
-  k = k + 1
-end
-local got = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', k, 'STREAMS', S, '>')
-local ids, texts, pairs_ = {}, {}, {}
-for _, en in ipairs(got[1][2]) do
-  ids[#ids + 1] = en[1]
-  texts[#texts + 1] = field(en[2], 'e')
-  pairs_[#pairs_ + 1] = en[1]
-  pairs_[#pairs_ + 1] = newid
-end
-redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', topic, 'ids', table.concat(ids, ' '))
-redis.call('HSET', BO, unpack(pairs_))
-redis.call('RPUSH', held, newid)
-redis.call('HINCRBY', C, 'unclaimed', 0 - #ids)
-return hints(newid, topic, unpack(texts))
+local b = claim(ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
+if b == nil then return hints() end
+return hints_with(b[3], b[1], b[2])
 """
 )
 
-# ARGV: P, G, batch_id, unix time, status (0: forwarded; else dead-lettered with it) -> {queued, unclaimed, n}
-# An entry counts once, for whoever acknowledges it first: a batch sent by two consumers is counted once.
+_FINISH_FUNCTION = """
+local function finish(bid, now, status)
+  local b = load(bid)
+  if b == nil then return 0 end
+  local n, size = 0, 0
+  for i, id in ipairs(b.live) do
+    if redis.call('XACK', S, G, id) == 1 then
+      n = n + 1
+      size = size + #b.texts[i]
+      if status ~= 0 then
+        redis.call('XADD', D, '*', 'batch_id', bid, 'status', status, 't', b.topic, 'e', b.texts[i], 'at', now)
+      end
+    end
+    redis.call('XDEL', S, id)
+  end
+  forget(bid, b.ids, b.owner)
+  redis.call('HINCRBY', C, status == 0 and 'forwarded' or 'dead_lettered', n)
+  redis.call('HINCRBY', C, 'queued', 0 - n)
+  redis.call('HINCRBY', C, 'bytes', 0 - size)
+  if status == 0 and n > 0 then redis.call('HSET', C, 'last_delivery_at', now) end
+  return n
+end
+"""
+
 FINISH = (
     _HEADER
+    + _FINISH_FUNCTION
     + """
-local bid, now, status = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local b = load(bid)
-if b == nil then return hints(0) end
-local n, size = 0, 0
-for i, id in ipairs(b.live) do
-  if redis.call('XACK', S, G, id) == 1 then
-    n = n + 1
-    size = size + #b.texts[i]
-    if status ~= 0 then
-      redis.call('XADD', D, '*', 'batch_id', bid, 'status', status, 't', b.topic, 'e', b.texts[i], 'at', now)
-    end
-  end
-  redis.call('XDEL', S, id)
-end
-forget(bid, b.ids, b.owner)
-redis.call('HINCRBY', C, status == 0 and 'forwarded' or 'dead_lettered', n)
-redis.call('HINCRBY', C, 'queued', 0 - n)
-redis.call('HINCRBY', C, 'bytes', 0 - size)
-if status == 0 and n > 0 then redis.call('HSET', C, 'last_delivery_at', now) end
-return hints(n)
+return hints(finish(ARGV[3], ARGV[4], tonumber(ARGV[5])))
 """
 )
 
-# ARGV: P, G, max_age_ms, limit -> {queued, unclaimed, expired, more}. Ages by the entry id (Redis's clock).
+# ARGV: P, G, batch_id, unix time, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed, n[, batch_id,
+# topic, JSON...]}: FINISH with status 0, then, when a full batch is waiting, CLAIM in the same script (one round
+# trip and one AOF fsync fewer per batch while a backlog drains).
+ACK_NEXT = (
+    _HEADER
+    + _FINISH_FUNCTION
+    + _CLAIM_FUNCTION
+    + """
+local n = finish(ARGV[3], ARGV[4], 0)
+local maxn = tonumber(ARGV[6])
+if tonumber(redis.call('HGET', C, 'unclaimed') or 0) < maxn then return hints(n) end
+local b = claim(ARGV[5], maxn, ARGV[7], ARGV[8])
+if b == nil then return hints(n) end
+return hints_with(b[3], n, b[1], b[2])
+"""
+)
+
 EXPIRE = (
     _HEADER
     + """
