@@ -27,6 +27,8 @@ from console_proxy.cli.main import main
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 EVENTS = "/_telemetry/v1/events"
 FAST = ("--batch-max-events", "20", "--batch-max-delay-s", "0.05", "--retry-base-s", "0.01", "--retry-cap-s", "0.2")
+# The posters are one client: its budget must not be what refuses them.
+FAST += ("--client-rate", "1000000", "--client-burst", "1000000")
 
 
 @pytest.fixture
