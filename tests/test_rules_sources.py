@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console_proxy import RouteRules, RulesError, load_rules
+from console_proxy import RouteRules, RulesError, RulesHolder, load_rules
 from console_proxy.rules.sources import DEFAULT_MAX_COUNT, CliRules, ServerSchema
 
 HEAD = "version: 1\nroutes: [/a]\n"
@@ -186,3 +186,19 @@ def test_problems_in_both_sections_and_the_routes_are_reported_together(write_ru
     with pytest.raises(RulesError) as caught:
         load_rules(path)
     assert [m.split(": ", 1)[0] for m in caught.value.messages] == [f"{path}:2:14", f"{path}:4:14", f"{path}:6:11"]
+
+
+def test_a_reload_swaps_both_sections_and_a_bad_one_keeps_the_old_rules(write_rules: Callable[[str], Path]) -> None:
+    path = write_rules(HEAD + "cli:\n  commands:\n    hasura: []\n")
+    holder = RulesHolder(path)
+    first = holder.rules
+    assert set(first.cli.commands) == {"hasura"} and first.server.metric_count == 0
+    path.write_text(HEAD + "server:\n  metrics: [tables]\ncli:\n  commands:\n    hasura: []\n    hasura version: []\n")
+    assert holder.reload() == []
+    assert set(holder.rules.cli.commands) == {"hasura", "hasura version"} and holder.rules.server.counts == {"tables"}
+    second = holder.rules
+    path.write_text(HEAD + "server:\n  metrics: [tables]\ncli:\n  commands:\n    hasura version: []\n")
+    assert holder.reload() == [
+        f"{path}:7:5: command 'hasura version' has no parent 'hasura' in 'commands'; expected it listed too"
+    ]
+    assert holder.rules is second
