@@ -67,7 +67,8 @@ contract: install-test redis
 	@if [ -x "$(CONTRACT_CHECK)" ]; then PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) all \
 		&& PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) queue \
 		&& PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) origins \
-		&& PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) consoles; \
+		&& PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) consoles \
+		&& PATH="$(CURDIR)/$(BIN):$$PATH" $(CONTRACT_CHECK) sources; \
 	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; \
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 

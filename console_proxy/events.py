@@ -19,6 +19,8 @@ from console_proxy import fastjson
 CONSOLE_TOPIC = "console"
 # Development builds of the console: kept apart from production data, in batches of their own.
 CONSOLE_TEST_TOPIC = "console_test"
+SERVER_METRICS_TOPIC = "server_metrics_v2"
+CLI_TOPIC = "cli"
 
 # An action name as the console's Redux store dispatches it; used with fullmatch.
 ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}")
@@ -87,6 +89,33 @@ def new_ids(n: int) -> list[str]:
             f"{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
         )
     return ids
+
+
+ServerMetrics = dict[str, int | dict[str, int]]
+
+
+class ServerMetricsEvent(OutboundEvent):
+    """One server report as forwarded under `server_metrics_v2` (DESIGN.md, "Added in 0.2"): counts only."""
+
+    server_uuid: str | None
+    server_version: str | None
+    backend_type: str | None
+    db_kind: str | None
+    metrics: ServerMetrics
+
+
+class CliEvent(OutboundEvent):
+    """One CLI command as forwarded under `cli` (DESIGN.md, "Added in 0.2"): flag names, never values."""
+
+    cli_uuid: str | None
+    server_uuid: str | None
+    command: str
+    flags: list[str]
+    is_error: bool | None
+    os_platform: str | None
+    os_arch: str | None
+    cli_version: str | None
+    server_version: str | None
 
 
 def new_id() -> str:

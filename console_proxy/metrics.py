@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 
@@ -19,8 +20,21 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 Family = CounterMetricFamily | GaugeMetricFamily
-# received, accepted, rejected by reason, dropped by reason, rules reloads by outcome
-Snapshot = tuple[int, int, dict[str, int], dict[str, int], dict[str, int]]
+# The source a count is filed under when the caller names none.
+DEFAULT_SOURCE = "console"
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The counters of one scrape: by source, and by (source, reason) or outcome."""
+
+    received: dict[str, int]
+    accepted: dict[str, int]
+    rejected: dict[tuple[str, str], int]
+    dropped: dict[tuple[str, str], int]
+    fields: dict[tuple[str, str], int]
+    reloads: dict[str, int]
+
 
 # The counters copied on the loop for the scrape in progress. A context variable, not an attribute: each scrape
 # runs in its own task and worker thread (to_thread copies the context), so concurrent scrapes cannot read or clear
@@ -33,8 +47,9 @@ _SCRAPE: contextvars.ContextVar[tuple[Metrics, Snapshot] | None] = contextvars.C
 class Metrics:
     """What `/metrics` shows. The hot path only bumps plain integers and dicts; a scrape reads them.
 
-    Ingestion reports `received(n)`, `accepted(n)`, `rejected(reason)` (a whole batch refused) and
-    `dropped(reason, n)`, all from `TelemetryRuntime.ingest`; the rules reloader reports `rules_reloaded(ok)`.
+    Ingestion reports `received(n, source)`, `accepted(n, source)`, `rejected(reason, source)` (a whole batch
+    refused), `dropped(reason, n, source)` and `fields_dropped(reason, n, source)`, all from
+    `TelemetryRuntime.ingest`; the rules reloader reports `rules_reloaded(ok)`.
     With a spool attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the spool's depth and size and
     the last delivery time are read from the spool file in one transaction at each scrape, so
     `accepted = forwarded + spooled + dead_lettered + expired` holds in every scrape and across restarts
@@ -53,10 +68,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self._received = 0
-        self._accepted = 0
-        self._rejected: dict[str, int] = {}
-        self._dropped: dict[str, int] = {}
+        self._received: dict[str, int] = {}
+        self._accepted: dict[str, int] = {}
+        self._rejected: dict[tuple[str, str], int] = {}
+        self._dropped: dict[tuple[str, str], int] = {}
+        self._fields_dropped: dict[tuple[str, str], int] = {}
         self._reloads = {"ok": 0, "refused": 0}
         self._stats: Callable[[], SpoolStats] | None = None
         self._queue_gauges: Callable[[], list[tuple[str, str, float]]] | None = None
@@ -64,17 +80,23 @@ class Metrics:
 
     # ---- hooks (called on the event loop) ---------------------------------------------------------------------
 
-    def received(self, n: int) -> None:
-        self._received += n
+    def received(self, n: int, source: str = DEFAULT_SOURCE) -> None:
+        self._received[source] = self._received.get(source, 0) + n
 
-    def accepted(self, n: int) -> None:
-        self._accepted += n
+    def accepted(self, n: int, source: str = DEFAULT_SOURCE) -> None:
+        self._accepted[source] = self._accepted.get(source, 0) + n
 
-    def rejected(self, reason: str) -> None:
-        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+    def rejected(self, reason: str, source: str = DEFAULT_SOURCE) -> None:
+        key = (source, reason)
+        self._rejected[key] = self._rejected.get(key, 0) + 1
 
-    def dropped(self, reason: str, n: int = 1) -> None:
-        self._dropped[reason] = self._dropped.get(reason, 0) + n
+    def dropped(self, reason: str, n: int = 1, source: str = DEFAULT_SOURCE) -> None:
+        key = (source, reason)
+        self._dropped[key] = self._dropped.get(key, 0) + n
+
+    def fields_dropped(self, reason: str, n: int, source: str) -> None:
+        key = (source, reason)
+        self._fields_dropped[key] = self._fields_dropped.get(key, 0) + n
 
     def rules_reloaded(self, ok: bool) -> None:
         self._reloads["ok" if ok else "refused"] += 1
@@ -107,40 +129,48 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
     def _take_snapshot(self) -> Snapshot:
-        return self._received, self._accepted, dict(self._rejected), dict(self._dropped), dict(self._reloads)
+        return Snapshot(
+            dict(self._received),
+            dict(self._accepted),
+            dict(self._rejected),
+            dict(self._dropped),
+            dict(self._fields_dropped),
+            dict(self._reloads),
+        )
 
     def _families(self) -> Iterator[Family]:
         scrape = _SCRAPE.get()
-        received, accepted, rejected, dropped, reloads = (
-            scrape[1] if scrape and scrape[0] is self else self._take_snapshot()
-        )
+        snap = scrape[1] if scrape and scrape[0] is self else self._take_snapshot()
         family = CounterMetricFamily(
             "console_proxy_rules_reloads",
             "Rules reloads while serving, by outcome (refused: kept the old rules).",
             labels=["outcome"],
         )
-        for outcome, n in sorted(reloads.items()):
+        for outcome, n in sorted(snap.reloads.items()):
             family.add_metric([outcome], n)
         yield family
-        yield CounterMetricFamily(
-            "console_proxy_events_received", "Events in well-formed batches from browsers.", value=received
-        )
         family = CounterMetricFamily(
-            "console_proxy_batches_rejected", "Batches refused as a whole, by reason.", labels=["reason"]
+            "console_proxy_events_received", "Events in well-formed batches, by source.", labels=["source"]
         )
-        for reason, n in sorted(rejected.items()):
-            family.add_metric([reason], n)
+        for source, n in sorted(snap.received.items()):
+            family.add_metric([source], n)
         yield family
-        family = CounterMetricFamily(
-            "console_proxy_events_dropped", "Events left out of accepted batches, by reason.", labels=["reason"]
-        )
-        for reason, n in sorted(dropped.items()):
-            family.add_metric([reason], n)
-        yield family
+        for name, text, counts in (
+            ("batches_rejected", "Batches refused as a whole, by source and reason.", snap.rejected),
+            ("events_dropped", "Events left out of accepted batches, by source and reason.", snap.dropped),
+            ("fields_dropped", "Fields left out of kept events (server, CLI), by source and reason.", snap.fields),
+        ):
+            family = CounterMetricFamily(f"console_proxy_{name}", text, labels=["source", "reason"])
+            for (source, reason), n in sorted(counts.items()):
+                family.add_metric([source, reason], n)
+            yield family
         if self._stats is None:
-            yield CounterMetricFamily(
-                "console_proxy_events_accepted", "Events accepted (answered 202).", value=accepted
+            family = CounterMetricFamily(
+                "console_proxy_events_accepted", "Events accepted (answered 202), by source.", labels=["source"]
             )
+            for source, n in sorted(snap.accepted.items()):
+                family.add_metric([source], n)
+            yield family
             return
         stats = self._read_stats()
         if stats is None:

@@ -187,7 +187,8 @@ class TelemetryMiddleware:
         method, handler = self._http[path]
         if method == "POST" and foreign_origin(scope, self._allowed_origins):
             # Before anything else, a CORS preflight included: a page elsewhere may not write here.
-            self.runtime.metrics.rejected(FOREIGN_ORIGIN)
+            source = HTTP_SOURCES.get(path, WEBSOCKET_SOURCE)
+            self.runtime.metrics.rejected(FOREIGN_ORIGIN, source.name)
             await _respond(send, 403, _FOREIGN_ORIGIN)
             return
         if scope["method"] != method:
@@ -265,7 +266,7 @@ class TelemetryMiddleware:
             return
         runtime = self.runtime
         if foreign_origin(scope, self._allowed_origins):
-            runtime.metrics.rejected(FOREIGN_ORIGIN)
+            runtime.metrics.rejected(FOREIGN_ORIGIN, WEBSOCKET_SOURCE.name)
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})  # before accept: HTTP 403
             return
         await send({"type": "websocket.accept"})

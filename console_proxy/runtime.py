@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import traceback
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console_proxy import sources
 from console_proxy.budget import ClientBudget
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
@@ -216,7 +218,7 @@ class TelemetryRuntime:
                 return None
             built = self._build(source, body)
         except BatchError as exc:
-            self.metrics.rejected(exc.label)
+            self.metrics.rejected(exc.label, source.name)
             raise
         if built is None:
             # The code broke, not a rule: answered as invalid and logged, but not counted as refused.
@@ -226,20 +228,75 @@ class TelemetryRuntime:
             # Every event the client sent counts, kept or dropped: dropping is work too.
             wait_s = await self.budget.take(facts.client, built.accepted + dropped)
             if wait_s is not None:
-                self.metrics.rejected(OVER_BUDGET)
+                self.metrics.rejected(OVER_BUDGET, source.name)
                 raise SinkRefused("too many events from this client", label=OVER_BUDGET, status=429, retry_after=wait_s)
         for reason, n in built.dropped.items():
-            self.metrics.dropped(reason, n)
-        self.metrics.received(built.accepted + dropped)
+            self.metrics.dropped(reason, n, source.name)
+        for reason, n in built.fields_dropped.items():
+            self.metrics.fields_dropped(reason, n, source.name)
+        self.metrics.received(built.accepted + dropped, source.name)
         try:
             for topic, events in built.batches.items():
                 await self.sink.put(topic, events)
-                self.metrics.accepted(len(events))
+                self.metrics.accepted(len(events), source.name)
                 self.recent.extend(events, topic)
         except SinkRefused as exc:
-            self.metrics.rejected(exc.label)
+            self.metrics.rejected(exc.label, source.name)
             raise
         return Ack(built.accepted, dropped)
+
+    async def record_server_metrics(self, message: Mapping[str, Any]) -> Ack | None:
+        """Keep one server metrics message, as the Hasura server sends it (`{"topic": "server_metrics_v2",
+        "data": {...}}`), for a server or a sidecar that embeds the gate: what `POST /_telemetry/v1/server` does.
+
+        Returns the Ack once it is durable, or None when telemetry is off (nothing kept). Raises BatchError
+        for a message that is not one, SinkRefused when the sink cannot take it now.
+        """
+        return await self._record(sources.server.SOURCE, message)
+
+    async def record_cli_command(
+        self,
+        command: str,
+        *,
+        is_error: bool,
+        os_platform: str | None = None,
+        os_arch: str | None = None,
+        cli_version: str | None = None,
+        server_version: str | None = None,
+        test: bool = False,
+    ) -> Ack | None:
+        """Keep one CLI command's event, for a CLI that embeds the gate: what `POST /_telemetry/v1/cli` does.
+
+        `command` is the command path and the flags set, as the Hasura CLI reports it
+        ("hasura migrate apply --endpoint"); a whole command line is fine too, as only the known path
+        and known flag names are kept. `test` files it under `cli_test`. Returns the Ack once it is durable,
+        or None when telemetry is off (nothing kept).
+        """
+        message = {
+            "topic": "cli_test" if test else "cli",
+            "command": command,
+            "is_error": is_error,
+            "os_platform": os_platform,
+            "os_arch": os_arch,
+            "version": cli_version,
+            "server_version": server_version,
+        }
+        return await self._record(sources.cli.SOURCE, message)
+
+    async def _record(self, source: Source, message: Mapping[str, Any]) -> Ack | None:
+        if not self.enabled:
+            return None
+        try:
+            body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError):
+            self.metrics.rejected("invalid_json", source.name)
+            raise BatchError(400, "invalid JSON", "invalid_json") from None
+
+        async def read(limit: int) -> bytes | None:
+            return body
+
+        facts = RequestFacts(content_type="application/json", content_length=len(body))
+        return await self.ingest(source, facts, read)
 
     def _build(self, source: Source, body: bytes) -> Built | None:
         assert self.rules_holder is not None and self.identity is not None

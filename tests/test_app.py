@@ -162,7 +162,7 @@ def test_a_server_without_websocket_is_noticed_at_the_first_handshake(
         # A plain GET of the path (no upgrade asked) is none of this: the app answers it as before.
         assert httpx.get(base + "/_telemetry/v1/ws").status_code == 404
         metrics = httpx.get(base + "/metrics").text
-    assert 'console_proxy_batches_rejected_total{reason="websocket_not_served"} 2.0' in metrics
+    assert 'console_proxy_batches_rejected_total{reason="websocket_not_served",source="console"} 2.0' in metrics
     assert [r.getMessage() for r in caplog.records if "cannot serve WebSocket" in r.getMessage()] == [
         "the server in front of console-proxy cannot serve WebSocket (under uvicorn: install 'websockets' or"
         " 'wsproto'), so the console's events on /_telemetry/v1/ws are lost and readiness reports not ready"

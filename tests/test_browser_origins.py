@@ -106,7 +106,7 @@ def foreign_site(proxy: str) -> Iterator[str]:
 
 def refused(base: str, reason: str) -> float:
     metrics = read_metrics(httpx.get(base + "/metrics").text)
-    return metrics.get(f"console_proxy_batches_rejected_total{{reason={reason}}}", 0.0)
+    return metrics.get(f"console_proxy_batches_rejected_total{{reason={reason},source=console}}", 0.0)
 
 
 def test_a_page_on_another_origin_cannot_write_by_any_means(

@@ -96,7 +96,7 @@ def test_events_accepted_while_the_collector_is_down_are_delivered_when_it_retur
         wait_until(lambda: metrics(base)["console_proxy_spool_events"] == 0)
         after = metrics(base)
         assert after["console_proxy_events_forwarded_total"] == 30
-        assert after["console_proxy_events_received_total"] == 30
+        assert after["console_proxy_events_received_total{source=console}"] == 30
         assert after["console_proxy_upstream_retries_total"] >= 1
         assert invariant_holds(after)
     for request in collector.requests:
@@ -118,7 +118,7 @@ def test_a_full_spool_answers_503_with_retry_after_and_evicts_nothing(
             {"error": "spool is full"},
         )
         values = metrics(base)
-        assert values["console_proxy_batches_rejected_total{reason=spool_full}"] == 1
+        assert values["console_proxy_batches_rejected_total{reason=spool_full,source=console}"] == 1
         assert (values["console_proxy_events_accepted_total"], values["console_proxy_spool_events"]) == (4, 4)
         assert invariant_holds(values)
         wait_until(lambda: httpx.get(base + "/readyz").status_code == 503)  # no room for a batch

@@ -41,8 +41,8 @@ async def test_each_app_has_its_own_registry_and_the_global_one_is_untouched() -
     first, second = Metrics(), Metrics()
     first.received(3)
     first.retried()
-    assert (await scrape(first))["console_proxy_events_received_total"] == 3
-    assert (await scrape(second))["console_proxy_events_received_total"] == 0
+    assert (await scrape(first))["console_proxy_events_received_total{source=console}"] == 3
+    assert "console_proxy_events_received_total{source=console}" not in await scrape(second)
     assert (await scrape(second))["console_proxy_upstream_retries_total"] == 0
     assert b"console_proxy" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
 
@@ -59,12 +59,12 @@ async def test_ingest_counts_by_reason_add_up_whoever_reports_them() -> None:
     metrics.accepted(3)
     values = await scrape(metrics)
     assert {k: v for k, v in values.items() if "_created" not in k and "retries" not in k} == {
-        "console_proxy_events_received_total": 9,
-        "console_proxy_batches_rejected_total{reason=malformed}": 3,
-        "console_proxy_batches_rejected_total{reason=spool_full}": 1,
-        "console_proxy_events_dropped_total{reason=action_dropped}": 4,
-        "console_proxy_events_dropped_total{reason=bad_route}": 2,
-        "console_proxy_events_accepted_total": 3,
+        "console_proxy_events_received_total{source=console}": 9,
+        "console_proxy_batches_rejected_total{reason=malformed,source=console}": 3,
+        "console_proxy_batches_rejected_total{reason=spool_full,source=console}": 1,
+        "console_proxy_events_dropped_total{reason=action_dropped,source=console}": 4,
+        "console_proxy_events_dropped_total{reason=bad_route,source=console}": 2,
+        "console_proxy_events_accepted_total{source=console}": 3,
         "console_proxy_rules_reloads_total{outcome=ok}": 0,
         "console_proxy_rules_reloads_total{outcome=refused}": 0,
     }
@@ -101,7 +101,6 @@ async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
         for k, v in values.items()
         if k.startswith(("console_proxy_events_", "console_proxy_spool", "console_proxy_last"))
     } == {
-        "console_proxy_events_received_total": 0,
         "console_proxy_events_accepted_total": 10,
         "console_proxy_events_forwarded_total": 4,
         "console_proxy_events_dead_lettered_total": 1,
@@ -123,8 +122,8 @@ async def test_an_unreadable_spool_leaves_the_delivery_figures_out_and_the_scrap
     metrics.attach_spool(broken)
     metrics.received(1)
     values = await scrape(metrics)
-    assert values["console_proxy_events_received_total"] == 1
-    assert "console_proxy_events_accepted_total" not in values
+    assert values["console_proxy_events_received_total{source=console}"] == 1
+    assert not any(key.startswith("console_proxy_events_accepted_total") for key in values)
     assert "cannot read the spool for metrics: disk gone" in caplog.text
 
 
@@ -189,4 +188,4 @@ async def test_concurrent_scrapes_each_show_the_counts_of_their_own_moment() -> 
     release.set()
     await busy
     texts = [(await scrape_).decode() for scrape_ in (first, second)]
-    assert [read_metrics(text)["console_proxy_events_received_total"] for text in texts] == [1, 2]
+    assert [read_metrics(text)["console_proxy_events_received_total{source=console}"] for text in texts] == [1, 2]

@@ -660,12 +660,12 @@ def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path
         assert httpx.post(base + EVENTS, json=batch).json() == {"accepted": 1, "dropped": 2}
         text = middleware.runtime.metrics.render().decode()
     for line in [
-        'console_proxy_batches_rejected_total{reason="invalid_json"} 2.0',
-        'console_proxy_batches_rejected_total{reason="binary_message"} 1.0',
-        'console_proxy_events_dropped_total{reason="action_dropped"} 1.0',
-        'console_proxy_events_dropped_total{reason="bad_type"} 1.0',
-        "console_proxy_events_received_total 3.0",
-        "console_proxy_events_accepted_total 1.0",
+        'console_proxy_batches_rejected_total{reason="invalid_json",source="console"} 2.0',
+        'console_proxy_batches_rejected_total{reason="binary_message",source="console"} 1.0',
+        'console_proxy_events_dropped_total{reason="action_dropped",source="console"} 1.0',
+        'console_proxy_events_dropped_total{reason="bad_type",source="console"} 1.0',
+        'console_proxy_events_received_total{source="console"} 3.0',
+        'console_proxy_events_accepted_total{source="console"} 1.0',
     ]:
         assert line in text
 
@@ -677,7 +677,7 @@ def test_a_full_local_file_is_a_503_counted_in_metrics(tmp_path: Path) -> None:
         response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": "/console/" + "x" * 200}])
         assert (response.status_code, response.headers["retry-after"]) == (503, "60")
         text = middleware.runtime.metrics.render().decode()
-    assert 'console_proxy_batches_rejected_total{reason="local_file_full"} 1.0' in text
+    assert 'console_proxy_batches_rejected_total{reason="local_file_full",source="console"} 1.0' in text
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def kept(tmp_path: Path) -> int:
 
 def rejected(base: str, reason: str) -> float:
     return read_metrics(httpx.get(base + "/metrics").text).get(
-        f"console_proxy_batches_rejected_total{{reason={reason}}}", 0.0
+        f"console_proxy_batches_rejected_total{{reason={reason},source=console}}", 0.0
     )
 
 

@@ -268,7 +268,7 @@ def test_redis_down_answers_503_with_retry_after_and_readyz_not_ready_until_it_i
         collector.up()
         assert [e["event_type"] for e in collector.wait_for_events(1)] == ["Down/A"]
         values = settled(served.base, 1)
-        assert values["console_proxy_batches_rejected_total{reason=queue_unavailable}"] == 1
+        assert values["console_proxy_batches_rejected_total{reason=queue_unavailable,source=console}"] == 1
     finally:
         assert served.stop() == 0
     assert "redis queue unavailable (ConnectionError" in served.output()

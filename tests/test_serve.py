@@ -188,7 +188,7 @@ def test_serve_takes_websocket_batches_drops_an_oversized_one_and_refuses_one_ov
                 ws.recv(timeout=5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
         metrics = httpx.get(served.base + "/metrics").text
-        assert 'console_proxy_batches_rejected_total{reason="body_too_large"} 1.0' in metrics
+        assert 'console_proxy_batches_rejected_total{reason="body_too_large",source="console"} 1.0' in metrics
         assert served.stop() == 0
 
 

@@ -62,7 +62,7 @@ def test_bad_messages_between_good_ones_cost_nothing_on_one_connection(tmp_path:
         ("console", "/data/SOURCE/schema/SCHEMA")
     ] * 4
     for reason in ("body_too_large", "invalid_json", "binary_message"):
-        assert f'console_proxy_batches_rejected_total{{reason="{reason}"}} 1.0' in metrics
+        assert f'console_proxy_batches_rejected_total{{reason="{reason}",source="console"}} 1.0' in metrics
 
 
 def served_metrics(base: str) -> str:

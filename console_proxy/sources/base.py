@@ -12,11 +12,14 @@ from typing import Any, Protocol
 from console_proxy import fastjson
 from console_proxy.errors import BatchError
 from console_proxy.events import Identity, OutboundEvent, new_ids
+from console_proxy.rules.sources import CliRules, ServerSchema
 from console_proxy.settings import Settings
 
 # The most any source takes in one body (or one WebSocket message).
 MAX_BODY_BYTES = 65536
 JSON_MEDIA_TYPES = frozenset({"application/json"})
+# In a source's `media_types`: a request with no Content-Type header is accepted too.
+NO_MEDIA_TYPE = ""
 
 
 class Rules(Protocol):
@@ -27,6 +30,12 @@ class Rules(Protocol):
     def action(self, name: str) -> str | None: ...
 
     def drop_reason(self, name: object) -> str | None: ...
+
+    @property
+    def server(self) -> ServerSchema: ...
+
+    @property
+    def cli(self) -> CliRules: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +56,8 @@ class Built:
 
     batches: dict[str, list[OutboundEvent]] = dataclasses.field(default_factory=dict)
     dropped: Counter[str] = dataclasses.field(default_factory=Counter)
+    # Fields left out of events that were kept (the server's and the CLI's sources), by reason.
+    fields_dropped: Counter[str] = dataclasses.field(default_factory=Counter)
 
     @property
     def accepted(self) -> int:
@@ -99,9 +110,31 @@ def body_too_large() -> BatchError:
 
 
 def check_media_type(content_type: str | None, accepted: frozenset[str]) -> None:
-    """Accept a Content-Type whose media type (any parameters, any case) is one of `accepted`; else 415."""
+    """Accept a Content-Type whose media type (any parameters, any case) is one of `accepted`; else 415.
+
+    No Content-Type at all passes only when `accepted` holds NO_MEDIA_TYPE.
+    """
     if content_type is None:
+        if NO_MEDIA_TYPE in accepted:
+            return
         raise unsupported_media_type()
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in accepted:
         raise unsupported_media_type()
+
+
+def decode_json(body: bytes) -> object:
+    """One JSON document from a body (at most MAX_BODY_BYTES); BatchError (400) for anything else."""
+    if not body:
+        raise BatchError(400, "empty body", "empty_body")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BatchError(400, "invalid UTF-8", "invalid_utf8") from None
+    try:
+        return strict_json(text)
+    except RecursionError:
+        raise BatchError(400, "nesting too deep", "too_deep") from None
+    except ValueError:
+        # JSONDecodeError, NaN or Infinity, and an integer longer than Python's digit limit.
+        raise BatchError(400, "invalid JSON", "invalid_json") from None

@@ -15,47 +15,22 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Protocol, TypedDict
 
-from console_proxy.events import format_timestamp
+from console_proxy.errors import BatchError
+from console_proxy.events import CliEvent, Identity, OutboundEvent, format_timestamp
 from console_proxy.rules.sources import CliRules
+from console_proxy.sources.base import NO_MEDIA_TYPE, Built, Context, Source, decode_json
 from console_proxy.sources.values import enumerated, release
 
 CLI_TOPICS: Mapping[str, str] = {"cli": "cli", "cli_test": "cli_test"}
+# What the CLI sends: its newest releases post with Go's net/http and no Content-Type at all.
+MEDIA_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain", NO_MEDIA_TYPE})
+MAX_BODY_BYTES = 65536
 UNKNOWN_COMMAND = "UNKNOWN"
 # Longer than any command path with all its flags: a longer `command` is not one.
 MAX_COMMAND_LENGTH = 1024
 # Fields that are read; every other field (error, payload, uuid, execution_id...) is dropped unread.
 _READ = frozenset({"topic", "command", "is_error", "os_platform", "os_arch", "version", "server_version"})
-
-
-class Attached(Protocol):
-    """What the gate attaches (its Identity): never anything from the message."""
-
-    @property
-    def server_uuid(self) -> str | None: ...
-
-    @property
-    def cli_uuid(self) -> str | None: ...
-
-    @property
-    def server_version(self) -> str | None: ...
-
-
-class CliEvent(TypedDict):
-    """One CLI command as forwarded under `cli` (DESIGN.md, "Added in 0.2")."""
-
-    event_id: str
-    cli_uuid: str | None
-    server_uuid: str | None
-    command: str
-    flags: list[str]
-    is_error: bool | None
-    os_platform: str | None
-    os_arch: str | None
-    cli_version: str | None
-    server_version: str | None
-    timestamp: str
 
 
 class ShapeError(ValueError):
@@ -128,15 +103,15 @@ def parse_cli(document: object, rules: CliRules) -> CliReport:
     report.os_arch = enumerated(fields.get("os_arch"), rules.architectures, "os_arch", dropped)
     report.cli_version = release(fields.get("version"), "cli_version", dropped)
     report.server_version = release(fields.get("server_version"), "server_version", dropped)
-    dropped["unread_field"] += sum(1 for key in fields if key not in _READ)
+    unread = sum(1 for key in fields if key not in _READ)
     if fields is not document:
-        dropped["unread_field"] += sum(1 for key in document if key not in ("topic", "data"))
-    if not dropped["unread_field"]:
-        del dropped["unread_field"]
+        unread += sum(1 for key in document if key not in ("topic", "data"))
+    if unread:
+        dropped["unread_field"] += unread
     return report
 
 
-def build_cli_event(report: CliReport, identity: Attached, *, now: datetime, new_id: Callable[[], str]) -> CliEvent:
+def build_cli_event(report: CliReport, identity: Identity, *, now: datetime, new_id: Callable[[], str]) -> CliEvent:
     """The outbound event of a kept CLI event, with the gate's own UUIDs (the gate's server version wins)."""
     return {
         "event_id": new_id(),
@@ -151,3 +126,17 @@ def build_cli_event(report: CliReport, identity: Attached, *, now: datetime, new
         "server_version": identity.server_version or report.server_version,
         "timestamp": format_timestamp(now),
     }
+
+
+def build(body: bytes, context: Context) -> Built:
+    """The CLI source's parser: one command event into a batch under its topic."""
+    try:
+        report = parse_cli(decode_json(body), context.rules.cli)
+    except ShapeError:
+        raise BatchError(400, "invalid CLI message", "bad_shape") from None
+    event = build_cli_event(report, context.identity, now=context.now, new_id=lambda: context.new_ids(1)[0])
+    events: list[OutboundEvent] = [event]
+    return Built(batches={report.topic: events}, fields_dropped=report.dropped_fields)
+
+
+SOURCE = Source(name="cli", build=build, media_types=MEDIA_TYPES, max_body_bytes=MAX_BODY_BYTES)

@@ -15,10 +15,12 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypedDict
+from typing import Any
 
-from console_proxy.events import format_timestamp
+from console_proxy.errors import BatchError
+from console_proxy.events import Identity, OutboundEvent, ServerMetrics, ServerMetricsEvent, format_timestamp
 from console_proxy.rules.sources import ServerSchema
+from console_proxy.sources.base import NO_MEDIA_TYPE, Built, Context, Source, decode_json
 from console_proxy.sources.values import enumerated, release
 
 # Inbound topic -> the topic its counts are kept under. v1's `server` carries the same counts.
@@ -31,29 +33,9 @@ SERVER_TOPICS: Mapping[str, str] = {
 # The newest servers' resource row (CPU and memory), sent beside the reports with no topic and no UUID.
 RESOURCE_ROW = "server_metrics"
 
-Metrics = dict[str, int | dict[str, int]]
-
-
-class Attached(Protocol):
-    """What the gate attaches (its Identity): never anything from the message."""
-
-    @property
-    def server_uuid(self) -> str | None: ...
-
-    @property
-    def server_version(self) -> str | None: ...
-
-
-class ServerMetricsEvent(TypedDict):
-    """One server report as forwarded under `server_metrics_v2` (DESIGN.md, "Added in 0.2")."""
-
-    event_id: str
-    server_uuid: str | None
-    server_version: str | None
-    backend_type: str | None
-    db_kind: str | None
-    metrics: Metrics
-    timestamp: str
+# What the server sends: Wreq posts its lazy ByteString as application/octet-stream.
+MEDIA_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain", NO_MEDIA_TYPE})
+MAX_BODY_BYTES = 65536
 
 
 class ShapeError(ValueError):
@@ -68,7 +50,7 @@ class ServerReport:
     server_version: str | None = None
     backend_type: str | None = None
     db_kind: str | None = None
-    metrics: Metrics = dataclasses.field(default_factory=dict)
+    metrics: ServerMetrics = dataclasses.field(default_factory=dict)
     # Every field left out, by reason; the report itself is kept.
     dropped_fields: Counter[str] = dataclasses.field(default_factory=Counter)
 
@@ -79,9 +61,7 @@ def parse_server(document: object, schema: ServerSchema) -> ServerReport:
         raise ShapeError("not an object")
     topic = document.get("topic")
     if topic is None and isinstance(document.get(RESOURCE_ROW), dict):
-        report = ServerReport(topic=None)
-        report.dropped_fields["resource_row"] += 1
-        return report
+        return ServerReport(topic=None)  # CPU and memory: not a count the FAQ names
     if not isinstance(topic, str) or topic not in SERVER_TOPICS:
         raise ShapeError("unknown topic")
     data = document.get("data")
@@ -116,8 +96,8 @@ def _source_metadata(value: object, schema: ServerSchema, report: ServerReport) 
             dropped["unread_field"] += 1
 
 
-def _metrics(value: object, schema: ServerSchema, dropped: Counter[str]) -> Metrics:
-    kept: Metrics = {}
+def _metrics(value: object, schema: ServerSchema, dropped: Counter[str]) -> ServerMetrics:
+    kept: ServerMetrics = {}
     if not isinstance(value, dict):
         dropped["bad_metric"] += 1
         return kept
@@ -168,7 +148,7 @@ def _count(value: Any, max_count: int, dropped: Counter[str]) -> int | None:
 
 
 def build_server_event(
-    report: ServerReport, identity: Attached, *, now: datetime, new_id: Callable[[], str]
+    report: ServerReport, identity: Identity, *, now: datetime, new_id: Callable[[], str]
 ) -> ServerMetricsEvent:
     """The outbound event of a kept report: its counts and checked values, and the gate's own identity.
 
@@ -183,3 +163,19 @@ def build_server_event(
         "metrics": report.metrics,
         "timestamp": format_timestamp(now),
     }
+
+
+def build(body: bytes, context: Context) -> Built:
+    """The server source's parser: one message into a batch under its topic (the resource row: nothing)."""
+    try:
+        report = parse_server(decode_json(body), context.rules.server)
+    except ShapeError:
+        raise BatchError(400, "invalid server message", "bad_shape") from None
+    if report.topic is None:
+        return Built(dropped=Counter({"resource_row": 1}))
+    event = build_server_event(report, context.identity, now=context.now, new_id=lambda: context.new_ids(1)[0])
+    events: list[OutboundEvent] = [event]
+    return Built(batches={report.topic: events}, fields_dropped=report.dropped_fields)
+
+
+SOURCE = Source(name="server", build=build, media_types=MEDIA_TYPES, max_body_bytes=MAX_BODY_BYTES)
