@@ -207,7 +207,8 @@ def check_queue(settings: Settings) -> str | None:
     reached now (not fatal: the proxy is not ready until it can). Each process logs the durability line itself."""
     if settings.queue == "sqlite":
         return None
-    from console_proxy.delivery.redis_client import REDIS_ERRORS, check_durability, display  # the extra
+    with exit_on_settings_error():  # without the redis extra: one sentence saying how to install it
+        from console_proxy.delivery.redis_client import REDIS_ERRORS, check_durability, display
 
     try:
         line, aof = check_durability(settings.queue)
