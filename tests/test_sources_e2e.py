@@ -4,13 +4,15 @@ and upstream mode with a real collector, canaries in every free field, exact dro
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from collector import Collector, read_metrics
+from click.testing import CliRunner
+from collector import Answer, Collector, read_metrics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import uvicorn_server
@@ -20,6 +22,7 @@ from test_sources_server import V1_3, V1_ALPHA, V2_0, V2_NEWEST
 
 from console_proxy import TelemetryMiddleware
 from console_proxy.app import create_app
+from console_proxy.cli.main import main
 from console_proxy.runtime import Ack
 from console_proxy.settings import Settings
 
@@ -374,3 +377,44 @@ async def test_a_cli_or_server_embedding_the_gate_records_through_the_python_api
         assert await runtime.record_server_metrics(SERVER_MESSAGE) is None
         assert await runtime.record_cli_command("hasura version", is_error=False) is None
     assert local_batches(tmp_path / "off" / "state") == []
+
+
+def test_refused_server_and_cli_batches_are_dead_lettered_listed_and_replayed(
+    tmp_path: Path, collector: Collector
+) -> None:
+    collector.answer(Answer(400), Answer(400))
+    settings = cli_settings(tmp_path, upstream=collector.url)
+    with uvicorn_server(create_app(settings, env={})) as base:
+        assert httpx.post(base + SERVER, json=SERVER_MESSAGE).status_code == 202
+        collector_requests_until(collector, 1)
+        assert httpx.post(base + CLI, json=CLI_MESSAGE).status_code == 202
+        collector_requests_until(collector, 2)
+        wait_for_metric(base, "console_proxy_events_dead_lettered_total", 2)
+    state = str(tmp_path / "state")
+    listed = CliRunner().invoke(main, ["dead-letters", "list", "--state-dir", state], env={"HOME": str(tmp_path)})
+    assert listed.exit_code == 0
+    assert [line.split(" ", 3)[1:2] + line.split(" ", 3)[3:] for line in listed.stdout.splitlines()] == [
+        ["400", "server_metrics -"],
+        ["400", "hasura migrate apply --admin-secret --endpoint --version"],
+    ]
+    assert_no_canary(listed.stdout)
+    replayed = CliRunner().invoke(main, ["dead-letters", "replay", "--state-dir", state], env={"HOME": str(tmp_path)})
+    assert replayed.exit_code == 0
+    with uvicorn_server(create_app(settings, env={})):
+        delivered = collector.wait_for_events(2)
+    assert sorted(b.body["topic"] for b in collector.delivered()) == ["cli", "server_metrics_v2"]
+    assert [without_ids(e) for e in sorted(delivered, key=lambda e: "command" in e)] == [SERVER_KEPT, CLI_KEPT]
+
+
+def collector_requests_until(collector: Collector, n: int) -> None:
+    deadline = time.monotonic() + 15
+    while len(collector.requests) < n:
+        assert time.monotonic() < deadline, "the collector never got the batch"
+        time.sleep(0.02)
+
+
+def wait_for_metric(base: str, name: str, value: float) -> None:
+    deadline = time.monotonic() + 15
+    while read_metrics(httpx.get(base + "/metrics").text).get(name) != value:
+        assert time.monotonic() < deadline, f"{name} never reached {value}"
+        time.sleep(0.02)

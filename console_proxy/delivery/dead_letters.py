@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from console_proxy.delivery.spool_db import connect, lock_spool, migrate
 
@@ -39,10 +40,19 @@ def list_dead_letters(path: Path) -> list[DeadLetter]:
     letters = []
     for event_id, status, dead_at, text in rows:
         event = json.loads(text)
-        letters.append(
-            DeadLetter(event_id, int(status), float(dead_at), str(event.get("event_type")), str(event.get("url")))
-        )
+        letters.append(DeadLetter(event_id, int(status), float(dead_at), *what_it_was(event)))
     return letters
+
+
+def what_it_was(event: dict[str, Any]) -> tuple[str, str]:
+    """How a dead letter is listed: a console event's type and route, a CLI event's command and flags, or
+    `server_metrics` for a server report (its counts are not worth a line)."""
+    if "command" in event:
+        flags = event.get("flags") or []
+        return str(event["command"]), " ".join(f"--{flag}" for flag in flags) or "-"
+    if "metrics" in event:
+        return "server_metrics", "-"
+    return str(event.get("event_type")), str(event.get("url"))
 
 
 def replay_dead_letters(path: Path, *, clock: Callable[[], float] = time.time) -> int:

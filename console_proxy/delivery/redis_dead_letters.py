@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from console_proxy.delivery import redis_scripts
-from console_proxy.delivery.dead_letters import DeadLetter
+from console_proxy.delivery.dead_letters import DeadLetter, what_it_was
 from console_proxy.delivery.redis_client import queue_keys, sync_client
 from console_proxy.delivery.redis_queue import GROUP
 
@@ -26,8 +26,7 @@ def list_redis_dead_letters(url: str) -> list[DeadLetter]:
                 str(event.get("event_id")),
                 int(fields[b"status"]),
                 float(fields[b"at"]),
-                str(event.get("event_type")),
-                str(event.get("url")),
+                *what_it_was(event),
             )
         )
     return letters
