@@ -189,6 +189,38 @@ async def test_a_dead_lettered_batch_is_kept_aside_with_its_status(tmp_path: Pat
     assert (stats.accepted, stats.dead_lettered, stats.spooled, stats.last_delivery_at) == (2, 2, 0, None)
 
 
+def _claimed(path: Path) -> list[tuple[str | None, int]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT batch_id, count(*) FROM events GROUP BY batch_id ORDER BY min(seq)").fetchall()
+
+
+async def test_an_ack_claims_the_next_full_batch_in_the_same_commit(spool: Spool) -> None:
+    await spool.put("console", [event(i) for i in range(1, 6)])
+    first = await spool.claim(2)
+    assert first is not None
+    await spool.ack(first.batch_id)
+    # Two of the three left are claimed already (one commit for the ack and the claim), one is not.
+    claimed = _claimed(spool.path)
+    assert [count for _, count in claimed] == [2, 1] and claimed[1][0] is None
+    assert (spool.depth, spool.unclaimed) == (3, 1)
+    second = await spool.claim(2)
+    assert second is not None and second.batch_id == claimed[0][0]
+    assert [e["event_id"] for e in json.loads(second.body)["data"]] == [event(3)["event_id"], event(4)["event_id"]]
+    await spool.ack(second.batch_id)
+    assert _claimed(spool.path) == [(None, 1)]  # not a full batch: left for the forwarder to fill or wait for
+
+
+async def test_a_batch_an_ack_claimed_is_let_go_when_the_next_claim_asks_another_size(spool: Spool) -> None:
+    await spool.put("console", [event(i) for i in range(1, 7)])
+    first = await spool.claim(2)
+    assert first is not None
+    await spool.ack(first.batch_id)
+    third = await spool.claim(3)
+    assert third is not None and third.count == 3
+    assert [e["event_id"] for e in json.loads(third.body)["data"]] == [event(i)["event_id"] for i in (3, 4, 5)]
+    assert (spool.depth, spool.unclaimed) == (4, 1)
+
+
 async def test_counters_survive_a_restart(tmp_path: Path) -> None:
     clock = Clock()
     first = make(tmp_path, max_age_s=10.0, clock=clock)
