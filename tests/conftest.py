@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from redis_server import RedisServer, running_redis
 
 from console_proxy.rules.route_rules import RouteRules, load_rules
+
+# In CI the property tests draw the same cases every run, so a red build is the code's doing, not the dice's;
+# on a workstation they keep exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import console_proxy
@@ -53,3 +54,47 @@ def test_the_package_says_it_is_typed_and_the_license_is_the_declared_one() -> N
         "\n                                 Apache License\n                           Version 2.0"
     )
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+
+
+def _clean_clone(tmp_path: Path) -> Path:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    assert not (clone / "static" / "dist").exists()
+    return clone
+
+
+def _build_wheel(clone: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(clone / "out")],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_wheel_built_from_a_clean_clone_carries_the_built_demo_console(tmp_path: Path) -> None:
+    clone = _clean_clone(tmp_path)
+    result = _build_wheel(clone)
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (clone / "out").glob("console_proxy-0.2.0-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        bundle = archive.getinfo("console_proxy/static/dist/main.js")
+    assert bundle.file_size > 10_000
+    assert {
+        "console_proxy/py.typed",
+        "console_proxy/route_rules.yaml",
+        "console_proxy/static/index.html",
+        "console_proxy-0.2.0.dist-info/licenses/LICENSE",
+    } <= names
+
+
+def test_without_npm_the_wheel_build_fails_saying_why(tmp_path: Path) -> None:
+    clone = _clean_clone(tmp_path)
+    result = _build_wheel(clone, env={"PATH": str(tmp_path / "nothing"), "HOME": str(tmp_path)})
+    assert result.returncode != 0
+    assert "static/dist/main.js is missing: building it needs npm (Node.js)" in result.stderr
+    assert not (clone / "out").exists() or not list((clone / "out").glob("*.whl"))

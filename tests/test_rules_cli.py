@@ -149,6 +149,9 @@ def test_test_answers_each_line_through_a_real_pipe() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 CLI_LINES = [

@@ -76,7 +76,7 @@ class Forwarder:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
-        jitter: Jitter = random.uniform,
+        jitter: Jitter | None = None,
     ) -> None:
         if settings.upstream is None:
             raise ValueError("a Forwarder needs settings.upstream")
@@ -87,7 +87,8 @@ class Forwarder:
         self._transport = transport
         self._clock = clock
         self._sleep = sleep
-        self._jitter = jitter
+        # A generator of its own: the process-wide one belongs to the embedder (and to test frameworks that seed it).
+        self._jitter = jitter if jitter is not None else random.Random().uniform
         self._wakeup = asyncio.Event()
         self._flushing = False
         self._task: asyncio.Task[None] | None = None
