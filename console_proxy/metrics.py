@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from console_proxy.delivery.spool import SpoolStats
+from console_proxy.delivery.spool_db import SpoolStats
 
 logger = logging.getLogger("console_proxy")
 

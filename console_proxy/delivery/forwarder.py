@@ -15,8 +15,7 @@ from http.cookiejar import DefaultCookiePolicy
 import httpx
 
 from console_proxy._version import __version__
-from console_proxy.delivery.queue import Queue
-from console_proxy.delivery.spool import Batch
+from console_proxy.delivery.queue import Batch, Queue
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
 

@@ -1,10 +1,20 @@
-"""What the forwarder needs of a queue: the SQLite spool and the Redis stream both provide it."""
+"""What the forwarder needs of a queue, and the batch it claims: the SQLite spool and the Redis stream both
+provide it."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
-from console_proxy.delivery.spool import Batch
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """Events of one topic claimed under one batch_id; `body` is the upstream request body, from the stored JSON."""
+
+    batch_id: str
+    topic: str
+    count: int
+    body: bytes
 
 
 class Queue(Protocol):

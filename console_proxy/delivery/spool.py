@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from console_proxy.delivery.queue import Batch
 from console_proxy.delivery.spool_db import (
     SPOOL_FILE_NAME,
     SpoolStats,
@@ -50,16 +51,6 @@ _CLAIM = (
     "AND topic = (SELECT topic FROM events WHERE batch_id IS NULL ORDER BY seq LIMIT 1) ORDER BY seq LIMIT ?)"
 )
 _INSERT_EVENT = "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) VALUES (?, ?, ?, ?, ?)"
-
-
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    """Events of one topic claimed under one batch_id; `body` is the upstream request body, from the stored JSON."""
-
-    batch_id: str
-    topic: str
-    count: int
-    body: bytes
 
 
 def _gone() -> SinkRefused:
