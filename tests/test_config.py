@@ -12,6 +12,7 @@ from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.options import (
     OPTIONS,
     SERVE_OPTIONS,
+    Option,
     env_of,
     exit_on_settings_error,
     flag_of,
@@ -324,6 +325,18 @@ def test_help_states_every_default_and_variable() -> None:
     for option, line in zip(OPTIONS, lines, strict=True):
         assert line.strip().startswith(flag_of(option.field) + " ")
         assert f"Default: {option.default}. Env: {env_of(option.field)}." in line
+
+
+def readme_flag_row(option: Option) -> str:
+    flag = f"{flag_of(option.field)} {option.metavar}".replace("|", "\\|")
+    return f"| `{flag}` | `{env_of(option.field)}` | {option.default} | {option.help} |"
+
+
+def test_readme_flag_table_is_the_help() -> None:
+    # The README's table of serve flags says what --help says, row for row, in the same order.
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `--") and "`CONSOLE_PROXY_" in line]
+    assert rows == [readme_flag_row(option) for option in OPTIONS]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,10 @@ def _state_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
         type=str,
         default=None,
         metavar="sqlite|URL",
-        help=f"The queue, as given to serve (a redis:// URL: its dead-letter stream). Env: {env_of('queue')}.",
+        help=(
+            "The queue, as given to serve (a redis:// URL: its dead-letter stream). Default: sqlite."
+            f" Env: {env_of('queue')}."
+        ),
     )(function)
     return click.option(
         "--state-dir",
@@ -39,7 +42,10 @@ def _state_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
         type=str,
         default=None,
         metavar="DIR",
-        help=f"The state directory of the spool, as given to serve. Env: {env_of('state_dir')}.",
+        help=(
+            "The state directory of the spool, as given to serve. Default: $XDG_STATE_HOME/console-proxy or"
+            f" ~/.local/state/console-proxy. Env: {env_of('state_dir')}."
+        ),
     )(function)
 
 
@@ -52,15 +58,16 @@ def _redis_url(queue: str | None) -> str | None:
     return None if settings.queue == "sqlite" else settings.queue
 
 
-@click.group("dead-letters")
+@click.group("dead-letters", short_help="List, replay or purge the events a collector refused for good.")
 def dead_letters() -> None:
     """Events a collector refused for good (a 4xx but 408 and 429; a 413 for a single event): list, replay, purge.
 
-    replay and purge change the spool, so stop `console-proxy serve` first.
+    With the SQLite spool, replay and purge take its lock: stop `console-proxy serve` first. On a Redis
+    queue (--queue redis://...) all three work while serving.
     """
 
 
-@dead_letters.command("list")
+@dead_letters.command("list", short_help="One line per dead letter: when, status, event id, type and route.")
 @_state_dir_option
 def list_command(state_dir: str | None, queue: str | None) -> None:
     """One line per dead letter, oldest first: when, the collector's status, event id, type and route."""
@@ -101,7 +108,7 @@ def _change(action: Callable[[Path], int], state_dir: str | None, done: str, que
     click.echo(f"{done} {count} dead {'letter' if count == 1 else 'letters'} in {path}")
 
 
-@dead_letters.command("replay")
+@dead_letters.command("replay", short_help="Put every dead letter back in the queue with its original ids.")
 @_state_dir_option
 def replay_command(state_dir: str | None, queue: str | None) -> None:
     """Put every dead letter back in the queue with its original event id; the next serve sends them."""

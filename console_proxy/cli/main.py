@@ -16,9 +16,10 @@ from console_proxy.cli.status import status
 def main() -> None:
     """A privacy gate for a React-Redux console's usage telemetry.
 
-    Run `console-proxy serve` to serve the console with telemetry anonymized and kept local,
-    `console-proxy rules check|test` to work on route_rules.yaml, and `console-proxy status`
-    to see whether telemetry is on and why.
+    Run `console-proxy serve` to serve the console with telemetry anonymized (kept local unless
+    --upstream is given), `console-proxy rules check|test` to work on route_rules.yaml,
+    `console-proxy status` to see whether telemetry is on and why and how deep the queue is, and
+    `console-proxy dead-letters list|replay|purge` for the events a collector refused.
     """
 
 

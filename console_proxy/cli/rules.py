@@ -29,7 +29,7 @@ def _load_or_exit(path: Path | None, prefixes: tuple[str, ...] = ()) -> RouteRul
         sys.exit(EXIT_RULES_CHECK)
 
 
-@click.group("rules")
+@click.group("rules", short_help="Check route_rules.yaml, and try it on URLs, CLI commands or server messages.")
 def rules() -> None:
     """Check and try route rules, the file that anonymizes console routes (format: docs/rules.md).
 

@@ -220,7 +220,7 @@ def check_queue(settings: Settings) -> str | None:
     return None
 
 
-@click.command("serve")
+@click.command("serve", short_help="Serve the console with its telemetry anonymized (local file unless --upstream).")
 @serve_options
 def serve(**options: Any) -> None:
     """Serve the console with its telemetry anonymized; kept in a local file unless --upstream is given."""

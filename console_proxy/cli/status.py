@@ -139,7 +139,7 @@ def lookup_identity(settings: Settings, *, timeout_s: float = STATUS_LOOKUP_TIME
     return Lookup(provider.current, provider.cli_config_path, provider.problems)
 
 
-@click.command("status")
+@click.command("status", short_help="Whether telemetry is on and why, what is attached, where events go, queue depth.")
 @serve_options
 def status(**options: object) -> None:
     """Whether telemetry is on and which setting decided it, the mode, what would be attached to every event,
