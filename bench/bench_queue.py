@@ -37,7 +37,7 @@ from collector import Answer, Collector, read_metrics
 from redis_server import RedisServer
 from servers import ServeProcess, free_port, start_serve
 
-from console_proxy.delivery.redis_queue import RedisQueue
+from console_proxy.delivery.redis.queue import RedisQueue
 from console_proxy.delivery.spool import SPOOL_FILE_NAME, Spool
 
 ROOT = Path(__file__).resolve().parent.parent

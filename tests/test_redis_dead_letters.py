@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from redis_server import RedisServer
 
 from console_proxy.cli.main import main
-from console_proxy.delivery.redis_queue import RedisQueue
+from console_proxy.delivery.redis.queue import RedisQueue
 
 pytestmark = pytest.mark.anyio
 

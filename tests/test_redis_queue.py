@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from redis_server import RedisServer, running_redis
 
-from console_proxy.delivery.redis_client import describe_persistence
-from console_proxy.delivery.redis_queue import QueueError, RedisQueue
+from console_proxy.delivery.redis.client import describe_persistence
+from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.sink import SinkRefused
 from console_proxy.delivery.spool import Batch
 

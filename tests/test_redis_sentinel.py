@@ -16,7 +16,7 @@ from servers import free_port
 
 from console_proxy.budget import ClientBudget
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
-from console_proxy.delivery.redis_queue import RedisQueue
+from console_proxy.delivery.redis.queue import RedisQueue
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def list_command(state_dir: str | None, queue: str | None) -> None:
     """One line per dead letter, oldest first: when, the collector's status, event id, type and route."""
     url = _redis_url(queue)
     if url is not None:
-        from console_proxy.delivery.redis_dead_letters import list_redis_dead_letters  # the extra is optional
+        from console_proxy.delivery.redis.dead_letters import list_redis_dead_letters  # the extra is optional
 
         letters, where = list_redis_dead_letters(url), redis_display(url)
     else:
@@ -86,7 +86,7 @@ def list_command(state_dir: str | None, queue: str | None) -> None:
 
 
 def redis_display(url: str) -> str:
-    from console_proxy.delivery.redis_client import display
+    from console_proxy.delivery.redis.client import display
 
     return f"the redis queue at {display(url)}"
 
@@ -94,7 +94,7 @@ def redis_display(url: str) -> str:
 def _change(action: Callable[[Path], int], state_dir: str | None, done: str, queue: str | None = None) -> None:
     url = _redis_url(queue)
     if url is not None:
-        from console_proxy.delivery.redis_dead_letters import change_redis_dead_letters
+        from console_proxy.delivery.redis.dead_letters import change_redis_dead_letters
 
         count = change_redis_dead_letters(url, replay=action is replay_dead_letters)
         click.echo(f"{done} {count} dead {'letter' if count == 1 else 'letters'} in {redis_display(url)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from console_proxy import __version__
+from console_proxy._version import __version__
 from console_proxy.cli.dead_letters import dead_letters
 from console_proxy.cli.rules import rules
 from console_proxy.cli.serve import serve

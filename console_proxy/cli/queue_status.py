@@ -10,7 +10,7 @@ from console_proxy.settings import Settings
 
 def redis_queue_lines(settings: Settings) -> list[str]:
     """The queue lines of the report, ending with the last delivery (as the spool's do)."""
-    from console_proxy.delivery.redis_client import (  # here: the redis extra is optional
+    from console_proxy.delivery.redis.client import (  # here: the redis extra is optional
         REDIS_ERRORS,
         display,
         queue_keys,
@@ -18,7 +18,7 @@ def redis_queue_lines(settings: Settings) -> list[str]:
         read_queue_stats,
         sync_client,
     )
-    from console_proxy.delivery.redis_queue import GROUP
+    from console_proxy.delivery.redis.queue import GROUP
 
     where = display(settings.queue)
     keys = queue_keys()

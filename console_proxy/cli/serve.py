@@ -21,7 +21,7 @@ import click
 import uvicorn
 from starlette.types import ASGIApp
 
-from console_proxy import __version__
+from console_proxy._version import __version__
 from console_proxy.app import create_app
 from console_proxy.cli.exits import EXIT_QUEUE, EXIT_RULES, EXIT_SERVER
 from console_proxy.cli.options import (
@@ -208,7 +208,7 @@ def check_queue(settings: Settings) -> str | None:
     if settings.queue == "sqlite":
         return None
     with exit_on_settings_error():  # without the redis extra: one sentence saying how to install it
-        from console_proxy.delivery.redis_client import REDIS_ERRORS, check_durability, display
+        from console_proxy.delivery.redis.client import REDIS_ERRORS, check_durability, display
 
     try:
         line, aof = check_durability(settings.queue)

@@ -27,7 +27,7 @@ def make_sink(
     if not decision.enabled:
         raise ValueError("make_sink is only called when telemetry is enabled")
     if settings.upstream is not None and settings.queue != "sqlite":
-        from console_proxy.delivery.redis_sink import RedisSink  # here: the redis extra is optional
+        from console_proxy.delivery.redis.sink import RedisSink  # here: the redis extra is optional
 
         return RedisSink(settings, settings.queue, metrics=metrics)
     if settings.upstream is not None:

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from console_proxy.delivery import redis_scripts
-from console_proxy.delivery.redis_client import (
+from console_proxy.delivery.redis import scripts as redis_scripts
+from console_proxy.delivery.redis.client import (
     REDIS_ERRORS,
     async_client,
     durability_line,

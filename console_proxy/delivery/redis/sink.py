@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
-from console_proxy.delivery.redis_client import REDIS_ERRORS
-from console_proxy.delivery.redis_queue import QueueError, RedisQueue
+from console_proxy.delivery.redis.client import REDIS_ERRORS
+from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S
 from console_proxy.delivery.upstream import READY_ROOM_BYTES, READY_ROOM_EVENTS
 from console_proxy.errors import SinkRefused
