@@ -143,7 +143,8 @@ def lookup_identity(settings: Settings, *, timeout_s: float = STATUS_LOOKUP_TIME
 @serve_options
 def status(**options: object) -> None:
     """Whether telemetry is on and which setting decided it, the mode, what would be attached to every event,
-    and where events go. Takes the same flags and CONSOLE_PROXY_<FLAG> variables as `serve`."""
+    whether test-build events are kept, where events go, and the queue's depth, counters and last delivery
+    (read without writing). Takes the same flags and CONSOLE_PROXY_<FLAG> variables as `serve`."""
     env = os.environ
     with exit_on_settings_error():
         settings = settings_from(options, env)
