@@ -10,8 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console_proxy import RouteRules
+from console_proxy import RouteRules, load_rules
 from console_proxy.resources import default_rules_path
+from console_proxy.rules.route_rules import _first_path
+from console_proxy.rules.trie import walk
 
 # Read the templates with plain PyYAML and a regular expression, independently of the engine under test.
 _DOC = yaml.safe_load(default_rules_path().read_text(encoding="utf-8"))
@@ -126,3 +128,39 @@ def test_every_template_with_hostile_names(default_rules: RouteRules, template: 
         _assert_nothing_derived(output)
         if ident not in KEYWORDS:
             assert output == _expected(template, chosen), (template, ident)
+
+
+_FIRST_PATH_RULES = load_rules()
+_WORDS = st.sampled_from([*sorted(VOCABULARY), "x", "db1"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(TEMPLATES), st.lists(_WORDS, min_size=20, max_size=20), st.integers(-2, 2), st.data())
+def test_the_first_path_is_what_the_full_search_finds(
+    template: str, words: list[str], cut: int, data: st.DataObject
+) -> None:
+    # The loop that follows the first path only answers when it ends on a template; then it must be walk's answer.
+    # Routes are templates with any word of the file (or none of it) at each variable, some cut short or longer.
+    segs = [
+        text if kind == "literal" and data.draw(st.booleans()) else word
+        for (kind, text, _), word in zip(PARTS[template], words, strict=False)
+    ]
+    segs = segs[: len(segs) + cut] if cut < 0 else segs + words[:cut]
+    root = _FIRST_PATH_RULES._root
+    fast: list[str] = []
+    full: list[str] = []
+    found = _first_path(root, segs, fast)
+    if found is not None:
+        assert (found, fast) == (walk(root, segs, 0, full), full)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_the_first_path_answers_for_every_template(template: str) -> None:
+    # A name no rule knows at every variable: the loop needs no search, and ends where walk does.
+    segs = [text if kind == "literal" else "x" for kind, text, _ in PARTS[template]]
+    root = _FIRST_PATH_RULES._root
+    fast: list[str] = []
+    full: list[str] = []
+    found = _first_path(root, segs, fast)
+    assert found is not None
+    assert (found, fast) == (walk(root, segs, 0, full), full)

@@ -47,6 +47,31 @@ def _decode(segment: str) -> str:
     return unquote(segment) if "%" in segment else segment
 
 
+def _first_path(node: Node, segs: list[str], out: list[str]) -> Terminal | None:
+    """`walk` without going back: the first path it tries (literal, else the variable, else the tail), in a loop.
+
+    When that path ends on a template it is the one `walk` returns, with the same output; None means `walk`
+    has to search (most routes never need it).
+    """
+    append = out.append
+    for seg in segs:
+        child = node.literals.get(seg)
+        if child is not None:
+            append(seg)
+            node = child
+            continue
+        child = node.var
+        if child is not None:
+            values = node.var_values
+            append(seg if values is not None and seg in values else node.var_name)
+            node = child
+            continue
+        if node.tail is not None:
+            append(node.tail_name)
+        return node.tail
+    return node.terminal
+
+
 class RouteRules:
     """A checked, compiled rules file. Immutable; safe to share between threads and tasks."""
 
@@ -120,7 +145,7 @@ class RouteRules:
         if scheme is not None:
             cut = url.find("/", scheme.end())
             url = url[cut:] if cut >= 0 else ""
-        segs = [_decode(s) for s in url.split("/") if s]
+        segs = [_decode(s) for s in url.split("/") if s] if "%" in url else [s for s in url.split("/") if s]
         if len(segs) > MAX_SEGMENTS:
             return self.unknown
         for prefix in self._prefixes:
@@ -129,9 +154,12 @@ class RouteRules:
                 del segs[:n]
                 break
         out: list[str] = []
-        terminal = walk(self._root, segs, 0, out)
+        terminal = _first_path(self._root, segs, out)
         if terminal is None:
-            return self.unknown
+            out.clear()
+            terminal = walk(self._root, segs, 0, out)
+            if terminal is None:
+                return self.unknown
         path = "/" + "/".join(out)
         if query and terminal.query:
             return path + self._query(terminal, query)
