@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from console_proxy.errors import BatchError
 from console_proxy.events import (
@@ -64,9 +64,11 @@ def _bad_shape() -> BatchError:
     return BatchError(400, "invalid batch shape", "bad_shape")
 
 
-@dataclasses.dataclass(frozen=True)
-class InboundEvent:
-    """One event as kept from the browser: the action name, the raw route and a known console type, nothing else."""
+class InboundEvent(NamedTuple):
+    """One event as kept from the browser: the action name, the raw route and a known console type, nothing else.
+
+    A named tuple rather than a frozen dataclass: it is built for every event, and a tuple is built several times
+    faster."""
 
     type: str
     route: str
@@ -143,10 +145,11 @@ def parse_batch(body: bytes) -> ParsedBatch:
         raise BatchError(413, "too many events", "too_many_events")
 
     batch = ParsedBatch(events=[], server_version=server_version, test=test)
+    dropped, keep = batch.dropped, batch.events.append
     for raw in raw_events:
-        event = _parse_event(raw, batch.dropped)
+        event = _parse_event(raw, dropped)
         if event is not None:
-            batch.events.append(event)
+            keep(event)
     return batch
 
 
@@ -206,19 +209,17 @@ def build_outbound(
     next_id = new_id if new_id is not None else iter(new_ids(len(batch.events))).__next__
     drop_reason_of, action_of, anonymize = rules.drop_reason, rules.action, rules.anonymize
     outbound: list[ConsoleEvent] = []
+    # What the rules decided for each action name of this batch (a console repeats a few names), as
+    # (True, the name to send) or (False, the drop reason): the rules are pure, so one decision per name and
+    # batch is the same as one per event.
+    decided: dict[str, tuple[bool, str]] = {}
     for event in batch.events:
-        # Counted by the rules' reason: bad_action_shape, action_dropped or action_not_allowed.
-        reason = drop_reason_of(event.type)
-        if reason is not None:
-            dropped[reason] += 1
-            continue
-        action = action_of(event.type)
-        if action is None:
-            dropped["action_dropped"] += 1
-            continue
-        # The name was checked when parsed; only a name the rules changed needs checking again.
-        if action is not event.type and not ACTION_SHAPE.fullmatch(action):
-            dropped["bad_type"] += 1
+        decision = decided.get(event.type)
+        if decision is None:
+            decision = decided[event.type] = _decide(event.type, drop_reason_of, action_of)
+        sent, action = decision
+        if not sent:
+            dropped[action] += 1
             continue
         built: ConsoleEvent = {
             "event_id": next_id(),
@@ -235,6 +236,22 @@ def build_outbound(
             built["console_type"] = event.console_type
         outbound.append(built)
     return outbound, dropped
+
+
+def _decide(
+    name: str, drop_reason_of: Callable[[str], str | None], action_of: Callable[[str], str | None]
+) -> tuple[bool, str]:
+    # Counted by the rules' reason: bad_action_shape, action_dropped or action_not_allowed.
+    reason = drop_reason_of(name)
+    if reason is not None:
+        return False, reason
+    action = action_of(name)
+    if action is None:
+        return False, "action_dropped"
+    # The name was checked when parsed; only a name the rules changed needs checking again.
+    if action is not name and not ACTION_SHAPE.fullmatch(action):
+        return False, "bad_type"
+    return True, action
 
 
 def build(body: bytes, context: Context) -> Built:
