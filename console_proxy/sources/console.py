@@ -6,6 +6,7 @@ Pure, no I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -88,6 +89,12 @@ class ParsedBatch:
     test: bool = False
 
 
+# InboundEvent(type, route, console_type) without the named tuple's Python-level __new__.
+_inbound: Callable[[tuple[str, str, str | None]], InboundEvent] = functools.partial(tuple.__new__, InboundEvent)
+_action_shape = ACTION_SHAPE.fullmatch
+_bad_route_char = _BAD_ROUTE_CHARS.search
+
+
 def check_content_type(content_type: str | None) -> None:
     """Accept `application/json` and `text/plain` (what `sendBeacon` sends), any parameters; else 415."""
     check_media_type(content_type, ACCEPTED_MEDIA_TYPES)
@@ -146,43 +153,45 @@ def parse_batch(body: bytes) -> ParsedBatch:
 
     batch = ParsedBatch(events=[], server_version=server_version, test=test)
     dropped, keep = batch.dropped, batch.events.append
+    # Inline rather than a call per event: this loop runs for every event of every batch.
     for raw in raw_events:
-        event = _parse_event(raw, dropped)
-        if event is not None:
-            keep(event)
+        if not isinstance(raw, dict):
+            dropped["not_an_object"] += 1
+            continue
+        # Only these keys are looked at; payload, meta, data, event_data (element ids, error messages, stacks,
+        # hashes of table names) and the client's UUIDs are never read.
+        action = raw["type"] if "type" in raw else raw.get("event_type")
+        route = raw["route"] if "route" in raw else raw.get("url")
+        if not isinstance(action, str) or not _action_shape(action):
+            dropped["bad_type"] += 1
+            continue
+        # "" is the index page: the console's own clean-up strips its URL prefix (the rules match it as /).
+        if not isinstance(route, str):
+            dropped["bad_route"] += 1
+            continue
+        if len(route) > MAX_ROUTE_LENGTH:
+            dropped["route_too_long"] += 1
+            continue
+        if _bad_route_char(route):
+            dropped["bad_route"] += 1
+            continue
+        console_type = raw.get("console_type")
+        # A membership test only on a string: a list or an object would raise TypeError in a set lookup.
+        keep(
+            _inbound(
+                (
+                    action,
+                    route,
+                    console_type if isinstance(console_type, str) and console_type in CONSOLE_TYPES else None,
+                )
+            )
+        )
     return batch
 
 
 def _is_hasura_topic(topic: object) -> bool:
     # A set lookup would raise TypeError on a list or an object.
     return isinstance(topic, str) and topic in HASURA_TOPICS
-
-
-def _parse_event(raw: object, dropped: Counter[str]) -> InboundEvent | None:
-    if not isinstance(raw, dict):
-        dropped["not_an_object"] += 1
-        return None
-    # Only these keys are looked at; payload, meta, data, event_data (element ids, error messages, stacks,
-    # hashes of table names) and the client's UUIDs are never read.
-    action = raw["type"] if "type" in raw else raw.get("event_type")
-    route = raw["route"] if "route" in raw else raw.get("url")
-    if not isinstance(action, str) or not ACTION_SHAPE.fullmatch(action):
-        dropped["bad_type"] += 1
-        return None
-    # "" is the index page: the console's own clean-up strips its URL prefix (the rules match it as /).
-    if not isinstance(route, str):
-        dropped["bad_route"] += 1
-        return None
-    if len(route) > MAX_ROUTE_LENGTH:
-        dropped["route_too_long"] += 1
-        return None
-    if _BAD_ROUTE_CHARS.search(route):
-        dropped["bad_route"] += 1
-        return None
-    console_type = raw.get("console_type")
-    # A membership test only on a string: a list or an object would raise TypeError in a set lookup.
-    known = console_type if isinstance(console_type, str) and console_type in CONSOLE_TYPES else None
-    return InboundEvent(type=action, route=route, console_type=known)
 
 
 def build_outbound(
