@@ -141,11 +141,12 @@ class RouteRules:
         cut = url.find("?")
         if cut >= 0:
             url, query = url[:cut], url[cut + 1 :]
-        scheme = _SCHEME.match(url)
+        # Without "://" the expression cannot match: most routes are paths, and skip it.
+        scheme = _SCHEME.match(url) if "://" in url else None
         if scheme is not None:
             cut = url.find("/", scheme.end())
             url = url[cut:] if cut >= 0 else ""
-        segs = [_decode(s) for s in url.split("/") if s] if "%" in url else [s for s in url.split("/") if s]
+        segs = [_decode(s) for s in url.split("/") if s] if "%" in url else list(filter(None, url.split("/")))
         if len(segs) > MAX_SEGMENTS:
             return self.unknown
         for prefix in self._prefixes:
