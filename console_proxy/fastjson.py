@@ -53,7 +53,14 @@ def _keys(value: Any) -> int:
     else:
         return 0
     for item in items:
-        if type(item) is dict or type(item) is list:
+        kind = type(item)
+        if kind is dict:
+            # One level inline: most objects hold only scalars, and a call per object costs more than this loop.
+            count += len(item)
+            for inner in item.values():
+                if type(inner) is dict or type(inner) is list:
+                    count += _keys(inner)
+        elif kind is list:
             count += _keys(item)
     return count
 
