@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import leaks
 import pytest
+import servers
 from hypothesis import settings
 from redis_server import RedisServer, running_redis
 
@@ -47,3 +50,42 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server (appendonly yes, appendfsync always) on a free loopback port, stopped afterwards."""
     with running_redis(tmp_path / "redis") as server:
         yield server
+
+
+_MARKER = leaks.tag_this_session()
+# How long what a test started may take to finish exiting after the test, before it counts as left running.
+_LEAK_GRACE_S = 5.0
+
+
+@pytest.fixture(autouse=True)
+def nothing_outlives_its_test() -> Iterator[None]:
+    """A test (with its function-scoped fixtures: this one is set up first, so torn down last) leaves no process
+    of its own running, orphans of a killed parent included, and no thread: a leaked one is killed and the test
+    fails here, rather than a later test failing on its traffic or its log lines."""
+    processes = leaks.pids()
+    threads = set(threading.enumerate())
+    spawned = servers.spawned()
+    yield
+    # What servers.spawn started and the test did not stop (it failed before its stop, say): stopped here.
+    stopped = servers.stop_started_since(spawned)
+    left = leaks.wait_for_exit(processes, _MARKER, _LEAK_GRACE_S)
+    described = [leaks.describe(pid) for pid in left]
+    leaks.kill(left)
+    stray = leaks.threads_since(threads, _LEAK_GRACE_S)
+    problems = [f"process left running (killed now): {args}" for args in stopped]
+    problems += [f"process left running (killed now): {d}" for d in described]
+    problems += [f"thread left running: {t.name} ({getattr(t, '_target', None)!r})" for t in stray]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_outlives_the_session() -> Iterator[None]:
+    """What a module- or session-scoped fixture started is gone once the session ends."""
+    processes = leaks.pids()
+    yield
+    left = leaks.wait_for_exit(processes, _MARKER, _LEAK_GRACE_S)
+    described = [leaks.describe(pid) for pid in left]
+    leaks.kill(left)
+    if described:
+        pytest.fail("left running after the session:\n" + "\n".join(described), pytrace=False)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
-from servers import free_port
+from servers import free_port, spawn, stop_process
 
 STARTUP_TIMEOUT_S = 10.0
 
@@ -42,7 +42,7 @@ class RedisServer:
         args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)]
         args += ["--appendonly", self.appendonly, "--appendfsync", self.appendfsync, "--save", ""]
         with open(self.directory / "redis.log", "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = spawn(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         try:
@@ -59,13 +59,8 @@ class RedisServer:
             client.close()
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, signum, timeout_s=10.0)
         self.proc = None
 
     def client(self) -> redis.Redis:

@@ -1,11 +1,17 @@
 """Real servers for tests: an ASGI app under uvicorn in a thread, and a `console-proxy serve` subprocess.
 
 Both bind loopback only and give back the base URL (`http://127.0.0.1:PORT`) once the server answers.
+
+Every subprocess a test starts goes through `spawn`: its own process group (so a stop reaches the workers of
+`serve --workers N` too), killed by the kernel if the test session dies (so a killed pytest leaves no orphan),
+and remembered, so that conftest's autouse fixture stops whatever a test left running, even when it failed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import os
 import signal
@@ -27,6 +33,90 @@ STOP_TIMEOUT_S = 15.0
 _AMBIENT_PREFIXES = ("HASURA_", "CONSOLE_PROXY_", "DO_NOT_TRACK", "XDG_STATE_HOME")
 
 
+PR_SET_PDEATHSIG = 1
+# Every process `spawn` started, for `stop_started_since` (conftest's autouse fixture).
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+def _die_with_the_tests() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # SIGKILL from the kernel when the thread that spawned this child dies (the tests only spawn from the main
+    # thread, so: when pytest dies, killed with -9 or by a CI timeout).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def spawn(args: list[str], **options: object) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen(args, **options)` in a process group of its own, dying with the test session."""
+    proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        args, start_new_session=True, preexec_fn=_die_with_the_tests, **options
+    )
+    _SPAWNED.append(proc)
+    return proc
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies, which wait for whoever adopted them, do not)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as stat:
+                state, _, pgrp = stat.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
+
+
+def stop_process(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Send `signum` and wait for the exit code; SIGKILL for the whole process group when it does not exit within
+    `timeout_s`. Raises AssertionError when processes of its group (workers) outlive it: it was the leader."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(proc.pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"processes of the group of {proc.args!r} outlived it (killed now)")
+        time.sleep(0.02)
+    return proc.returncode
+
+
+def spawned() -> set[int]:
+    """Which processes `spawn` has started so far (ids of their Popen objects), for `stop_started_since`."""
+    return {id(proc) for proc in _SPAWNED}
+
+
+def stop_started_since(before: set[int]) -> list[str]:
+    """Kill every process `spawn` started since `spawned()` gave `before` that is still running (its group too);
+    forget the finished ones. Returns what had to be killed."""
+    killed = []
+    for proc in list(_SPAWNED):
+        if id(proc) in before:
+            continue
+        if proc.poll() is None or _group_alive(proc.pid):
+            killed.append(" ".join(map(str, proc.args)))  # type: ignore[arg-type]
+            with contextlib.suppress(AssertionError):
+                stop_process(proc, signal.SIGKILL, timeout_s=5.0)
+        _SPAWNED.remove(proc)
+    return killed
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -38,7 +128,9 @@ def free_port() -> int:
 def uvicorn_server(app: ASGIApp, *, lifespan: str = "on", **config: object) -> Iterator[str]:
     """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL.
 
-    Raises RuntimeError when the server does not start (for example when the lifespan startup fails).
+    Raises RuntimeError when the server does not start (for example when the lifespan startup fails), and when
+    it does not stop within STOP_TIMEOUT_S: then its event loop's tasks are cancelled, so that nothing of it
+    (a forwarder, say) runs on into the next tests.
     """
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -47,14 +139,20 @@ def uvicorn_server(app: ASGIApp, *, lifespan: str = "on", **config: object) -> I
         uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, **config)  # type: ignore[arg-type]
     )
     exit_codes: list[object] = []
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def serve() -> None:
+        loops.append(asyncio.get_running_loop())
+        await server.serve(sockets=[sock])
 
     def run() -> None:
         try:
-            server.run(sockets=[sock])
+            with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+                runner.run(serve())
         except SystemExit as exc:  # uvicorn exits this way when the lifespan startup fails
             exit_codes.append(exc.code)
 
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=run, daemon=True, name=f"uvicorn_server :{port}")
     thread.start()
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -66,7 +164,22 @@ def uvicorn_server(app: ASGIApp, *, lifespan: str = "on", **config: object) -> I
     finally:
         server.should_exit = True
         thread.join(STOP_TIMEOUT_S)
+        stopped = not thread.is_alive()
+        if not stopped:
+            server.force_exit = True
+            for loop in loops:  # asyncio.Runner cancels every task left once the main one ends
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_cancel_all, loop)
+            thread.join(STOP_TIMEOUT_S)
         sock.close()
+    if not stopped:
+        state = "its tasks cancelled" if not thread.is_alive() else "still running, even cancelled"
+        raise RuntimeError(f"the uvicorn server on port {port} did not stop within {STOP_TIMEOUT_S:g}s ({state})")
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
 
 
 def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -92,14 +205,8 @@ class ServeProcess:
         self.proc.send_signal(signum)
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        """Send `signum`, wait for the exit code (SIGKILL to the process group after STOP_TIMEOUT_S)."""
+        return stop_process(self.proc, signum)
 
 
 def start_serve(
@@ -121,7 +228,7 @@ def start_serve(
     port = free_port()
     output_path = tmp / "serve.log"
     with open(output_path, "wb") as out:
-        proc = subprocess.Popen(
+        proc = spawn(
             [python, "-m", "console_proxy", "serve", "--port", str(port), *args],
             env=clean_env(tmp, env),
             stdout=out,

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-from servers import clean_env, free_port
+from servers import clean_env, free_port, spawn, stop_process
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "embed_cli_console.py"
 
@@ -18,7 +17,7 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
     base = f"http://127.0.0.1:{port}"
     state = tmp_path / "state"
     with open(tmp_path / "example.log", "wb") as log:
-        proc = subprocess.Popen(
+        proc = spawn(
             [sys.executable, str(EXAMPLE), "--port", str(port), "--state-dir", str(state)],
             env=clean_env(tmp_path),
             stdout=log,
@@ -54,8 +53,7 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
         response = httpx.post(base + "/_telemetry/v1/events", json=batch)
         assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(15)
+        stop_process(proc)
     cli_uuid = json.loads((tmp_path / ".hasura" / "config.json").read_text())["uuid"]
     [line] = (state / "events.jsonl").read_text().splitlines()
     [event] = json.loads(line)["data"]

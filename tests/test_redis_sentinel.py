@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 from redis_server import RedisServer
-from servers import free_port
+from servers import free_port, spawn, stop_process
 
 from console_proxy.budget import ClientBudget
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
@@ -27,7 +27,7 @@ def sentinel(tmp_path: Path, redis_server: RedisServer) -> Iterator[int]:
     config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 {redis_server.port} 1\n")
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with open(tmp_path / "sentinel.log", "wb") as log:
-        proc = subprocess.Popen([binary, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT)
+        proc = spawn([binary, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT)
     client = redis.Redis(port=port, socket_connect_timeout=1)
     try:
         deadline = time.monotonic() + 10
@@ -42,8 +42,7 @@ def sentinel(tmp_path: Path, redis_server: RedisServer) -> Iterator[int]:
         yield port
     finally:
         client.close()
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc, timeout_s=10.0)
 
 
 @pytest.mark.anyio
