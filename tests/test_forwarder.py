@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -9,11 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from collector import Answer, Collector
 
-from console_proxy.delivery.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after
+from console_proxy.delivery.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after, stop_task
 from console_proxy.delivery.spool import Spool
 from console_proxy.settings import Settings
 
@@ -294,3 +296,38 @@ async def test_an_attempt_has_a_whole_request_deadline_then_is_retried_and_deliv
     if failure.drip_s:
         assert retries == ["upstream did not answer within 1s for a batch of 1 events; will retry"] * 2
     assert event(1)["event_id"] not in caplog.text
+
+
+async def test_stopping_a_task_that_lost_a_cancel_cancels_it_again() -> None:
+    # What a cancel that lands as redis-py's client finishes a command looks like from the task: lost, so the
+    # task's loop goes round. A shutdown that awaited it after one cancel hung, with the task running on.
+    rounds: list[str] = []
+
+    async def loses_its_first_cancel() -> None:
+        lost = False
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if lost:
+                    rounds.append("cancelled")
+                    raise
+                lost = True
+                rounds.append("lost")
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+
+    task = asyncio.create_task(loses_its_first_cancel())
+    await asyncio.sleep(0)
+    with anyio.fail_after(10):
+        await stop_task(task, again_every_s=0.05)
+    assert task.cancelled() and rounds == ["lost", "cancelled"]
+
+
+async def test_stopping_a_task_raises_what_it_raised() -> None:
+    async def fails() -> None:
+        raise OSError("disk gone")
+
+    task = asyncio.create_task(fails())
+    await asyncio.sleep(0)  # it runs, and fails
+    with pytest.raises(OSError, match="disk gone"):
+        await stop_task(task)

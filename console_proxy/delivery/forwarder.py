@@ -63,6 +63,20 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, retry_after_s: f
     return delay
 
 
+async def stop_task(task: asyncio.Task[None], *, again_every_s: float = 0.5) -> None:
+    """Cancel `task` and wait for its end, cancelling it again every `again_every_s` while it runs on.
+
+    One cancel is not always enough: a cancel that lands while redis-py's asyncio client finishes a command can
+    be lost (the command returns normally, the task's loop goes round), and a shutdown that awaited the task
+    then hung for good, with the task still running. Raises what the task raised, other than its cancellation.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=again_every_s)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class Forwarder:
     """Sends the spool's batches to `upstream` until stopped; events leave the spool only after a 2xx."""
 
@@ -120,9 +134,7 @@ class Forwarder:
     async def aclose(self) -> None:
         """Stop the task (a batch in flight stays claimed in the spool and is re-sent at the next start)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         if self._client is not None:
             await self._client.aclose()

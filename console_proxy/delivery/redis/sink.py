@@ -4,14 +4,13 @@ as one consumer of the group."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 
 import httpx
 
-from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
+from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep, stop_task
 from console_proxy.delivery.redis.client import REDIS_ERRORS
 from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S
@@ -96,9 +95,7 @@ class RedisSink:
             return
         self._closing = True
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+            await stop_task(self._poller)
         if self._started:
             try:
                 async with asyncio.timeout(self.settings.shutdown_grace_s):
