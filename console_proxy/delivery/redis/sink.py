@@ -6,17 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import httpx
 
-from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep, stop_task
+from console_proxy.delivery.forwarder import Jitter, Sleep, stop_task
 from console_proxy.delivery.redis.client import REDIS_ERRORS
 from console_proxy.delivery.redis.queue import QueueError, RedisQueue
-from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S
-from console_proxy.delivery.upstream import READY_ROOM_BYTES, READY_ROOM_EVENTS
-from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent
+from console_proxy.delivery.upstream import ForwardingSink
 from console_proxy.metrics import Metrics
 from console_proxy.settings import Settings
 
@@ -27,8 +24,10 @@ logger = logging.getLogger("console_proxy")
 POLL_INTERVAL_S = 0.5
 
 
-class RedisSink:
+class RedisSink(ForwardingSink):
     """Appends each batch to the Redis stream before `put` returns; a forwarder task delivers the group's batches."""
+
+    kept_where = "in the redis queue"
 
     def __init__(
         self,
@@ -42,8 +41,6 @@ class RedisSink:
         jitter: Jitter | None = None,
         poll_interval_s: float = POLL_INTERVAL_S,
     ) -> None:
-        self.settings = settings
-        self.metrics = metrics if metrics is not None else Metrics()
         self.queue = RedisQueue(
             url,
             max_events=settings.spool_max_events,
@@ -53,59 +50,28 @@ class RedisSink:
             require_aof=settings.queue_require_aof,
             clock=clock,
         )
-        extra = {} if jitter is None else {"jitter": jitter}
-        self.forwarder = Forwarder(
-            self.queue, settings, metrics=self.metrics, transport=transport, clock=clock, sleep=sleep, **extra
+        super().__init__(
+            settings, self.queue, metrics=metrics, transport=transport, clock=clock, sleep=sleep, jitter=jitter
         )
         self._poll_interval_s = poll_interval_s
         self._poller: asyncio.Task[None] | None = None
-        self._closing = False
-        self._started = False
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         """Connect (a Redis that is down only makes the proxy not ready); QueueError when appendonly is required
         and off."""
         await self.queue.open()
         self.metrics.attach_spool(self.queue.stats)
         self.metrics.attach_queue_gauges(self.queue.gauges)
-        await self.forwarder.start()
+
+    async def _started_hook(self) -> None:
         self._poller = asyncio.create_task(self._poll(), name="console-proxy redis queue")
-        self._started = True
 
-    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
-        if self._closing:
-            raise SinkRefused("shutting down", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
-        if not self._started:
-            raise SinkRefused("not started", label="not_started", retry_after=SPOOL_RETRY_AFTER_S)
-        await self.queue.put(topic, events)
-        self.forwarder.wake()
-
-    def ready(self) -> bool:
-        """Started, Redis reachable, and room in the group's queue for a full batch (a full queue answers 503)."""
-        if not (self._started and not self._closing and self.queue.writable):
-            return False
-        settings = self.settings
-        return self.queue.has_room(
-            min(READY_ROOM_EVENTS, settings.spool_max_events), min(READY_ROOM_BYTES, settings.spool_max_bytes)
-        )
-
-    async def aclose(self) -> None:
-        """Refuse new batches, send for up to `shutdown_grace_s`; what is left stays in Redis for the group."""
-        if self._closing:
-            return
-        self._closing = True
+    async def _closing_hook(self) -> None:
         if self._poller is not None:
             await stop_task(self._poller)
-        if self._started:
-            try:
-                async with asyncio.timeout(self.settings.shutdown_grace_s):
-                    await self.forwarder.drain()
-            except TimeoutError:
-                logger.warning("shutdown grace over; %d events stay in the redis queue", self.queue.depth)
-            await self.forwarder.aclose()
-        self.metrics.attach_spool(None)
+
+    def _detach(self) -> None:
         self.metrics.attach_queue_gauges(None)
-        await self.queue.close()
 
     async def _poll(self) -> None:
         while True:
