@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import anyio
 import httpx
 import pytest
 from collector import Answer, Collector
+from outbound import event
 
 from console_proxy.delivery.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after, stop_task
 from console_proxy.delivery.spool import Spool
@@ -22,20 +22,6 @@ from console_proxy.settings import Settings
 pytestmark = pytest.mark.anyio
 
 NOW = 1_795_000_000.0  # 2026-11-18T11:06:40Z: the clock the Retry-After dates are read against
-
-
-def event(i: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=i, version=4)),
-        "event_type": "A/B",
-        "url": "/x",
-        "console_mode": "server",
-        "server_uuid": None,
-        "cli_uuid": None,
-        "server_version": None,
-        "timestamp": "2026-11-27T19:00:00.000Z",
-        "data": None,
-    }
 
 
 class Sleeps:

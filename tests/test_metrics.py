@@ -5,32 +5,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import uuid
 from pathlib import Path
-from typing import Any
 
 import prometheus_client
 import pytest
 from collector import invariant_holds, read_metrics
+from outbound import event
 
 from console_proxy.delivery.spool import Spool, SpoolStats
 from console_proxy.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
-
-
-def event(i: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=i, version=4)),
-        "event_type": "A/B",
-        "url": "/x",
-        "console_mode": "server",
-        "server_uuid": None,
-        "cli_uuid": None,
-        "server_version": None,
-        "timestamp": "2026-11-27T19:00:00.000Z",
-        "data": None,
-    }
 
 
 async def scrape(metrics: Metrics) -> dict[str, float]:

@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from collector import Collector, invariant_holds, read_metrics
+from outbound import event
 
 from console_proxy.delivery.sink import SinkRefused
 from console_proxy.delivery.upstream import SpoolSink
 from console_proxy.settings import Settings
 
 pytestmark = pytest.mark.anyio
-
-
-def event(i: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=i, version=4)),
-        "event_type": "A/B",
-        "url": "/x",
-        "console_mode": "server",
-        "server_uuid": None,
-        "cli_uuid": None,
-        "server_version": None,
-        "timestamp": "2026-11-27T19:00:00.000Z",
-        "data": None,
-    }
 
 
 def batches(count: int, size: int, start: int = 0) -> list[list[dict[str, Any]]]:
