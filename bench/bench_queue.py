@@ -38,7 +38,7 @@ from redis_server import RedisServer
 from servers import ServeProcess, free_port, start_serve
 
 from console_proxy.delivery.redis.queue import RedisQueue
-from console_proxy.delivery.spool import SPOOL_FILE_NAME, Spool
+from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME, Spool
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from servers import uvicorn_server
 
-from console_proxy.app import create_app
+from console_proxy.asgi.app import create_app
+from console_proxy.asgi.middleware import TelemetryMiddleware
+from console_proxy.asgi.runtime import TelemetryRuntime
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.sink import OutboundEvent
-from console_proxy.middleware import TelemetryMiddleware
-from console_proxy.runtime import TelemetryRuntime
-from console_proxy.settings import Settings
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 RULES_V1 = "version: 1\nprefixes: [/console]\nroutes:\n  - /a/{X}\n"

@@ -7,7 +7,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from console_proxy import settings as defaults
 from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.options import (
     OPTIONS,
@@ -20,8 +19,9 @@ from console_proxy.cli.options import (
     setting_source,
     settings_from,
 )
-from console_proxy.errors import SettingsError
-from console_proxy.settings import Settings
+from console_proxy.core import settings as defaults
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.settings import Settings
 
 UUID = "11111111-2222-4333-8444-555555555555"
 HOME_ENV = {"HOME": "/home/someone"}

@@ -15,9 +15,9 @@ import websockets.exceptions
 import websockets.sync.client
 from servers import serving, uvicorn_server
 
-from console_proxy.app import create_app
-from console_proxy.cli.protocol import timed_protocol
-from console_proxy.settings import Settings
+from console_proxy.asgi.app import create_app
+from console_proxy.core.settings import Settings
+from console_proxy.server.protocols import timed_protocol
 
 EVENTS = "/_telemetry/v1/events"
 WS = "/_telemetry/v1/ws"

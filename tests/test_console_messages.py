@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from console_messages import CANARY, CANARY_UUID, ERAS, explicit, redux, text
 
-from console_proxy.events import Identity
+from console_proxy.core.events import Identity
+from console_proxy.core.settings import Settings
 from console_proxy.rules.route_rules import load_rules
-from console_proxy.settings import Settings
 from console_proxy.sources.base import Built, Context
 from console_proxy.sources.console import build
 

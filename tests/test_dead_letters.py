@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from console_proxy.cli.main import main
-from console_proxy.delivery.spool import Spool
+from console_proxy.delivery.spool.spool import Spool
 
 pytestmark = pytest.mark.anyio
 

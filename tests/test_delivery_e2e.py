@@ -19,9 +19,9 @@ from collector import Answer, Collector, invariant_holds, read_metrics
 from redis_server import running_redis
 from servers import start_serve, uvicorn_server
 
-from console_proxy.app import create_app
+from console_proxy.asgi.app import create_app
 from console_proxy.cli.main import main
-from console_proxy.settings import Settings
+from console_proxy.core.settings import Settings
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 EVENTS = "/_telemetry/v1/events"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from console_proxy.events import (
+from console_proxy.core.events import (
     ConsoleEvent,
     encode_batch,
     encode_envelope,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console_proxy import fastjson
+from console_proxy.core import strictjson
 
 
 def _outcome(parse: Any, text: str) -> object:
@@ -67,13 +67,13 @@ def _numbers_blind(value: Any) -> Any:
     ],
 )
 def test_loads_gives_what_json_loads_gives(text: str) -> None:
-    assert _outcome(fastjson.loads, text) == _outcome(json.loads, text)
+    assert _outcome(strictjson.loads, text) == _outcome(json.loads, text)
 
 
 @settings(max_examples=300)
 @given(st.text())
 def test_loads_refuses_what_json_refuses_for_any_text(text: str) -> None:
-    assert _outcome(fastjson.loads, text) == _outcome(json.loads, text)
+    assert _outcome(strictjson.loads, text) == _outcome(json.loads, text)
 
 
 JSON_VALUES = st.recursive(
@@ -87,26 +87,26 @@ JSON_VALUES = st.recursive(
 @given(JSON_VALUES)
 def test_loads_of_any_value_written_by_json(value: Any) -> None:
     text = json.dumps(value, ensure_ascii=False)
-    assert fastjson.loads(text) == json.loads(text)
+    assert strictjson.loads(text) == json.loads(text)
 
 
 @settings(max_examples=300)
 @given(JSON_VALUES)
 def test_dumps_writes_what_json_dumps_writes(value: Any) -> None:
     expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    assert fastjson.dumps_text(value) == expected
+    assert strictjson.dumps_text(value) == expected
     try:
         data = expected.encode()
     except UnicodeEncodeError:  # a lone surrogate from st.text(): refused the same way
         with pytest.raises(UnicodeEncodeError):
-            fastjson.dumps(value)
+            strictjson.dumps(value)
     else:
-        assert fastjson.dumps(value) == data
+        assert strictjson.dumps(value) == data
 
 
 @pytest.mark.parametrize("value", [{"a": 2**70}, {1: "one"}, {"a": type("Text", (str,), {})("x")}])
 def test_what_orjson_refuses_the_standard_library_writes(value: Any) -> None:
-    assert fastjson.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    assert strictjson.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def _strict(text: str) -> Any:
 
 
 def _fast_strict(text: str) -> Any:
-    return fastjson.loads(text, _strict)
+    return strictjson.loads(text, _strict)
 
 
 @pytest.mark.parametrize(
@@ -162,4 +162,4 @@ def _all_keys(value: Any) -> int:
 @given(JSON_VALUES)
 def test_keys_counts_the_keys_of_every_object_at_any_depth(value: Any) -> None:
     # What decides between orjson and the arbiter: a miscount lets a key twice through or sends all to the arbiter.
-    assert fastjson._keys(value) == _all_keys(value)
+    assert strictjson._keys(value) == _all_keys(value)

@@ -15,9 +15,9 @@ import pytest
 from collector import Answer, Collector
 from outbound import event
 
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.forwarder import USER_AGENT, Forwarder, backoff_delay, parse_retry_after, stop_task
-from console_proxy.delivery.spool import Spool
-from console_proxy.settings import Settings
+from console_proxy.delivery.spool.spool import Spool
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,10 @@ import pytest
 from redis_server import RedisServer
 from servers import free_port
 
-from console_proxy.budget import ClientBudget, client_key
-from console_proxy.guards import allowed_origins, foreign_origin, normalize_origin, trusted_hosts
-from console_proxy.settings import Settings
+from console_proxy.asgi.budgets import ClientBudget, client_key
+from console_proxy.asgi.hosts import trusted_hosts
+from console_proxy.asgi.origins import allowed_origins, foreign_origin, normalize_origin
+from console_proxy.core.settings import Settings
 
 ALLOWED = allowed_origins(["https://console.example.com", "http://localhost:3000"])
 

@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
-from console_proxy.errors import SettingsError
-from console_proxy.events import Identity, valid_uuid
-from console_proxy.hasura_config import cli_config_path, read_cli_config
-from console_proxy.identity import IdentityProvider
-from console_proxy.settings import Settings
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.events import Identity, valid_uuid
+from console_proxy.core.settings import Settings
+from console_proxy.hasura.cli_config import cli_config_path, read_cli_config
+from console_proxy.hasura.identity import IdentityProvider
 from tests.fake_hasura import SERVER_UUID, VERSION, FakeHasura, closed_port_url, fake_hasura
 
 pytestmark = pytest.mark.anyio

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from console_proxy.asgi.recent import RecentEvents
 from console_proxy.delivery.local import LocalFileSink
 from console_proxy.delivery.sink import SinkRefused
-from console_proxy.recent import RecentEvents
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from collector import invariant_holds, read_metrics
 from outbound import event
 
-from console_proxy.delivery.spool import Spool, SpoolStats
-from console_proxy.metrics import Metrics
+from console_proxy.core.metrics import Metrics
+from console_proxy.delivery.spool.spool import QueueStats, Spool
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
     metrics = Metrics()
     metrics.accepted(99)  # this process's count gives way to the spool's lifetime count
     metrics.attach_spool(
-        lambda: SpoolStats(
+        lambda: QueueStats(
             accepted=10,
             forwarded=4,
             dead_lettered=1,
@@ -101,7 +101,7 @@ async def test_an_unreadable_spool_leaves_the_delivery_figures_out_and_the_scrap
 ) -> None:
     metrics = Metrics()
 
-    def broken() -> SpoolStats:
+    def broken() -> QueueStats:
         raise OSError("disk gone")
 
     metrics.attach_spool(broken)

@@ -24,11 +24,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import Message, Scope
 
+from console_proxy.asgi.middleware import TelemetryMiddleware
+from console_proxy.asgi.runtime import TelemetryRuntime
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.sink import OutboundEvent, SinkRefused
-from console_proxy.middleware import TelemetryMiddleware
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.runtime import TelemetryRuntime
-from console_proxy.settings import Settings
 from console_proxy.sources.base import MAX_BODY_BYTES
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from console_proxy.errors import SettingsError
-from console_proxy.hasura_config import resolve_telemetry
-from console_proxy.optout import TelemetryDecision, decide_telemetry, parse_bool
-from console_proxy.settings import Settings
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.settings import Settings
+from console_proxy.hasura.cli_config import resolve_telemetry
+from console_proxy.hasura.optout import TelemetryDecision, decide_telemetry, parse_bool
 
 EXPECTED = "expected one of true, t, yes, y, 1, false, f, no, n, 0."
 

@@ -12,8 +12,8 @@ import websockets.sync.client
 from collector import read_metrics
 from servers import uvicorn_server
 
-from console_proxy.app import create_app
-from console_proxy.settings import Settings
+from console_proxy.asgi.app import create_app
+from console_proxy.core.settings import Settings
 
 EVENTS = "/_telemetry/v1/events"
 WS = "/_telemetry/v1/ws"

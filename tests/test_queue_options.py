@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from console_proxy.cli.main import main
 from console_proxy.cli.options import settings_from
-from console_proxy.errors import SettingsError
+from console_proxy.core.errors import SettingsError
 
 HOME_ENV = {"HOME": "/home/someone"}
 UP = {"upstream": "http://127.0.0.1:9/c"}

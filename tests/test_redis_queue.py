@@ -14,7 +14,7 @@ from redis_server import RedisServer, running_redis
 from console_proxy.delivery.redis.client import describe_persistence
 from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.sink import SinkRefused
-from console_proxy.delivery.spool import Batch
+from console_proxy.delivery.spool.spool import Batch
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import redis
 from redis_server import RedisServer
 from servers import free_port, spawn, stop_process
 
-from console_proxy.budget import ClientBudget
+from console_proxy.asgi.budgets import ClientBudget
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
 from console_proxy.delivery.redis.queue import RedisQueue
 

@@ -17,7 +17,7 @@ import websockets.exceptions
 import websockets.sync.client
 from servers import clean_env, serving, start_serve
 
-from console_proxy.app import create_app
+from console_proxy.asgi.app import create_app
 from console_proxy.cli.serve import (
     NO_WEBSOCKET,
     WS_MAX_MESSAGE_BYTES,
@@ -25,7 +25,7 @@ from console_proxy.cli.serve import (
     listening_socket,
     server_config,
 )
-from console_proxy.settings import Settings
+from console_proxy.core.settings import Settings
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 EVENTS = "/_telemetry/v1/events"

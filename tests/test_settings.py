@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from console_proxy.settings import resolve_state_dir
+from console_proxy.core.settings import resolve_state_dir
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console_proxy import RouteRules
-from console_proxy.identity import Identity
+from console_proxy.hasura.identity import Identity
 from console_proxy.sources.cli import UNKNOWN_COMMAND, ShapeError, build_cli_event, parse_cli, parse_command
 
 GATE_CLI = "22222222-3333-4444-8555-666666666666"

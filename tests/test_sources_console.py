@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console_proxy.errors import BatchError, ConsoleProxyError
-from console_proxy.events import Identity
+from console_proxy.core.errors import BatchError, ConsoleProxyError
+from console_proxy.core.events import Identity
 from console_proxy.rules.route_rules import RouteRules
 from console_proxy.sources.console import (
     MAX_BODY_BYTES,

@@ -21,10 +21,10 @@ from test_sources_cli import FLAT_FLAGS, FLAT_PATH, NESTED
 from test_sources_server import V1_3, V1_ALPHA, V2_0, V2_NEWEST
 
 from console_proxy import TelemetryMiddleware
-from console_proxy.app import create_app
+from console_proxy.asgi.app import create_app
+from console_proxy.asgi.runtime import Ack
 from console_proxy.cli.main import main
-from console_proxy.runtime import Ack
-from console_proxy.settings import Settings
+from console_proxy.core.settings import Settings
 
 SERVER = "/_telemetry/v1/server"
 CLI = "/_telemetry/v1/cli"

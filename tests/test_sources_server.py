@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console_proxy import RouteRules
-from console_proxy.identity import Identity
+from console_proxy.hasura.identity import Identity
 from console_proxy.sources.server import ShapeError, build_server_event, parse_server
 
 GATE_UUID = "11111111-2222-4333-8444-555555555555"

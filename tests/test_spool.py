@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console_proxy.delivery.sink import SinkRefused
-from console_proxy.delivery.spool import Spool, SpoolStats, read_spool_stats
+from console_proxy.delivery.spool.spool import QueueStats, Spool, read_spool_stats
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +64,7 @@ async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
     await s.close()
 
 
-def invariant_holds(stats: SpoolStats) -> bool:
+def invariant_holds(stats: QueueStats) -> bool:
     return stats.accepted == stats.forwarded + stats.spooled + stats.dead_lettered + stats.expired
 
 
@@ -81,7 +81,7 @@ async def test_a_claimed_batch_is_the_upstream_body_and_is_claimed_again_until_a
     rest = await spool.claim(2)
     assert rest is not None and rest.batch_id != batch.batch_id
     assert json.loads(rest.body)["data"] == [event(3)]
-    assert spool.stats() == SpoolStats(
+    assert spool.stats() == QueueStats(
         accepted=3,
         forwarded=2,
         dead_lettered=0,
@@ -240,7 +240,7 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
         await second.put("console", [event(7)])
         assert await second.expire() == 3
         stats = second.stats()
-        assert stats == SpoolStats(
+        assert stats == QueueStats(
             accepted=7,
             forwarded=2,
             dead_lettered=1,

@@ -12,9 +12,9 @@ import pytest
 from collector import Collector, invariant_holds, read_metrics
 from outbound import event
 
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.sink import SinkRefused
 from console_proxy.delivery.upstream import SpoolSink
-from console_proxy.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from console_proxy.cli.options import env_of, exit_on_settings_error, settings_from, state_dir_of
-from console_proxy.delivery.dead_letters import list_dead_letters, purge_dead_letters, replay_dead_letters
-from console_proxy.delivery.spool import SPOOL_FILE_NAME
+from console_proxy.delivery.spool.dead_letters import list_dead_letters, purge_dead_letters, replay_dead_letters
+from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME
 
 EXIT_SPOOL_BUSY = 1
 

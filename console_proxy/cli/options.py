@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from console_proxy import settings as defaults
+from console_proxy.asgi.origins import normalize_origin
 from console_proxy.cli.exits import EXIT_CONFIG
+from console_proxy.core import settings as defaults
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.events import valid_uuid
+from console_proxy.core.settings import Settings, resolve_state_dir
 from console_proxy.delivery.queue_url import parse_sentinel_url
-from console_proxy.errors import SettingsError
-from console_proxy.events import valid_uuid
-from console_proxy.guards import normalize_origin
-from console_proxy.optout import parse_bool, quote
-from console_proxy.settings import Settings, resolve_state_dir
+from console_proxy.hasura.optout import parse_bool, quote
 
 ENV_PREFIX = "CONSOLE_PROXY_"
 EXAMPLE_UUID = "11111111-2222-4333-8444-555555555555"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from console_proxy.settings import Settings
+from console_proxy.core.settings import Settings
 
 
 def redis_queue_lines(settings: Settings) -> list[str]:

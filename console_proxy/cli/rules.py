@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from console_proxy.cli.exits import EXIT_RULES_CHECK
-from console_proxy.errors import RulesError
+from console_proxy.core.errors import RulesError
 from console_proxy.rules.route_rules import RouteRules, load_rules
 from console_proxy.sources import cli as cli_source
 from console_proxy.sources import server as server_source

@@ -22,7 +22,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from console_proxy._version import __version__
-from console_proxy.app import create_app
+from console_proxy.asgi.app import create_app
 from console_proxy.cli.exits import EXIT_QUEUE, EXIT_RULES, EXIT_SERVER
 from console_proxy.cli.options import (
     exit_on_settings_error,
@@ -31,17 +31,17 @@ from console_proxy.cli.options import (
     settings_from,
     state_dir_of,
 )
-from console_proxy.cli.protocol import Throttled, timed_protocol
 from console_proxy.cli.status import display_url
-from console_proxy.cli.workers import Supervisor
+from console_proxy.core.errors import RulesError, SettingsError
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.delivery.queue_url import display_queue_url
-from console_proxy.errors import RulesError, SettingsError
-from console_proxy.hasura_config import resolve_telemetry
-from console_proxy.optout import TelemetryDecision, quote
+from console_proxy.hasura.cli_config import resolve_telemetry
+from console_proxy.hasura.optout import TelemetryDecision, quote
 from console_proxy.resources import default_rules_path, default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.settings import Settings
+from console_proxy.server.protocols import Throttled, timed_protocol
+from console_proxy.server.supervisor import Supervisor
 from console_proxy.sources import WEBSOCKET_SOURCE
 
 # Descriptors besides the connections: the event file or spool, the rules file, logs.

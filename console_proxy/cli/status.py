@@ -21,12 +21,12 @@ from console_proxy.cli.options import (
     state_dir_of,
 )
 from console_proxy.cli.queue_status import redis_queue_lines
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
-from console_proxy.delivery.spool import SPOOL_FILE_NAME, read_spool_stats
-from console_proxy.hasura_config import resolve_telemetry
-from console_proxy.identity import Identity, IdentityProvider
-from console_proxy.optout import TelemetryDecision
-from console_proxy.settings import Settings
+from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME, read_spool_stats
+from console_proxy.hasura.cli_config import resolve_telemetry
+from console_proxy.hasura.identity import Identity, IdentityProvider
+from console_proxy.hasura.optout import TelemetryDecision
 
 logger = logging.getLogger("console_proxy")
 

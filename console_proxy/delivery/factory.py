@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from console_proxy.core.metrics import Metrics
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE, LocalFileSink
 from console_proxy.delivery.sink import Sink
-from console_proxy.delivery.spool import SPOOL_FILE_NAME
+from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME
 from console_proxy.delivery.upstream import SpoolSink
-from console_proxy.metrics import Metrics
-from console_proxy.optout import TelemetryDecision
-from console_proxy.settings import Settings
+from console_proxy.hasura.optout import TelemetryDecision
 
 
 def make_sink(

@@ -15,9 +15,9 @@ from http.cookiejar import DefaultCookiePolicy
 import httpx
 
 from console_proxy._version import __version__
+from console_proxy.core.metrics import Metrics
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.queue import Batch, Queue
-from console_proxy.metrics import Metrics
-from console_proxy.settings import Settings
 
 logger = logging.getLogger("console_proxy")
 

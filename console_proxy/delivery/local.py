@@ -11,8 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent, encode_batch, new_id
+from console_proxy.core.errors import SinkRefused
+from console_proxy.core.events import OutboundEvent, encode_batch, new_id
 
 LOCAL_EVENTS_FILE = "events.jsonl"
 # A full file is not emptied by anyone but the operator: ask the browser to come back much later.

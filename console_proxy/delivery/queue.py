@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
+# How long a client should wait when a queue cannot take its batch now (full, unwritable, unreachable, closing).
+QUEUE_RETRY_AFTER_S = 5
+
 
 @dataclasses.dataclass(frozen=True)
 class Batch:

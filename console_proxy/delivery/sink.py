@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent
+from console_proxy.core.errors import SinkRefused
+from console_proxy.core.events import OutboundEvent
 
 __all__ = ["OutboundEvent", "Sink", "SinkRefused"]
 

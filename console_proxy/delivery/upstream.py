@@ -13,12 +13,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from console_proxy.core.errors import SinkRefused
+from console_proxy.core.events import OutboundEvent
+from console_proxy.core.metrics import Metrics
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep
-from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S, Spool
-from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent
-from console_proxy.metrics import Metrics
-from console_proxy.settings import Settings
+from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S
+from console_proxy.delivery.spool.spool import Spool
 
 logger = logging.getLogger("console_proxy")
 
@@ -100,9 +101,9 @@ class ForwardingSink:
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         if self._closing:
-            raise SinkRefused("shutting down", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
+            raise SinkRefused("shutting down", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
         if not self._started:
-            raise SinkRefused("not started", label="not_started", retry_after=SPOOL_RETRY_AFTER_S)
+            raise SinkRefused("not started", label="not_started", retry_after=QUEUE_RETRY_AFTER_S)
         await self._queue.put(topic, events)
         self.forwarder.wake()
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, unquote_plus
 
-from console_proxy.errors import RulesError
-from console_proxy.events import ACTION_SHAPE
+from console_proxy.core.errors import RulesError
+from console_proxy.core.events import ACTION_SHAPE
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.located import Mark, Problems, parse
 from console_proxy.rules.schema import DEFAULT_UNKNOWN, Text, read_spec

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from console_proxy import fastjson
-from console_proxy.errors import BatchError
-from console_proxy.events import Identity, OutboundEvent, new_ids
+from console_proxy.core import strictjson
+from console_proxy.core.errors import BatchError
+from console_proxy.core.events import Identity, OutboundEvent, new_ids
+from console_proxy.core.settings import Settings
 from console_proxy.rules.sources import CliRules, ServerSchema
-from console_proxy.settings import Settings
 
 # The most any source takes in one body (or one WebSocket message).
 MAX_BODY_BYTES = 65536
@@ -94,7 +94,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def strict_json(text: str) -> Any:
     """`json.loads` of standard JSON only: `NaN`, `Infinity`, `-Infinity` and an object with a key twice (which
     parsers read differently: first or last wins) are ValueError, as any other invalid JSON."""
-    return fastjson.loads(text, _strict_stdlib)
+    return strictjson.loads(text, _strict_stdlib)
 
 
 def _strict_stdlib(text: str) -> Any:

@@ -16,8 +16,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from console_proxy.errors import BatchError
-from console_proxy.events import CliEvent, Identity, OutboundEvent, format_timestamp
+from console_proxy.core.errors import BatchError
+from console_proxy.core.events import CliEvent, Identity, OutboundEvent, format_timestamp
 from console_proxy.rules.sources import CliRules
 from console_proxy.sources.base import NO_MEDIA_TYPE, Built, Context, Source, decode_json
 from console_proxy.sources.values import enumerated, release

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from console_proxy.errors import BatchError
-from console_proxy.events import (
+from console_proxy.core.errors import BatchError
+from console_proxy.core.events import (
     ACTION_SHAPE,
     CONSOLE_TEST_TOPIC,
     CONSOLE_TOPIC,

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from console_proxy.errors import BatchError
-from console_proxy.events import Identity, OutboundEvent, ServerMetrics, ServerMetricsEvent, format_timestamp
+from console_proxy.core.errors import BatchError
+from console_proxy.core.events import Identity, OutboundEvent, ServerMetrics, ServerMetricsEvent, format_timestamp
 from console_proxy.rules.sources import ServerSchema
 from console_proxy.sources.base import NO_MEDIA_TYPE, Built, Context, Source, decode_json
 from console_proxy.sources.values import enumerated, release

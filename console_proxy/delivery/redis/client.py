@@ -10,9 +10,9 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
-from console_proxy.delivery.spool_db import SpoolStats
-from console_proxy.errors import SettingsError
 
 try:
     import redis
@@ -169,12 +169,12 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def read_queue_stats(client: Any, keys: QueueKeys) -> SpoolStats:
+def read_queue_stats(client: Any, keys: QueueKeys) -> QueueStats:
     """The group's counters, read in one command (they only change inside scripts, so they agree)."""
     names = ["accepted", "forwarded", "dead_lettered", "expired", "queued", "bytes", "last_delivery_at"]
     values = dict(zip(names, client.hmget(keys.counters, names), strict=True))
     last = float(values["last_delivery_at"]) if values["last_delivery_at"] is not None else 0.0
-    return SpoolStats(
+    return QueueStats(
         accepted=_int(values["accepted"]),
         forwarded=_int(values["forwarded"]),
         dead_lettered=_int(values["dead_lettered"]),

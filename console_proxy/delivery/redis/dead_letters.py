@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 
-from console_proxy.delivery.dead_letters import DeadLetter, what_it_was
 from console_proxy.delivery.redis import scripts as redis_scripts
 from console_proxy.delivery.redis.client import queue_keys, sync_client
 from console_proxy.delivery.redis.queue import GROUP
+from console_proxy.delivery.spool.dead_letters import DeadLetter, what_it_was
 
 
 def list_redis_dead_letters(url: str) -> list[DeadLetter]:

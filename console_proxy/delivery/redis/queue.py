@@ -14,6 +14,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from console_proxy.core.errors import ConsoleProxyError, SinkRefused
+from console_proxy.core.events import OutboundEvent, encode_envelope, encode_event, new_id
+from console_proxy.core.metrics import QueueStats
+from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, Batch
 from console_proxy.delivery.redis import scripts as redis_scripts
 from console_proxy.delivery.redis.client import (
     REDIS_ERRORS,
@@ -24,9 +28,6 @@ from console_proxy.delivery.redis.client import (
     read_queue_stats,
     sync_client,
 )
-from console_proxy.delivery.spool import SPOOL_RETRY_AFTER_S, Batch, SpoolStats
-from console_proxy.errors import ConsoleProxyError, SinkRefused
-from console_proxy.events import OutboundEvent, encode_envelope, encode_event, new_id
 
 logger = logging.getLogger("console_proxy")
 
@@ -142,10 +143,10 @@ class RedisQueue:
             reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *texts)
         except REDIS_ERRORS as exc:
             raise SinkRefused(
-                "queue is unavailable", label="queue_unavailable", retry_after=SPOOL_RETRY_AFTER_S
+                "queue is unavailable", label="queue_unavailable", retry_after=QUEUE_RETRY_AFTER_S
             ) from exc
         if not reply[2]:
-            raise SinkRefused("spool is full", label="spool_full", retry_after=SPOOL_RETRY_AFTER_S)
+            raise SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S)
 
     async def claim(self, max_events: int) -> Batch | None:
         """A batch this consumer holds, else one a dead consumer held (same batch_id), else a new one; or None."""
@@ -224,7 +225,7 @@ class RedisQueue:
         twice a second by `poll()`; a hint for /readyz)."""
         return self._queued + events <= self._max_events and self._bytes + size <= self._max_bytes
 
-    def stats(self) -> SpoolStats:
+    def stats(self) -> QueueStats:
         """The group's counters in one reading (a single HMGET), from any thread (used at each scrape)."""
         with sync_client(self.url) as client:
             return read_queue_stats(client, self.keys)
@@ -257,7 +258,7 @@ class RedisQueue:
 
     async def _run(self, script: str, *args: object) -> list[Any]:
         if self._client is None:
-            raise SinkRefused("queue is closed", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
+            raise SinkRefused("queue is closed", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
         keys = [self.keys.stream, self.keys.counters, self.keys.batch_of, self.keys.dead]
         argv = [self.keys.prefix, GROUP, *args]
         try:

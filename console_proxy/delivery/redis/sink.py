@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import httpx
 
+from console_proxy.core.metrics import Metrics
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.forwarder import Jitter, Sleep, stop_task
 from console_proxy.delivery.redis.client import REDIS_ERRORS
 from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.upstream import ForwardingSink
-from console_proxy.metrics import Metrics
-from console_proxy.settings import Settings
 
 logger = logging.getLogger("console_proxy")
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from console_proxy.errors import SettingsError
-from console_proxy.optout import TELEMETRY_FLAG, TelemetryDecision, decide_telemetry, needs_cli_config
-from console_proxy.settings import Settings
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.settings import Settings
+from console_proxy.hasura.optout import TELEMETRY_FLAG, TelemetryDecision, decide_telemetry, needs_cli_config
 
 # The CLI writes config.json; .config.json is the name DESIGN.md also allows.
 CLI_CONFIG_NAMES = ("config.json", ".config.json")

@@ -20,8 +20,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import Scope
 
+from console_proxy.asgi.origins import header
 from console_proxy.delivery.queue_url import parse_sentinel_url
-from console_proxy.guards import header
 
 logger = logging.getLogger("console_proxy")
 

@@ -18,26 +18,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from console_proxy.delivery.queue import Batch
-from console_proxy.delivery.spool_db import (
+from console_proxy.core.errors import SinkRefused
+from console_proxy.core.events import OutboundEvent, encode_envelope, encode_events, new_id
+from console_proxy.core.metrics import QueueStats
+from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, Batch
+from console_proxy.delivery.spool.db import (
     SPOOL_FILE_NAME,
-    SpoolStats,
     connect,
     lock_spool,
     open_spool,
     read_spool_stats,
     read_stats,
 )
-from console_proxy.errors import SinkRefused
-from console_proxy.events import OutboundEvent, encode_envelope, encode_events, new_id
 
-__all__ = ["SPOOL_FILE_NAME", "SPOOL_RETRY_AFTER_S", "Batch", "Spool", "SpoolStats", "read_spool_stats"]
+__all__ = ["SPOOL_FILE_NAME", "Spool", "read_spool_stats"]
 
 logger = logging.getLogger("console_proxy")
 
-# How long a client should wait before retrying a batch the spool refused (full, unwritable, closed): the
-# forwarder empties a full spool within seconds when the collector is up.
-SPOOL_RETRY_AFTER_S = 5
 # Puts waiting together are committed in one transaction (one fsync); this caps how many.
 GROUP_COMMIT_MAX_PUTS = 256
 
@@ -54,7 +51,7 @@ _INSERT_EVENT = "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) 
 
 
 def _gone() -> SinkRefused:
-    return SinkRefused("spool is missing", label="spool_missing", retry_after=SPOOL_RETRY_AFTER_S)
+    return SinkRefused("spool is missing", label="spool_missing", retry_after=QUEUE_RETRY_AFTER_S)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +148,7 @@ class Spool:
         """Remove events older than the maximum age and count them expired."""
         return await self._call(self._do_expire)
 
-    def stats(self) -> SpoolStats:
+    def stats(self) -> QueueStats:
         """A consistent reading in one read transaction, from any thread (used at each metrics scrape).
 
         Read-only: a scrape never creates a spool file (sqlite3.Error when there is none)."""
@@ -180,7 +177,7 @@ class Spool:
 
     async def _submit(self, job: _Job) -> Any:
         if self._thread is None:
-            raise SinkRefused("spool is closed", label="shutting_down", retry_after=SPOOL_RETRY_AFTER_S)
+            raise SinkRefused("spool is closed", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
         self._jobs.put(job)
         return await asyncio.wrap_future(job.future)
 
@@ -269,7 +266,7 @@ class Spool:
         except (sqlite3.Error, OSError) as exc:
             self.writable = False
             logger.error("spool %s cannot be opened: %s", self.path, exc)
-            raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=SPOOL_RETRY_AFTER_S) from exc
+            raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=QUEUE_RETRY_AFTER_S) from exc
         self._drop_reader()
         self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
@@ -308,7 +305,7 @@ class Spool:
             refusal = exc if isinstance(exc, SinkRefused) else None
             if refusal is None:
                 logger.error("spool %s is unwritable: %s", self.path, exc)
-                refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=SPOOL_RETRY_AFTER_S)
+                refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=QUEUE_RETRY_AFTER_S)
             for put in puts:
                 _settle(put.future, error=refusal.copy())
             return
@@ -317,7 +314,7 @@ class Spool:
         for future in taken:
             _settle(future, None)
         for future in refused:
-            _settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=SPOOL_RETRY_AFTER_S))
+            _settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S))
 
     def _do_claim(self, max_events: int) -> Batch | None:
         conn = self._db()

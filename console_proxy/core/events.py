@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
-from console_proxy import fastjson
+from console_proxy.core import strictjson
 
 CONSOLE_TOPIC = "console"
 # Development builds of the console: kept apart from production data, in batches of their own.
@@ -132,14 +132,14 @@ def format_timestamp(now: datetime) -> str:
 
 def encode_event(event: OutboundEvent) -> str:
     """One event as compact JSON, as it is stored and sent."""
-    return fastjson.dumps_text(event)
+    return strictjson.dumps_text(event)
 
 
 def encode_events(events: Sequence[OutboundEvent]) -> list[tuple[str, int]]:
     """Each event as `encode_event` writes it, with its length in UTF-8 bytes."""
     encoded = []
     for event in events:
-        data = fastjson.dumps(event)
+        data = strictjson.dumps(event)
         encoded.append((data.decode(), len(data)))
     return encoded
 
@@ -149,10 +149,10 @@ def encode_envelope(topic: str, batch_id: str, encoded_events: Iterable[str]) ->
 
     `encoded_events` are events as `encode_event` wrote them, so stored events are sent without re-parsing.
     """
-    head = fastjson.dumps_text({"topic": topic, "batch_id": batch_id})[:-1]
+    head = strictjson.dumps_text({"topic": topic, "batch_id": batch_id})[:-1]
     return f'{head},"data":[{",".join(encoded_events)}]}}'.encode()
 
 
 def encode_batch(topic: str, batch_id: str, events: Sequence[OutboundEvent]) -> bytes:
     """`encode_envelope(topic, batch_id, map(encode_event, events))`, in one step."""
-    return fastjson.dumps({"topic": topic, "batch_id": batch_id, "data": events})
+    return strictjson.dumps({"topic": topic, "batch_id": batch_id, "data": events})

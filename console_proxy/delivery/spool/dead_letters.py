@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from console_proxy.delivery.spool_db import connect, lock_spool, migrate
+from console_proxy.delivery.spool.db import connect, lock_spool, migrate
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,14 +10,14 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console_proxy.budget import client_key
+from console_proxy.asgi.budgets import client_key
+from console_proxy.asgi.origins import allowed_origins, foreign_origin
+from console_proxy.asgi.runtime import BodyReader, RequestFacts, TelemetryRuntime, log_unexpected
+from console_proxy.core.errors import BatchError, ConsoleProxyError, SinkRefused
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.sink import Sink
-from console_proxy.errors import BatchError, ConsoleProxyError, SinkRefused
-from console_proxy.guards import allowed_origins, foreign_origin
-from console_proxy.identity import IdentityProvider
+from console_proxy.hasura.identity import IdentityProvider
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.runtime import BodyReader, RequestFacts, TelemetryRuntime, log_unexpected
-from console_proxy.settings import Settings
 from console_proxy.sources import EVENTS_PATH, HTTP_SOURCES, WEBSOCKET_SOURCE, WS_PATH, Source
 from console_proxy.sources.base import body_too_large
 

@@ -16,17 +16,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from console_proxy.connections import WebSocketLimits
+from console_proxy.asgi.hosts import trusted_hosts
+from console_proxy.asgi.middleware import TelemetryMiddleware
+from console_proxy.asgi.runtime import TelemetryRuntime
+from console_proxy.asgi.websocket_limits import WebSocketLimits
+from console_proxy.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from console_proxy.core.settings import Settings
 from console_proxy.delivery.sink import Sink
-from console_proxy.guards import trusted_hosts
-from console_proxy.identity import IdentityProvider
-from console_proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from console_proxy.middleware import TelemetryMiddleware
-from console_proxy.optout import TelemetryDecision
+from console_proxy.hasura.identity import IdentityProvider
+from console_proxy.hasura.optout import TelemetryDecision
 from console_proxy.resources import default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.runtime import TelemetryRuntime
-from console_proxy.settings import Settings
 
 INDEX_FILE = "index.html"
 

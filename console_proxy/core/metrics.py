@@ -12,8 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from console_proxy.delivery.spool_db import SpoolStats
-
 logger = logging.getLogger("console_proxy")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -22,6 +20,24 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 Family = CounterMetricFamily | GaugeMetricFamily
 # The source a count is filed under when the caller names none.
 DEFAULT_SOURCE = "console"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueStats:
+    """One consistent reading of a queue (the SQLite spool or the Redis stream): its lifetime counters, depth and
+    size now.
+
+    `accepted == forwarded + spooled + dead_lettered + expired` holds in every reading, across restarts,
+    because every change of the queue updates the counters in the same transaction (or script).
+    """
+
+    accepted: int
+    forwarded: int
+    dead_lettered: int
+    expired: int
+    spooled: int
+    spooled_bytes: int
+    last_delivery_at: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +90,7 @@ class Metrics:
         self._dropped: dict[tuple[str, str], int] = {}
         self._fields_dropped: dict[tuple[str, str], int] = {}
         self._reloads = {"ok": 0, "refused": 0}
-        self._stats: Callable[[], SpoolStats] | None = None
+        self._stats: Callable[[], QueueStats] | None = None
         self._queue_gauges: Callable[[], list[tuple[str, str, float]]] | None = None
         self.registry.register(_Collector(self))
 
@@ -107,7 +123,7 @@ class Metrics:
     def observe_upstream(self, seconds: float, status: int) -> None:
         self._latency.labels(status=str(status)).observe(seconds)
 
-    def attach_spool(self, stats: Callable[[], SpoolStats] | None) -> None:
+    def attach_spool(self, stats: Callable[[], QueueStats] | None) -> None:
         """Read the delivery figures from this callable at each scrape (None detaches)."""
         self._stats = stats
 
@@ -204,7 +220,7 @@ class Metrics:
         for name, text, value in gauges:
             yield GaugeMetricFamily(name, text, value=value)
 
-    def _read_stats(self) -> SpoolStats | None:
+    def _read_stats(self) -> QueueStats | None:
         assert self._stats is not None
         try:
             return self._stats()

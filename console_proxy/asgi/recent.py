@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from console_proxy.events import OutboundEvent
+from console_proxy.core.events import OutboundEvent
 
 RECENT_EVENTS = 100
 

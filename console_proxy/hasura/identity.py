@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 import httpx
 
-from console_proxy.events import Identity, valid_uuid, valid_version
-from console_proxy.hasura_config import cli_config_path, read_cli_config, write_cli_config
-from console_proxy.settings import Settings
+from console_proxy.core.events import Identity, valid_uuid, valid_version
+from console_proxy.core.settings import Settings
+from console_proxy.hasura.cli_config import cli_config_path, read_cli_config, write_cli_config
 
 __all__ = ["Identity", "IdentityProvider"]
 

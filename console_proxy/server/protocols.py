@@ -17,7 +17,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from console_proxy.settings import DEFAULT_REQUEST_TIMEOUT_S
+from console_proxy.core.settings import DEFAULT_REQUEST_TIMEOUT_S
 
 # h11's states of the client in which its request is complete, or no more will come on this connection.
 _SENT = frozenset({h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.SWITCHED_PROTOCOL})

@@ -1,5 +1,5 @@
-"""Who may write: the request's Origin and Sec-Fetch-Site against the console's own origin, and the Host names
-the standalone server answers (pure: headers in, a decision out)."""
+"""Who may write: the request's Origin and Sec-Fetch-Site against the console's own origin (pure: headers in, a
+decision out)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from collections.abc import Iterable
 
 from starlette.types import Scope
 
-from console_proxy.settings import Settings
-
-# Always answered, whatever the bound address: the loopback names.
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}
 
 
@@ -62,15 +58,3 @@ def foreign_origin(scope: Scope, allowed: frozenset[str]) -> bool:
     host = header(scope, b"host")
     scheme = normalized.partition("://")[0]
     return host is None or normalized.partition("://")[2] != _netloc(scheme, host)
-
-
-def trusted_hosts(settings: Settings) -> list[str]:
-    """The Host names a server with these settings answers: the bound address, localhost, `--allowed-host`.
-
-    For Starlette's TrustedHostMiddleware: `TrustedHostMiddleware(app, allowed_hosts=trusted_hosts(settings))`.
-    """
-    bound = settings.host.strip().lower()
-    if ":" in bound and not bound.startswith("["):
-        bound = f"[{bound}]"
-    names = [bound, *LOOPBACK_HOSTS, *settings.allowed_host]
-    return list(dict.fromkeys(names))

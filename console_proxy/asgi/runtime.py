@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from console_proxy import sources
-from console_proxy.budget import ClientBudget
+from console_proxy.asgi.budgets import ClientBudget
+from console_proxy.asgi.recent import RecentEvents
+from console_proxy.asgi.rules_reload import RULES_POLL_INTERVAL_S, RulesReloader
+from console_proxy.core.errors import BatchError, Refusal, SinkRefused
+from console_proxy.core.metrics import Metrics
+from console_proxy.core.settings import Settings, resolve_state_dir
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
-from console_proxy.errors import BatchError, Refusal, SinkRefused
-from console_proxy.hasura_config import resolve_telemetry
-from console_proxy.identity import IdentityProvider
-from console_proxy.metrics import Metrics
-from console_proxy.optout import TelemetryDecision
-from console_proxy.recent import RecentEvents
+from console_proxy.hasura.cli_config import resolve_telemetry
+from console_proxy.hasura.identity import IdentityProvider
+from console_proxy.hasura.optout import TelemetryDecision
 from console_proxy.resources import default_rules_path
-from console_proxy.rules.reload import RULES_POLL_INTERVAL_S, RulesReloader
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.settings import Settings, resolve_state_dir
 from console_proxy.sources.base import Built, Context, Source, body_too_large, check_media_type
 
 logger = logging.getLogger("console_proxy")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import logging
 import os
@@ -10,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import quote
+
+from console_proxy.core.metrics import QueueStats
 
 logger = logging.getLogger("console_proxy")
 
@@ -33,23 +34,6 @@ INSERT OR IGNORE INTO counters VALUES ('accepted', 0), ('forwarded', 0), ('dead_
 _TOPIC_COLUMN = "ALTER TABLE {table} ADD COLUMN topic TEXT NOT NULL DEFAULT 'console'"
 
 
-@dataclasses.dataclass(frozen=True)
-class SpoolStats:
-    """One consistent reading of the spool: lifetime counters of this spool file, depth and size now.
-
-    `accepted == forwarded + spooled + dead_lettered + expired` holds in every reading, across restarts,
-    because every change of the events table updates the counters in the same transaction.
-    """
-
-    accepted: int
-    forwarded: int
-    dead_lettered: int
-    expired: int
-    spooled: int
-    spooled_bytes: int
-    last_delivery_at: float | None
-
-
 def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
     # Quoted: a '#', '?' or '%' in the path would otherwise end or change the URI and name another file.
     target = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "") if readonly else str(path)
@@ -58,7 +42,7 @@ def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> s
     return conn
 
 
-def read_stats(conn: sqlite3.Connection) -> SpoolStats:
+def read_stats(conn: sqlite3.Connection) -> QueueStats:
     conn.execute("BEGIN")
     try:
         values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
@@ -66,7 +50,7 @@ def read_stats(conn: sqlite3.Connection) -> SpoolStats:
     finally:
         conn.execute("COMMIT")
     last = float(values.get("last_delivery_at", 0))
-    return SpoolStats(
+    return QueueStats(
         accepted=int(values["accepted"]),
         forwarded=int(values["forwarded"]),
         dead_lettered=int(values["dead_lettered"]),
@@ -77,7 +61,7 @@ def read_stats(conn: sqlite3.Connection) -> SpoolStats:
     )
 
 
-def read_spool_stats(path: Path) -> SpoolStats | None:
+def read_spool_stats(path: Path) -> QueueStats | None:
     """Read a spool file without writing to it (for `console-proxy status`); None when there is none."""
     if not path.exists():
         return None

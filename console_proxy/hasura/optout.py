@@ -8,8 +8,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from console_proxy.errors import SettingsError
-from console_proxy.settings import Settings
+from console_proxy.core.errors import SettingsError
+from console_proxy.core.settings import Settings
 
 TRUE_VALUES = ("true", "t", "yes", "y", "1")
 FALSE_VALUES = ("false", "f", "no", "n", "0")
