@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from collector import Answer, Collector, free_port
-
 from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME, Spool
+
+from support.collector import Answer, Collector, free_port
 
 EVENTS = "/_telemetry/v1/events"
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"

@@ -33,12 +33,12 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from collector import Answer, Collector, read_metrics
-from redis_server import RedisServer
-from servers import ServeProcess, free_port, start_serve
-
 from console_proxy.delivery.redis.queue import RedisQueue
 from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME, Spool
+
+from support.collector import Answer, Collector, read_metrics
+from support.redis_server import RedisServer
+from support.servers import ServeProcess, free_port, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"

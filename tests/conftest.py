@@ -7,13 +7,15 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import leaks
 import pytest
-import servers
 from hypothesis import settings
-from redis_server import RedisServer, running_redis
+from playwright.sync_api import Browser, sync_playwright
 
 from console_proxy.rules.route_rules import RouteRules, load_rules
+
+from support import leaks, servers
+from support.browser import CHROMIUM, CHROMIUM_ARGS
+from support.redis_server import RedisServer, running_redis
 
 # In CI the property tests draw the same cases every run, so a red build is the code's doing, not the dice's;
 # on a workstation they keep exploring.
@@ -89,3 +91,17 @@ def nothing_outlives_the_session() -> Iterator[None]:
     leaks.kill(left)
     if described:
         pytest.fail("left running after the session:\n" + "\n".join(described), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium through Playwright, one per test module."""
+    # No skip: with CI=true (and without) a missing browser or an unbuilt console is a failure.
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import websockets.sync.client
-from servers import start_serve
+
+from support.servers import start_serve
 
 ROOT = Path(__file__).parent.parent
 INSTALL_TIMEOUT_S = 600

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets.exceptions
+import websockets.sync.client
+
+from console_proxy.asgi.app import create_app
+from console_proxy.cli.serve import (
+    NO_WEBSOCKET,
+    WS_MAX_MESSAGE_BYTES,
+    ProxyServer,
+    listening_socket,
+    server_config,
+)
+from console_proxy.core.settings import Settings
+
+from support.servers import clean_env, serving, start_serve
+
+SERVER_UUID = "11111111-2222-4333-8444-555555555555"
+EVENTS = "/_telemetry/v1/events"
+RULES_V1 = "version: 1\nprefixes: [/console]\nroutes:\n  - /a/{X}\n"
+RULES_V2 = "version: 1\nprefixes: [/console]\nroutes:\n  - /a/{X}\n  - /b/{Y}\n"
+
+
+def wait_for(served_output: Callable[[], str], text: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in served_output():
+        assert time.monotonic() < deadline, f"{text!r} never appeared in:\n{served_output()}"
+        time.sleep(0.05)
+
+
+def test_serve_starts_serves_the_console_accepts_a_batch_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    served = start_serve(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID)
+    try:
+        console = httpx.get(served.base + "/console", follow_redirects=True)
+        assert (console.status_code, console.url.path, console.headers["content-type"]) == (
+            200,
+            "/console/",
+            "text/html; charset=utf-8",
+        )
+        deep = httpx.get(served.base + "/console/data/db/schema/public/tables/users/browse")
+        assert (deep.status_code, deep.text) == (200, console.text)
+        response = httpx.post(served.base + EVENTS, json=[{"type": "A/B", "route": "/console/data/secretdb"}])
+        assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 0})
+    finally:
+        code = served.stop(signal.SIGTERM)
+    assert code == 0
+    [line] = (state / "events.jsonl").read_text().splitlines()
+    [event] = json.loads(line)["data"]
+    assert (event["url"], event["server_uuid"]) == ("/data/SOURCE", SERVER_UUID)
+    output = served.output()
+    port = served.base.rsplit(":", 1)[1]
+    for expected in [
+        f"console-proxy 0.2.0: the console is at http://127.0.0.1:{port}/console/ (files from ",
+        "telemetry: on, decided by default (nothing set); mode server",
+        f"local mode: accepted events are appended to {state / 'events.jsonl'}; nothing leaves this machine",
+        "Application shutdown complete.",
+    ]:
+        assert expected in output
+    assert "secretdb" not in output
+
+
+def test_serve_says_why_telemetry_is_off(tmp_path: Path) -> None:
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state"), env={"DO_NOT_TRACK": "1"}) as served:
+        assert httpx.post(served.base + EVENTS, json=[{"type": "A/B", "route": "/"}]).status_code == 204
+    assert "telemetry: off, decided by DO_NOT_TRACK=1: nothing is kept and nothing is sent" in served.output()
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "99999"], '--port is "99999"; expected a whole number from 0 to 65535.\n'),
+        (
+            ["--enable-telemetry", "maybe"],
+            '--enable-telemetry is "maybe"; expected one of true, t, yes, y, 1, false, f, no, n, 0.\n',
+        ),
+    ],
+)
+def test_bad_settings_exit_2_with_one_sentence(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", *args],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", message)
+
+
+def test_an_empty_enable_telemetry_flag_does_not_undo_the_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", "--enable-telemetry", ""],
+        env=clean_env(tmp_path, {"CONSOLE_PROXY_ENABLE_TELEMETRY": "false"}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    expected = '--enable-telemetry is ""; expected one of true, t, yes, y, 1, false, f, no, n, 0.\n'
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_an_unwritable_state_dir_exits_2_with_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    state = tmp_path / "a-file" / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", "--state-dir", str(state)],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    expected = (
+        f'the state directory "{state}" is not writable (Not a directory); '
+        "expected a directory this user can create and write (--state-dir).\n"
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_a_bad_rules_file_exits_3_with_file_line_col(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("version: 1\nroutes: [\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", "--rules", str(rules)],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr.startswith(f"{rules}:3:1: ")
+
+
+def anonymized(base: str, route: str) -> str:
+    response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": route}])
+    assert response.status_code == 202
+    url: str = httpx.get(base + "/_telemetry/v1/recent").json()[-1]["url"]
+    return url
+
+
+def test_sighup_reloads_the_rules_and_a_bad_file_keeps_the_old_ones(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES_V1)
+    with serving(tmp_path, "--rules", str(rules), "--state-dir", str(tmp_path / "state")) as served:
+        assert anonymized(served.base, "/console/b/secret") == "/UNKNOWN"
+        rules.write_text(RULES_V2)
+        served.send_signal(signal.SIGHUP)
+        wait_for(served.output, "rules reloaded (SIGHUP)")
+        assert anonymized(served.base, "/console/b/secret") == "/b/Y"
+        rules.write_text("version: 1\nroutes: [\n")
+        served.send_signal(signal.SIGHUP)
+        wait_for(served.output, f"rules reload (SIGHUP) refused, keeping the previous rules:\n{rules}:3:1: ")
+        assert anonymized(served.base, "/console/b/secret") == "/b/Y"
+        assert httpx.get(served.base + "/readyz").status_code == 200
+        assert served.stop() == 0
+
+
+def test_serve_takes_websocket_batches_drops_an_oversized_one_and_refuses_one_over_the_frame_limit(
+    tmp_path: Path,
+) -> None:
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state")) as served:
+        url = served.base.replace("http://", "ws://") + "/_telemetry/v1/ws"
+        message = json.dumps({"topic": "console", "data": {"event_type": "A/B", "url": "/console/data/x"}})
+        with websockets.sync.client.connect(url, max_size=None) as ws:
+            ws.send(message)
+            assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+            # Over the batch limit: read, dropped, counted, and the socket stays open for the next message.
+            ws.send("[" + " " * 200_000 + "]")
+            assert json.loads(ws.recv(timeout=5)) == {"error": "body too large"}
+            ws.send(message)
+            assert json.loads(ws.recv(timeout=5)) == {"accepted": 1, "dropped": 0}
+        # Over what the server reads at all: refused by the WebSocket layer before it is read whole.
+        with websockets.sync.client.connect(url, max_size=None) as ws:
+            ws.send("[" + " " * WS_MAX_MESSAGE_BYTES + "]")
+            with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
+                ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        metrics = httpx.get(served.base + "/metrics").text
+        assert 'console_proxy_batches_rejected_total{reason="body_too_large",source="console"} 1.0' in metrics
+        assert served.stop() == 0
+
+
+def _read_response(client: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += client.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += client.recv(65536)
+    return head.split(b" ", 2)[1]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_every_accepted_connection_has_tcp_nodelay(tmp_path: Path, loop: str) -> None:
+    # Without TCP_NODELAY a response written in two parts (headers, body) waits for the client's delayed ACK:
+    # about 40 ms for every request on a kept-alive connection. Checked on the socket itself, for both loops.
+    settings = Settings(state_dir=tmp_path, port=0, server_uuid=SERVER_UUID)
+    config = server_config(create_app(settings), settings)
+    config.loop = loop
+    sock = listening_socket(config)
+    server = ProxyServer(config, on_reload=lambda: None)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        round_trips = []
+        with socket.create_connection(sock.getsockname()[:2]) as client:
+            for _ in range(21):
+                started = time.perf_counter()
+                client.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+                assert _read_response(client) == b"200"
+                round_trips.append(time.perf_counter() - started)
+            options = [
+                conn.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                for conn in list(server.server_state.connections)
+            ]
+        assert len(options) == 1 and options[0] != 0
+        # A loose sanity bound, not a timing goal: a stalled connection waits about 40 ms on every request.
+        assert statistics.median(round_trips) < 0.035
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def test_without_a_websocket_library_start_up_says_so_and_readyz_is_not_ready(tmp_path: Path) -> None:
+    # Modules that fail to import stand in for an environment where neither library is installed.
+    hidden = tmp_path / "hidden"
+    for name in ("websockets", "wsproto"):
+        (hidden / name).mkdir(parents=True)
+        (hidden / name / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state"), env={"PYTHONPATH": str(hidden)}) as served:
+        wait_for(served.output, NO_WEBSOCKET)
+        assert served.output().count(NO_WEBSOCKET) == 1
+        ready = httpx.get(served.base + "/readyz")
+        assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "reason": "no WebSocket support"})
+        assert httpx.get(served.base + "/healthz").status_code == 200
+        # What the console meets: uvicorn passes the upgrade on as a plain request, which the middleware refuses.
+        url = served.base.replace("http://", "ws://") + "/_telemetry/v1/ws"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            websockets.sync.client.connect(url, open_timeout=5)
+        assert refused.value.response.status_code == 501
+        assert served.stop() == 0

@@ -1,0 +1,177 @@
+"""Metrics: a registry per app, ingest counters by reason, and the delivery invariant at every scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from pathlib import Path
+
+import prometheus_client
+import pytest
+
+from console_proxy.core.metrics import Metrics
+from console_proxy.delivery.spool.spool import QueueStats, Spool
+
+from support.collector import invariant_holds, read_metrics
+from support.outbound import event
+
+pytestmark = pytest.mark.anyio
+
+
+async def scrape(metrics: Metrics) -> dict[str, float]:
+    return read_metrics((await metrics.render_async()).decode())
+
+
+async def test_each_app_has_its_own_registry_and_the_global_one_is_untouched() -> None:
+    first, second = Metrics(), Metrics()
+    first.received(3)
+    first.retried()
+    assert (await scrape(first))["console_proxy_events_received_total{source=console}"] == 3
+    assert "console_proxy_events_received_total{source=console}" not in await scrape(second)
+    assert (await scrape(second))["console_proxy_upstream_retries_total"] == 0
+    assert b"console_proxy" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
+
+
+async def test_ingest_counts_by_reason_add_up_whoever_reports_them() -> None:
+    metrics = Metrics()
+    metrics.rejected("malformed")
+    metrics.rejected("malformed")
+    metrics.dropped("action_dropped", 4)
+    metrics.rejected("spool_full")
+    metrics.rejected("malformed")
+    metrics.dropped("bad_route", 2)
+    metrics.received(9)
+    metrics.accepted(3)
+    values = await scrape(metrics)
+    assert {k: v for k, v in values.items() if "_created" not in k and "retries" not in k} == {
+        "console_proxy_events_received_total{source=console}": 9,
+        "console_proxy_batches_rejected_total{reason=malformed,source=console}": 3,
+        "console_proxy_batches_rejected_total{reason=spool_full,source=console}": 1,
+        "console_proxy_events_dropped_total{reason=action_dropped,source=console}": 4,
+        "console_proxy_events_dropped_total{reason=bad_route,source=console}": 2,
+        "console_proxy_events_accepted_total{source=console}": 3,
+        "console_proxy_rules_reloads_total{outcome=ok}": 0,
+        "console_proxy_rules_reloads_total{outcome=refused}": 0,
+    }
+
+
+async def test_upstream_latency_is_a_histogram_by_status() -> None:
+    metrics = Metrics()
+    metrics.observe_upstream(0.02, 200)
+    metrics.observe_upstream(3.0, 503)
+    values = await scrape(metrics)
+    assert values["console_proxy_upstream_latency_seconds_count{status=200}"] == 1
+    assert values["console_proxy_upstream_latency_seconds_bucket{le=0.025,status=200}"] == 1
+    assert values["console_proxy_upstream_latency_seconds_bucket{le=2.5,status=503}"] == 0
+    assert values["console_proxy_upstream_latency_seconds_sum{status=503}"] == 3.0
+
+
+async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
+    metrics = Metrics()
+    metrics.accepted(99)  # this process's count gives way to the spool's lifetime count
+    metrics.attach_spool(
+        lambda: QueueStats(
+            accepted=10,
+            forwarded=4,
+            dead_lettered=1,
+            expired=2,
+            spooled=3,
+            spooled_bytes=300,
+            last_delivery_at=1_795_000_000.5,
+        )
+    )
+    values = await scrape(metrics)
+    assert {
+        k: v
+        for k, v in values.items()
+        if k.startswith(("console_proxy_events_", "console_proxy_spool", "console_proxy_last"))
+    } == {
+        "console_proxy_events_accepted_total": 10,
+        "console_proxy_events_forwarded_total": 4,
+        "console_proxy_events_dead_lettered_total": 1,
+        "console_proxy_events_expired_total": 2,
+        "console_proxy_spool_events": 3,
+        "console_proxy_spool_bytes": 300,
+        "console_proxy_last_delivery_timestamp_seconds": 1_795_000_000.5,
+    }
+
+
+async def test_an_unreadable_spool_leaves_the_delivery_figures_out_and_the_scrape_working(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+
+    def broken() -> QueueStats:
+        raise OSError("disk gone")
+
+    metrics.attach_spool(broken)
+    metrics.received(1)
+    values = await scrape(metrics)
+    assert values["console_proxy_events_received_total{source=console}"] == 1
+    assert not any(key.startswith("console_proxy_events_accepted_total") for key in values)
+    assert "cannot read the spool for metrics: disk gone" in caplog.text
+
+
+async def test_the_invariant_holds_at_every_scrape_while_the_spool_changes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", max_events=100_000, max_bytes=10**9, max_age_s=3600.0)
+    await spool.open()
+    metrics = Metrics()
+    metrics.attach_spool(spool.stats)
+    scrapes: list[dict[str, float]] = []
+    busy = True
+
+    async def churn() -> None:
+        n = 0
+        for round_ in range(40):
+            await asyncio.gather(*(spool.put("console", [event(n + k), event(n + k + 1)]) for k in range(0, 10, 2)))
+            n += 10
+            batch = await spool.claim(7)
+            assert batch is not None
+            if round_ % 5 == 4:
+                await spool.dead_letter(batch.batch_id, 400)
+            else:
+                await spool.ack(batch.batch_id)
+
+    async def watch() -> None:
+        while busy:
+            scrapes.append(await scrape(metrics))
+
+    try:
+        watcher = asyncio.ensure_future(watch())
+        await churn()
+        busy = False
+        await watcher
+        scrapes.append(await scrape(metrics))
+    finally:
+        await spool.close()
+    assert len(scrapes) > 5
+    assert all(invariant_holds(values) for values in scrapes)
+    final = scrapes[-1]
+    assert (
+        final["console_proxy_events_accepted_total"],
+        final["console_proxy_events_forwarded_total"],
+        final["console_proxy_events_dead_lettered_total"],
+        final["console_proxy_spool_events"],
+    ) == (400, 32 * 7, 8 * 7, 400 - 40 * 7)
+
+
+async def test_concurrent_scrapes_each_show_the_counts_of_their_own_moment() -> None:
+    # One worker thread, held busy: both scrapes copy the counters on the loop, then wait for the thread. A copy
+    # kept on the Metrics object would be overwritten by the second scrape (and cleared when either ended).
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+    metrics = Metrics()
+    metrics.received(1)
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait)
+    first = asyncio.ensure_future(metrics.render_async())
+    await asyncio.sleep(0)
+    metrics.received(1)
+    second = asyncio.ensure_future(metrics.render_async())
+    await asyncio.sleep(0)
+    metrics.received(1)
+    release.set()
+    await busy
+    texts = [(await scrape_).decode() for scrape_ in (first, second)]
+    assert [read_metrics(text)["console_proxy_events_received_total{source=console}"] for text in texts] == [1, 2]

@@ -1,0 +1,237 @@
+"""The Redis queue against a real redis-server: claims, leases, acknowledgements, bounds, counters, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console_proxy.delivery.redis.client import describe_persistence
+from console_proxy.delivery.redis.queue import QueueError, RedisQueue
+from console_proxy.delivery.sink import SinkRefused
+from console_proxy.delivery.spool.spool import Batch
+
+from support.redis_server import RedisServer, running_redis
+
+pytestmark = pytest.mark.anyio
+
+
+def events(*ids: str) -> list[dict[str, Any]]:
+    return [{"event_id": i, "event_type": "T"} for i in ids]
+
+
+def ids_of(batch: Batch | None) -> list[str]:
+    assert batch is not None
+    return [e["event_id"] for e in json.loads(batch.body)["data"]]
+
+
+def invariant(queue: RedisQueue) -> tuple[int, int, int, int, int]:
+    s = queue.stats()
+    assert s.accepted == s.forwarded + s.spooled + s.dead_lettered + s.expired
+    return s.accepted, s.forwarded, s.spooled, s.dead_lettered, s.expired
+
+
+@pytest.fixture
+async def make_queue(redis_server: RedisServer) -> AsyncIterator[Any]:
+    opened: list[RedisQueue] = []
+
+    async def make(**options: Any) -> RedisQueue:
+        values: dict[str, Any] = {"max_events": 100, "max_bytes": 100_000, "max_age_s": 3600.0, "lease_s": 30.0}
+        queue = RedisQueue(redis_server.url, **{**values, **options})
+        await queue.open()
+        opened.append(queue)
+        return queue
+
+    yield make
+    for queue in opened:
+        await queue.close()
+
+
+async def test_a_batch_is_claimed_sent_again_until_acked_and_then_counted_forwarded(make_queue: Any) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b"))
+    assert (queue.depth, queue.unclaimed) == (2, 2)
+    batch = await queue.claim(10)
+    assert batch is not None
+    assert json.loads(batch.body) == {"topic": "console", "batch_id": batch.batch_id, "data": events("a", "b")}
+    assert (batch.count, queue.depth, queue.unclaimed) == (2, 2, 0)
+    again = await queue.claim(10)
+    assert again == batch
+    assert await queue.ack(batch.batch_id) == 2
+    assert (queue.depth, await queue.claim(10)) == (0, None)
+    assert invariant(queue) == (2, 2, 0, 0, 0)
+
+
+async def test_a_batch_holds_one_topic_and_at_most_max_events(make_queue: Any) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b", "c"))
+    await queue.put("cli", events("d"))
+    await queue.put("console", events("e"))
+    got = []
+    while (batch := await queue.claim(2)) is not None:
+        got.append((json.loads(batch.body)["topic"], ids_of(batch)))
+        assert await queue.ack(batch.batch_id) == batch.count
+    assert got == [("console", ["a", "b"]), ("console", ["c"]), ("cli", ["d"]), ("console", ["e"])]
+    assert invariant(queue) == (5, 5, 0, 0, 0)
+
+
+async def test_an_ack_claims_the_next_full_batch_in_the_same_script(make_queue: Any, redis_server: RedisServer) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b", "c", "d", "e"))
+    first = await queue.claim(2)
+    assert await queue.ack(first.batch_id if first else "") == 2
+    held = [b.decode() for b in redis_server.client().lrange(queue.keys.prefix + "held:" + queue.consumer, 0, -1)]
+    second = await queue.claim(2)  # claimed by the ack already: a full batch was waiting
+    assert second is not None and held == [second.batch_id] and ids_of(second) == ["c", "d"]
+    assert await queue.ack(second.batch_id) == 2
+    third = await queue.claim(2)  # only one event was left: not claimed by the ack, so it could wait to fill
+    assert ids_of(third) == ["e"]
+    assert invariant(queue) == (5, 4, 1, 0, 0)
+
+
+async def test_a_split_batch_is_sent_next_as_two_halves_of_new_ids(make_queue: Any) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b", "c"))
+    await queue.put("console", events("d"))
+    whole = await queue.claim(3)
+    assert ids_of(whole) == ["a", "b", "c"]
+    assert whole is not None
+    await queue.split(whole.batch_id)
+    halves = []
+    while (batch := await queue.claim(3)) is not None:
+        halves.append((batch.batch_id, ids_of(batch)))
+        assert await queue.ack(batch.batch_id) == batch.count
+    assert [ids for _, ids in halves] == [["a", "b"], ["c"], ["d"]]
+    assert len({whole.batch_id, *(bid for bid, _ in halves)}) == 4
+    assert invariant(queue) == (4, 4, 0, 0, 0)
+
+
+async def test_a_batch_idle_past_the_lease_goes_to_another_consumer_whole_with_its_batch_id(make_queue: Any) -> None:
+    dead = await make_queue(lease_s=0.2)
+    other = await make_queue(lease_s=0.2)
+    await dead.put("console", events("a", "b", "c"))
+    held = await dead.claim(10)
+    assert held is not None
+    assert await other.claim(10) is None  # held, not idle yet
+    await asyncio.sleep(0.3)
+    assert await other.poll() is True
+    taken = await other.claim(10)
+    assert taken == held
+    assert (await other.ack(taken.batch_id), await dead.ack(held.batch_id)) == (3, 0)
+    assert invariant(other) == (3, 3, 0, 0, 0)
+
+
+async def test_a_live_consumer_keeps_its_batch_past_the_lease_by_polling(make_queue: Any) -> None:
+    live = await make_queue(lease_s=0.3)
+    other = await make_queue(lease_s=0.3)
+    await live.put("console", events("a"))
+    held = await live.claim(10)
+    assert held is not None
+    for _ in range(4):
+        await asyncio.sleep(0.1)
+        await live.poll()
+    assert await other.claim(10) is None
+    assert await live.ack(held.batch_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "second"),
+    [({"max_events": 3}, events("c", "d")), ({"max_bytes": 100}, events("c", "d"))],
+)
+async def test_a_full_queue_refuses_with_503_and_trims_nothing(
+    make_queue: Any, options: dict[str, Any], second: list[dict[str, Any]]
+) -> None:
+    queue = await make_queue(**options)
+    await queue.put("console", events("a", "b"))
+    with pytest.raises(SinkRefused) as refused:
+        await queue.put("console", second)
+    assert (refused.value.status, refused.value.retry_after, refused.value.reason) == (503, 5, "spool is full")
+    assert ids_of(await queue.claim(10)) == ["a", "b"]
+    assert invariant(queue) == (2, 0, 2, 0, 0)
+
+
+async def test_a_dead_lettered_batch_moves_to_the_dead_letter_stream(
+    make_queue: Any, redis_server: RedisServer
+) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a", "b"))
+    batch = await queue.claim(10)
+    assert batch is not None
+    assert await queue.dead_letter(batch.batch_id, 400) == 2
+    rows = redis_server.client().xrange(queue.keys.dead)
+    assert [(f[b"batch_id"].decode(), f[b"status"], json.loads(f[b"e"])["event_id"]) for _, f in rows] == [
+        (batch.batch_id, b"400", "a"),
+        (batch.batch_id, b"400", "b"),
+    ]
+    assert invariant(queue) == (2, 0, 0, 2, 0)
+
+
+async def test_events_past_the_maximum_age_expire_claimed_or_not(make_queue: Any) -> None:
+    queue = await make_queue(max_age_s=0.2)
+    await queue.put("console", events("a", "b"))
+    await queue.claim(1)
+    await asyncio.sleep(0.3)
+    assert await queue.expire() == 2
+    assert (await queue.claim(10), queue.depth) == (None, 0)
+    assert invariant(queue) == (2, 0, 0, 0, 2)
+
+
+async def test_a_redis_that_goes_away_refuses_puts_with_503_until_it_is_back(
+    make_queue: Any, redis_server: RedisServer
+) -> None:
+    queue = await make_queue()
+    await queue.put("console", events("a"))
+    redis_server.stop()
+    with pytest.raises(SinkRefused) as refused:
+        await queue.put("console", events("b"))
+    assert (refused.value.status, refused.value.label, refused.value.reason) == (
+        503,
+        "queue_unavailable",
+        "queue is unavailable",
+    )
+    assert queue.writable is False
+    redis_server.start()  # appendonly: the accepted event survived the restart
+    await queue.poll()
+    assert queue.writable is True
+    assert ids_of(await queue.claim(10)) == ["a"]
+    assert invariant(queue) == (1, 0, 1, 0, 0)
+
+
+async def test_require_aof_refuses_a_redis_without_appendonly(tmp_path: Path) -> None:
+    with running_redis(tmp_path / "r", appendonly="no") as server:
+        queue = RedisQueue(server.url, max_events=1, max_bytes=1, max_age_s=1, require_aof=True)
+        with pytest.raises(QueueError) as error:
+            await queue.open()
+        await queue.close()
+    assert str(error.value) == (
+        f"--queue-require-aof: redis queue redis://127.0.0.1:{server.port}/0: appendonly no, no snapshots: "
+        "a Redis restart loses every queued event"
+    )
+
+
+@pytest.mark.parametrize(
+    ("appendonly", "appendfsync", "save", "line"),
+    [
+        ("yes", "always", "", "appendonly yes, appendfsync always: a Redis crash can lose nothing acknowledged"),
+        (
+            "yes",
+            "everysec",
+            "",
+            "appendonly yes, appendfsync everysec: a Redis crash can lose up to about one second of accepted batches",
+        ),
+        (
+            "no",
+            "everysec",
+            "3600 1",
+            "appendonly no, snapshots (save 3600 1): a Redis crash can lose everything since the last one",
+        ),
+    ],
+)
+def test_the_durability_line_says_what_a_crash_can_lose(
+    appendonly: str, appendfsync: str, save: str, line: str
+) -> None:
+    assert describe_persistence(appendonly, appendfsync, save) == (line, appendonly == "yes")
