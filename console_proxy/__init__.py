@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from console_proxy.asgi.app import create_app
     from console_proxy.asgi.hosts import trusted_hosts
     from console_proxy.asgi.middleware import TelemetryMiddleware
+    from console_proxy.asgi.runtime import TelemetryRuntime
     from console_proxy.core.errors import ConsoleProxyError, RulesError, SettingsError
     from console_proxy.core.settings import Settings
     from console_proxy.rules.route_rules import RouteRules, RulesHolder, load_rules
@@ -27,6 +28,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TelemetryMiddleware",
+    "TelemetryRuntime",
     "__version__",
     "create_app",
     "load_rules",
@@ -42,6 +44,7 @@ _HOMES = {
     "Settings": "console_proxy.core.settings",
     "SettingsError": "console_proxy.core.errors",
     "TelemetryMiddleware": "console_proxy.asgi.middleware",
+    "TelemetryRuntime": "console_proxy.asgi.runtime",
     "create_app": "console_proxy.asgi.app",
     "load_rules": "console_proxy.rules.route_rules",
     "trusted_hosts": "console_proxy.asgi.hosts",

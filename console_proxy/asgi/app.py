@@ -101,7 +101,7 @@ def create_app(
         middleware=[
             Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings), www_redirect=False),
             Middleware(WebSocketLimits, max_websockets=settings.max_websockets, idle_s=settings.websocket_idle_s),
-            Middleware(TelemetryMiddleware, settings=settings, runtime=runtime),
+            Middleware(TelemetryMiddleware, runtime=runtime),
         ],
         lifespan=lifespan,
     )

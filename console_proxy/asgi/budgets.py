@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from limits import RateLimitItemPerSecond
@@ -38,14 +39,18 @@ class SweepingMemoryStorage(MemoryStorage):
     started from the event loop every 10 ms, each start waiting for the new thread (a tenth of the loop's time in
     issue 12's profile). An expired key is also dropped whenever it is read, so the sweep only bounds the memory
     held for clients that went away: once a second is enough.
+
+    The hook is limits' private, name-mangled `__schedule_expiry` (limits has no public one), so the versions are
+    bounded in pyproject.toml and tests/asgi/test_budgets.py fails when an allowed version no longer has it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self._clock = clock
         self._next_sweep = 0.0
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 -- limits' private hook, name-mangled
-        now = time.monotonic()
+        now = self._clock()
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_EVERY_S
             super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
@@ -75,7 +80,14 @@ class ClientBudget:
         self._redis_url = redis_url
         self._local: SlidingWindowCounterRateLimiter | None = None
         self._shared: AsyncSlidingWindow | None = None
+        self._shared_storage: AsyncRedisStorage | None = None
         self._failure_logged_at = -FAILURE_LOG_EVERY_S
+
+    async def aclose(self) -> None:
+        """Close the shared store's connections (a budget in this process has none); the next take reopens."""
+        storage, self._shared_storage, self._shared = self._shared_storage, None, None
+        if storage is not None:
+            await _close_storage(storage)
 
     async def take(self, client: str, events: int) -> int | None:
         if events <= 0:
@@ -98,8 +110,8 @@ class ClientBudget:
                 self._local = SlidingWindowCounterRateLimiter(SweepingMemoryStorage())
             return self._local.hit(self._item, client, cost=cost)
         if self._shared is None:
-            storage = _shared_storage(self._redis_url)
-            self._shared = AsyncSlidingWindow(storage)
+            self._shared_storage = _shared_storage(self._redis_url)
+            self._shared = AsyncSlidingWindow(self._shared_storage)
         return await self._shared.hit(self._item, client, cost=cost)
 
 
@@ -107,7 +119,12 @@ def _shared_storage(url: str) -> AsyncRedisStorage:
     """The queue's Redis as a `limits` store; the Sentinel form is console-proxy's own, so it is spelled out."""
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
-        return AsyncRedisStorage("async+" + url, implementation="redispy")
+        # A pool of our own, so that shutdown can close its connections: limits' storages have no close.
+        import redis.asyncio
+
+        pool = redis.asyncio.ConnectionPool.from_url(url)
+        pooled: dict[str, Any] = {"connection_pool": pool}  # passed on to redis-py; limits types its options narrower
+        return AsyncRedisStorage("async+" + url, implementation="redispy", **pooled)
     hosts = ",".join(f"{host}:{port}" for host, port in sentinel.sentinels)
     options: dict[str, Any] = {"db": sentinel.db, "ssl": sentinel.ssl}
     if sentinel.username is not None:
@@ -121,3 +138,16 @@ def _shared_storage(url: str) -> AsyncRedisStorage:
         use_replicas=False,
         **options,
     )
+
+
+async def _close_storage(storage: AsyncRedisStorage) -> None:
+    """Close the redis-py client limits made for `storage` (the pool given to it, or Sentinel's own)."""
+    pool = storage.options.get("connection_pool")
+    if hasattr(pool, "aclose"):
+        await pool.aclose()  # type: ignore[union-attr]  # limits types its options as plain values
+        return
+    # Sentinel: limits builds the client itself and keeps it on its bridge (limits 5.x, bounded in pyproject.toml).
+    client = getattr(getattr(storage, "bridge", None), "storage", None)
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()

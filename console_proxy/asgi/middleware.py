@@ -11,15 +11,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console_proxy.asgi.budgets import client_key
+from console_proxy.asgi.lifespan import run_lifespan
 from console_proxy.asgi.origins import allowed_origins, foreign_origin
-from console_proxy.asgi.runtime import BodyReader, RequestFacts, TelemetryRuntime, log_unexpected
-from console_proxy.core.errors import BatchError, ConsoleProxyError, SinkRefused
+from console_proxy.asgi.runtime import TelemetryRuntime, log_unexpected
+from console_proxy.core.errors import BatchError, SinkRefused
 from console_proxy.core.settings import Settings
-from console_proxy.delivery.sink import Sink
-from console_proxy.hasura.identity import IdentityProvider
-from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.sources import EVENTS_PATH, HTTP_SOURCES, WEBSOCKET_SOURCE, WS_PATH, Source
-from console_proxy.sources.base import body_too_large
+from console_proxy.sources.base import body_too_large, check_media_type
 
 __all__ = ["EVENTS_PATH", "RECENT_PATH", "STATUS_PATH", "WS_PATH", "TelemetryMiddleware"]
 
@@ -83,33 +81,27 @@ def _content_length(scope: Scope) -> int | None:
     return int(length) if length.isascii() and length.isdecimal() else None
 
 
-def _body_reader(receive: Receive) -> BodyReader:
-    async def read(limit: int) -> bytes | None:
-        """The request body, refused with 413 as soon as it passes `limit`; None when the client went away."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise body_too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    return read
-
-
-def _message_reader(body: bytes) -> BodyReader:
-    async def read(limit: int) -> bytes | None:
-        if len(body) > limit:
+async def _read_body(scope: Scope, receive: Receive, source: Source) -> bytes | None:
+    """The request body once its media type and size pass `source`'s limits (BatchError 415/413 otherwise, the
+    size refused as soon as the declared length or the bytes read pass it); None when the client went away."""
+    check_media_type(_header(scope, b"content-type"), source.media_types)
+    limit = source.max_body_bytes
+    declared = _content_length(scope)
+    if declared is not None and declared > limit:
+        raise body_too_large()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
             raise body_too_large()
-        return body
-
-    return read
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _asks_for_websocket(scope: Scope) -> bool:
@@ -131,37 +123,23 @@ class TelemetryMiddleware:
     the wrapped app's lifespan starts up, or when an embedder enters `middleware.running()` itself.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        settings: Settings,
-        rules_holder: RulesHolder | None = None,
-        sink: Sink | None = None,
-        identity: IdentityProvider | None = None,
-        env: Mapping[str, str] | None = None,
-        runtime: TelemetryRuntime | None = None,
-    ) -> None:
-        self.app = app
-        self.settings = settings
+    def __init__(self, app: ASGIApp, *, settings: Settings | None = None, runtime: TelemetryRuntime | None = None):
+        if (settings is None) == (runtime is None):
+            # Both would leave one of them ignored; give the parts (a sink, rules, identity, env) to the runtime.
+            raise TypeError("TelemetryMiddleware takes settings= or runtime=, exactly one of them")
         if runtime is None:
-            runtime = TelemetryRuntime(settings, rules_holder=rules_holder, sink=sink, identity=identity, env=env)
-        else:
-            # A given runtime was built with its own parts: taking others here too would silently ignore them.
-            parts = {"rules_holder": rules_holder, "sink": sink, "identity": identity, "env": env}
-            given = [f"{name}=" for name, part in parts.items() if part is not None]
-            if given:
-                raise TypeError(f"TelemetryMiddleware takes runtime= or {', '.join(given)}, not both")
-            if runtime.settings != settings:
-                raise ValueError("TelemetryMiddleware's settings must be the settings its runtime= was built with")
+            assert settings is not None
+            runtime = TelemetryRuntime(settings)
+        self.app = app
         self.runtime = runtime
+        self.settings = runtime.settings
         self._http: dict[str, tuple[str, Handler]] = {
             STATUS_PATH: ("GET", self._status),
             RECENT_PATH: ("GET", self._recent),
         }
         for path, source in HTTP_SOURCES.items():
             self._http[path] = ("POST", functools.partial(self._events, source))
-        self._allowed_origins = allowed_origins(settings.allowed_origin)
+        self._allowed_origins = allowed_origins(self.settings.allowed_origin)
 
     def running(self) -> contextlib.AbstractAsyncContextManager[TelemetryRuntime]:
         """`async with middleware.running():` from an embedder's own lifespan (same as `runtime.running()`)."""
@@ -176,7 +154,7 @@ class TelemetryMiddleware:
         elif kind == "http" and _local_path(scope) == WS_PATH and _asks_for_websocket(scope):
             await self._websocket_as_http(send)
         elif kind == "lifespan":
-            await self._lifespan(scope, receive, send)
+            await run_lifespan(self.app, self.runtime, scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -234,20 +212,22 @@ class TelemetryMiddleware:
         if not runtime.enabled:
             await _respond(send, 204)
             return
-        facts = RequestFacts(
-            content_type=_header(scope, b"content-type"),
-            content_length=_content_length(scope),
-            client=client_key(scope),
-        )
         try:
-            ack = await runtime.ingest(source, facts, _body_reader(receive))
+            body = await _read_body(scope, receive, source)
         except BatchError as exc:
+            runtime.metrics.rejected(exc.label, source.name)
             await _respond(send, exc.status, exc.body)
-        except SinkRefused as exc:
+            return
+        if body is None:
+            return  # the client went away: nobody to answer
+        try:
+            ack = await runtime.ingest(source, body, client=client_key(scope))
+        except BatchError as exc:  # counted by ingest
+            await _respond(send, exc.status, exc.body)
+        except SinkRefused as exc:  # counted by ingest
             await _respond(send, exc.status, _fixed(exc.reason), {"retry-after": str(exc.retry_after)})
         else:
-            if ack is not None:
-                await _respond(send, 202, ack.body())
+            await _respond(send, 202, ack.body())
 
     # WebSocket
 
@@ -300,16 +280,15 @@ class TelemetryMiddleware:
             await send({"type": "websocket.send", "text": _WS_INVALID_TEXT.decode()})
             return
         try:
-            facts = RequestFacts(websocket=True, client=client)
-            ack = await self.runtime.ingest(WEBSOCKET_SOURCE, facts, _message_reader(body))
+            # No media type to check: the handshake was the request.
+            ack = await self.runtime.ingest(WEBSOCKET_SOURCE, body, client=client)
         except BatchError as exc:  # counted by ingest
             await send({"type": "websocket.send", "text": exc.body.decode()})
             return
         except SinkRefused as exc:  # counted by ingest
             await send({"type": "websocket.send", "text": _fixed(exc.reason).decode()})
             return
-        if ack is not None:
-            await send({"type": "websocket.send", "text": ack.body().decode()})
+        await send({"type": "websocket.send", "text": ack.body().decode()})
 
     async def _websocket_as_http(self, send: Send) -> None:
         # A server without WebSocket support passes the handshake on as a plain request (uvicorn does so
@@ -324,66 +303,3 @@ class TelemetryMiddleware:
                 WS_PATH,
             )
         await _respond(send, 501, _WS_NOT_SERVED)
-
-    # Lifespan
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = self.runtime
-        owned = False  # whether this lifespan started the runtime, and so stops it
-        app_spoke = False
-
-        async def lifespan_receive() -> Message:
-            nonlocal app_spoke
-            app_spoke = True
-            return await receive()
-
-        async def lifespan_send(message: Message) -> None:
-            nonlocal owned, app_spoke
-            app_spoke = True
-            kind = message["type"]
-            if kind == "lifespan.startup.complete" and not runtime.started:
-                failure = await self._start_runtime()
-                if failure is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
-                    return
-                owned = True
-            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and owned:
-                owned = False
-                await runtime.stop()
-            await send(message)
-
-        try:
-            await self.app(scope, lifespan_receive, lifespan_send)
-        except Exception:
-            if owned:
-                await runtime.stop()
-            if app_spoke:
-                raise
-            # The wrapped app does not speak lifespan at all: run the protocol for the runtime alone.
-            await self._own_lifespan(receive, send)
-
-    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                failure = await self._start_runtime()
-                if failure is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.runtime.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _start_runtime(self) -> str | None:
-        """Start the runtime; None, or the reason it failed for `lifespan.startup.failed`."""
-        try:
-            await self.runtime.start()
-        except ConsoleProxyError as exc:
-            logger.error("telemetry cannot start: %s", exc)
-            return str(exc)
-        except OSError as exc:
-            logger.error("telemetry cannot start: %s: %s", exc.strerror, exc.filename)
-            return f"telemetry cannot start: {exc.strerror}: {exc.filename}"
-        return None

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,15 +28,12 @@ from console_proxy.hasura.identity import IdentityProvider
 from console_proxy.hasura.optout import TelemetryDecision
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.sources.base import Built, Context, Source, body_too_large, check_media_type
+from console_proxy.sources.base import Built, Context, Source, body_too_large
 
 logger = logging.getLogger("console_proxy")
 
 # The metric label of a batch refused because its client spent its budget (429).
 OVER_BUDGET = "client_over_budget"
-
-# Reads the body up to a limit: raises BatchError (413) past it, returns None when the client went away.
-BodyReader = Callable[[int], Awaitable[bytes | None]]
 
 
 def _utc_now() -> datetime:
@@ -47,18 +44,6 @@ def log_unexpected(where: str, exc: BaseException) -> None:
     """Log an exception nobody raised on purpose: its type and frames only, as its message may quote the input."""
     frames = "".join(traceback.format_tb(exc.__traceback__))
     logger.error("unexpected %s while answering %s\n%s", type(exc).__name__, where, frames)
-
-
-@dataclasses.dataclass(frozen=True)
-class RequestFacts:
-    """What the runtime needs to know of the request a body came in: never its headers or address as such."""
-
-    content_type: str | None = None
-    content_length: int | None = None
-    websocket: bool = False
-    """A WebSocket message: no media type to check (the handshake was the request)."""
-    client: str | None = None
-    """Whose budget the events are taken from (`budget.client_key`); None: no budget applies."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +171,7 @@ class TelemetryRuntime:
         self._tasks.clear()
         if self.sink is not None:
             await self.sink.aclose()
+        await self.budget.aclose()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[TelemetryRuntime]:
@@ -199,23 +185,20 @@ class TelemetryRuntime:
         finally:
             await self.stop()
 
-    async def ingest(self, source: Source, facts: RequestFacts, read: BodyReader) -> Ack | None:
-        """The one way in for a batch, from any source and transport: check, read, parse, build, count, keep.
+    async def ingest(self, source: Source, body: bytes, *, client: str | None = None) -> Ack:
+        """The one way in for a batch, from any source and transport: parse, build, charge, count, keep.
 
-        Returns the ack once every topic's batch is durable (None when the client went away before its body
-        was read); raises BatchError or SinkRefused, already counted, for the caller to answer. A body that
-        holds several topics is kept as one batch per topic; a refusal after the first topic was kept asks the
-        client to send it all again (delivery is at least once).
+        `body` is the batch as received; the transport checked its media type (the HTTP request's), and its size
+        is checked here again, for a WebSocket message. `client` is whose budget the events are taken from
+        (`budgets.client_key`; None: no budget applies). Returns the ack once every topic's batch is durable;
+        raises BatchError or SinkRefused, already counted, for the caller to answer. A body that holds several
+        topics is kept as one batch per topic; a refusal after the first topic was kept asks the client to send
+        it all again (delivery is at least once).
         """
         assert self.sink is not None
         try:
-            if not facts.websocket:
-                check_media_type(facts.content_type, source.media_types)
-            if facts.content_length is not None and facts.content_length > source.max_body_bytes:
+            if len(body) > source.max_body_bytes:
                 raise body_too_large()
-            body = await read(source.max_body_bytes)
-            if body is None:
-                return None
             built = self._build(source, body)
         except BatchError as exc:
             self.metrics.rejected(exc.label, source.name)
@@ -224,9 +207,9 @@ class TelemetryRuntime:
             # The code broke, not a rule: answered as invalid and logged, but not counted as refused.
             raise BatchError(400, "invalid batch", "invalid_batch")
         dropped = sum(built.dropped.values())
-        if facts.client is not None:
+        if client is not None:
             # Every event the client sent counts, kept or dropped: dropping is work too.
-            wait_s = await self.budget.take(facts.client, built.accepted + dropped)
+            wait_s = await self.budget.take(client, built.accepted + dropped)
             if wait_s is not None:
                 self.metrics.rejected(OVER_BUDGET, source.name)
                 raise SinkRefused("too many events from this client", label=OVER_BUDGET, status=429, retry_after=wait_s)
@@ -292,11 +275,7 @@ class TelemetryRuntime:
             self.metrics.rejected("invalid_json", source.name)
             raise BatchError(400, "invalid JSON", "invalid_json") from None
 
-        async def read(limit: int) -> bytes | None:
-            return body
-
-        facts = RequestFacts(content_type="application/json", content_length=len(body))
-        return await self.ingest(source, facts, read)
+        return await self.ingest(source, body)
 
     def _build(self, source: Source, body: bytes) -> Built | None:
         assert self.rules_holder is not None and self.identity is not None

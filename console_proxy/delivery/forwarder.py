@@ -1,4 +1,5 @@
-"""The background task that sends spooled batches upstream: batching, retries with backoff, dead letters."""
+"""The background task that sends queued batches upstream: batching, retries with backoff, dead letters; and the
+one decision on what a collector's answer means (`verdict`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
+import enum
 import logging
 import random
 import time
@@ -30,6 +32,27 @@ USER_AGENT = f"console-proxy/{__version__}"
 
 Sleep = Callable[[float], Awaitable[None]]
 Jitter = Callable[[float, float], float]
+
+
+class Verdict(enum.Enum):
+    """What a collector's answer means for the batch it answered."""
+
+    DELIVERED = "delivered"  # 2xx: the events leave the queue
+    RETRY = "retry"  # network trouble, 408, 429, 5xx, a redirect: the same batch again, later
+    SPLIT = "split"  # 413 for more than one event: each half again, as a batch of its own
+    DEAD_LETTER = "dead_letter"  # any other 4xx: kept aside, counted, never retried
+
+
+def verdict(status: int, count: int) -> Verdict:
+    """The one decision on a collector's answer `status` to a batch of `count` events (retries follow no redirect:
+    a collector that moved is an operator's change to make, not the browser's data to send elsewhere)."""
+    if 200 <= status < 300:
+        return Verdict.DELIVERED
+    if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
+        return Verdict.RETRY
+    if status == PAYLOAD_TOO_LARGE and count > 1:
+        return Verdict.SPLIT
+    return Verdict.DEAD_LETTER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +101,11 @@ async def stop_task(task: asyncio.Task[None], *, again_every_s: float = 0.5) -> 
 
 
 class Forwarder:
-    """Sends the spool's batches to `upstream` until stopped; events leave the spool only after a 2xx."""
+    """Sends the queue's batches to `upstream` until stopped; events leave the queue only after a 2xx."""
 
     def __init__(
         self,
-        spool: Queue,
+        queue: Queue,
         settings: Settings,
         *,
         metrics: Metrics | None = None,
@@ -93,7 +116,7 @@ class Forwarder:
     ) -> None:
         if settings.upstream is None:
             raise ValueError("a Forwarder needs settings.upstream")
-        self._spool = spool
+        self._queue = queue
         self._upstream = settings.upstream
         self._settings = settings
         self._metrics = metrics
@@ -103,6 +126,7 @@ class Forwarder:
         # A generator of its own: the process-wide one belongs to the embedder (and to test frameworks that seed it).
         self._jitter = jitter if jitter is not None else random.Random().uniform
         self._wakeup = asyncio.Event()
+        self._round = asyncio.Event()  # set after each round of the forwarding task, for drain()
         self._flushing = False
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -121,18 +145,26 @@ class Forwarder:
         self._task = asyncio.create_task(self._run(), name="console-proxy-forwarder")
 
     def wake(self) -> None:
-        """New events were spooled."""
+        """New events were queued."""
         self._wakeup.set()
 
     async def drain(self) -> None:
-        """Send without waiting for full batches until the spool is empty (bound it with a timeout)."""
+        """Send without waiting for full batches until the queue is empty (bound it with a timeout).
+
+        Woken by the forwarding task after each round (a batch sent, refused or retried, or nothing left to
+        send), never by a timer: what it waits for is the task's work, and tests drive the task's time."""
         self._flushing = True
         self._wakeup.set()
-        while self._spool.depth > 0 and self._task is not None and not self._task.done():
-            await asyncio.sleep(0.01)
+        while self._queue.depth > 0 and self._task is not None and not self._task.done():
+            self._round.clear()
+            round_done = asyncio.ensure_future(self._round.wait())
+            try:
+                await asyncio.wait({round_done, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                round_done.cancel()
 
     async def aclose(self) -> None:
-        """Stop the task (a batch in flight stays claimed in the spool and is re-sent at the next start)."""
+        """Stop the task (a batch in flight stays claimed in the queue and is re-sent at the next start)."""
         if self._task is not None:
             await stop_task(self._task)
             self._task = None
@@ -146,7 +178,7 @@ class Forwarder:
         while True:
             try:
                 if time.monotonic() >= next_expiry:
-                    expired = await self._spool.expire()
+                    expired = await self._queue.expire()
                     if expired:
                         logger.warning("%d spooled events were older than the maximum age and expired", expired)
                     next_expiry = time.monotonic() + EXPIRE_EVERY_S
@@ -154,11 +186,13 @@ class Forwarder:
                 if batch is None:
                     continue
                 retry = await self._attempt(batch)
+                self._round.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the spool is unwritable; keep trying, slowly
+            except Exception as exc:  # the queue is unwritable; keep trying, slowly
                 logger.error("forwarding paused: %s: %s", type(exc).__name__, exc)
                 retry = Retry(after_s=None)
+                self._round.set()
             if retry is None:
                 attempt = 0
                 continue
@@ -175,21 +209,22 @@ class Forwarder:
             await self._sleep(delay)
 
     async def _next_batch(self) -> Batch | None:
-        spool, limit = self._spool, self._settings.batch_max_events
+        queue, limit = self._queue, self._settings.batch_max_events
         self._wakeup.clear()
-        if spool.depth > spool.unclaimed:  # a claimed batch is waiting: a retry or a re-send after a restart
-            return await spool.claim(limit)
-        if spool.unclaimed == 0:
+        if queue.depth > queue.unclaimed:  # a claimed batch is waiting: a retry or a re-send after a restart
+            return await queue.claim(limit)
+        if queue.unclaimed == 0:
+            self._round.set()  # nothing to send: a drain waiting on this round sees an empty queue
             await self._wait_for_wakeup(EXPIRE_EVERY_S)
             return None
         deadline = time.monotonic() + self._settings.batch_max_delay_s
-        while spool.unclaimed < limit and not self._flushing:
+        while queue.unclaimed < limit and not self._flushing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             self._wakeup.clear()
             await self._wait_for_wakeup(remaining)
-        return await spool.claim(limit)
+        return await queue.claim(limit)
 
     async def _wait_for_wakeup(self, timeout: float) -> None:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the event fires.
@@ -221,17 +256,17 @@ class Forwarder:
         if self._metrics is not None:
             self._metrics.observe_upstream(time.monotonic() - started, response.status_code)
         status = response.status_code
-        if 200 <= status < 300:
-            await self._spool.ack(batch.batch_id)  # the forwarded total is counted in the spool, read at scrape
+        decided = verdict(status, batch.count)
+        if decided is Verdict.DELIVERED:
+            await self._queue.ack(batch.batch_id)  # the forwarded total is counted in the queue, read at scrape
             return None
-        if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
+        if decided is Verdict.RETRY:
             logger.warning("upstream answered %d for a batch of %d events; will retry", status, batch.count)
             return Retry(after_s=parse_retry_after(response.headers.get("retry-after"), self._clock()))
-        if status == PAYLOAD_TOO_LARGE and batch.count > 1:
-            # Too large for this collector: send each half as a batch of its own, down to single events.
-            await self._spool.split(batch.batch_id)
+        if decided is Verdict.SPLIT:
+            await self._queue.split(batch.batch_id)
             logger.warning("upstream answered 413 for a batch of %d events; sending it in halves", batch.count)
             return None
-        dead = await self._spool.dead_letter(batch.batch_id, status)
+        dead = await self._queue.dead_letter(batch.batch_id, status)
         logger.error("upstream refused a batch of %d events with %d; kept as dead letters", dead, status)
         return None

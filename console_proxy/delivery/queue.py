@@ -1,10 +1,14 @@
-"""What the forwarder needs of a queue, and the batch it claims: the SQLite spool and the Redis stream both
-provide it."""
+"""What the forwarder and the forwarding sink need of a queue, and the batch it claims: the SQLite spool and the
+Redis stream both provide it."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
+
+from console_proxy.core.events import OutboundEvent
+from console_proxy.core.metrics import QueueStats
 
 # How long a client should wait when a queue cannot take its batch now (full, unwritable, unreachable, closing).
 QUEUE_RETRY_AFTER_S = 5
@@ -39,3 +43,34 @@ class Queue(Protocol):
     async def split(self, batch_id: str) -> None: ...
 
     async def expire(self) -> int: ...
+
+
+class DurableQueue(Queue, Protocol):
+    """A Queue that a ForwardingSink keeps batches in: opened and closed with it, written by `put`, watched for work
+    that other processes left (the Redis stream), read for readiness and metrics."""
+
+    writable: bool
+    kept_where: str
+    """Where undelivered events stay, for the log line when the shutdown grace runs out."""
+
+    async def open(self) -> None:
+        """Open the store; SinkRefused when it cannot be written now (not fatal: not ready until it can)."""
+
+    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        """Keep a batch of `topic` durably before returning, or raise SinkRefused; never partially."""
+
+    def has_room(self, events: int, size: int) -> bool: ...
+
+    def intact(self) -> bool:
+        """The store is still the one opened (a spool file moved away is not)."""
+
+    def stats(self) -> QueueStats: ...
+
+    def gauges(self) -> list[tuple[str, str, float]]:
+        """Extra gauges for /metrics, as (name, help, value)."""
+
+    async def watch(self, wake: Callable[[], None], sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Background work of the queue's own until cancelled, calling `wake` when there is work for the forwarder;
+        returns at once when there is none."""
+
+    async def close(self) -> None: ...

@@ -124,7 +124,7 @@ def test_rules_reload_when_the_file_changes_and_a_bad_file_keeps_the_old_ones(
 
     with (
         caplog.at_level(logging.INFO, "console_proxy"),
-        uvicorn_server(TelemetryMiddleware(nothing, settings=settings, runtime=runtime)) as url,
+        uvicorn_server(TelemetryMiddleware(nothing, runtime=runtime)) as url,
     ):
         wait_until_url(url, "/console/b/secret", "/UNKNOWN")
         rules.write_text(RULES_V2)

@@ -84,7 +84,7 @@ def local_events(tmp_path: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """A server of its own, for tests that read the whole local file."""
-    with uvicorn_server(TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})) as base:
+    with uvicorn_server(TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))) as base:
         yield base
 
 
@@ -101,7 +101,7 @@ class Shared:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """One server for the tests that only look at answers and at whether a line was written (faster suite)."""
     tmp_path = tmp_path_factory.mktemp("shared")
-    with uvicorn_server(TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})) as base:
+    with uvicorn_server(TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))) as base:
         yield Shared(base, tmp_path / "state" / "events.jsonl")
 
 
@@ -278,7 +278,7 @@ def test_a_wrong_method_is_405_with_allow(shared: Shared, method: str, path: str
 
 def test_http_websocket_and_lifespan_pass_through_to_the_wrapped_app(tmp_path: Path) -> None:
     inner = Inner()
-    with uvicorn_server(TelemetryMiddleware(inner, settings=settings_for(tmp_path), env={})) as base:
+    with uvicorn_server(TelemetryMiddleware(inner, runtime=TelemetryRuntime(settings_for(tmp_path), env={}))) as base:
         assert inner.lifespan == ["lifespan.startup"]
         response = httpx.post(base + "/_telemetry/v2/events?x=1", content=b"hello")
         assert (response.status_code, response.headers["x-inner"], response.json()) == (
@@ -301,7 +301,9 @@ async def no_lifespan_app(scope: Scope, receive: Any, send: Any) -> None:
 
 
 def test_the_runtime_starts_even_when_the_wrapped_app_has_no_lifespan(tmp_path: Path) -> None:
-    with uvicorn_server(TelemetryMiddleware(no_lifespan_app, settings=settings_for(tmp_path), env={})) as base:
+    with uvicorn_server(
+        TelemetryMiddleware(no_lifespan_app, runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
+    ) as base:
         assert httpx.post(base + EVENTS, json=[{"type": "A/B", "route": "/console"}]).status_code == 202
         assert httpx.get(base + "/other").status_code == 204
     assert [e["url"] for e in local_events(tmp_path)] == ["/"]
@@ -310,14 +312,14 @@ def test_the_runtime_starts_even_when_the_wrapped_app_has_no_lifespan(tmp_path: 
 def test_a_bad_rules_file_fails_the_lifespan_startup(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\nroutes: [\n")
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path, rules=rules), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path, rules=rules), env={}))
     with pytest.raises(RuntimeError, match="did not start"), uvicorn_server(middleware):
         pass
 
 
 @pytest.mark.anyio
 async def test_before_start_the_endpoints_answer_503_with_retry_after(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://t") as client:
         for response in [await client.post(EVENTS, json=[]), await client.get("/_telemetry/v1/status")]:
             assert (response.status_code, response.headers["retry-after"], response.json()) == (
@@ -329,7 +331,9 @@ async def test_before_start_the_endpoints_answer_503_with_retry_after(tmp_path: 
 
 
 def test_disabled_answers_204_and_writes_nothing(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path, enable_telemetry=False), env={})
+    middleware = TelemetryMiddleware(
+        Inner(), runtime=TelemetryRuntime(settings_for(tmp_path, enable_telemetry=False), env={})
+    )
     with uvicorn_server(middleware) as base:
         response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": "/console"}])
         assert (response.status_code, response.content) == (204, b"")
@@ -349,7 +353,9 @@ def test_disabled_answers_204_and_writes_nothing(tmp_path: Path) -> None:
     ("env", "enabled"), [({"DO_NOT_TRACK": "1"}, False), ({"HASURA_GRAPHQL_ENABLE_TELEMETRY": "no"}, False), ({}, True)]
 )
 def test_the_environment_decides_when_no_flag_does(tmp_path: Path, env: dict[str, str], enabled: bool) -> None:
-    with uvicorn_server(TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env=env)) as base:
+    with uvicorn_server(
+        TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env=env))
+    ) as base:
         assert httpx.get(base + "/_telemetry/v1/status").json()["enabled"] is enabled
         assert httpx.post(base + EVENTS, json=[]).status_code == (202 if enabled else 204)
 
@@ -382,7 +388,9 @@ class RefusingSink:
 def test_a_refusing_sink_gets_its_status_and_retry_after_and_never_a_2xx(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, refusal: Exception, status: int, retry_after: str, body: Any
 ) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), sink=RefusingSink(refusal), env={})
+    middleware = TelemetryMiddleware(
+        Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), sink=RefusingSink(refusal), env={})
+    )
     with caplog.at_level(logging.DEBUG, "console_proxy"), uvicorn_server(middleware) as base:
         response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": f"/console/{CANARY}"}])
         assert (response.status_code, response.headers["retry-after"], response.json()) == (status, retry_after, body)
@@ -413,7 +421,9 @@ class ExplodingHolder(RulesHolder):
 def test_an_unexpected_error_on_a_batch_is_a_fixed_400_and_logs_no_input(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), rules_holder=ExplodingHolder(), env={})
+    middleware = TelemetryMiddleware(
+        Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), rules_holder=ExplodingHolder(), env={})
+    )
     with caplog.at_level(logging.DEBUG, "console_proxy"), uvicorn_server(middleware) as base:
         response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": f"/console/{CANARY}"}])
         assert (response.status_code, response.json()) == (400, {"error": "invalid batch"})
@@ -527,7 +537,7 @@ BODIES = st.one_of(st.binary(max_size=300), JSON_VALUES.map(lambda v: json.dumps
 
 @pytest.fixture
 async def asgi_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
     async with middleware.running():
         transport = httpx.ASGITransport(app=middleware)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -571,7 +581,7 @@ def test_odd_bodies_over_the_socket_are_not_a_500(shared: Shared, body: bytes) -
 
 
 def test_mounted_under_a_sub_path_with_the_runtime_entered_from_the_outer_lifespan(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -588,7 +598,7 @@ def test_mounted_under_a_sub_path_with_the_runtime_entered_from_the_outer_lifesp
 
 @pytest.mark.anyio
 async def test_a_client_that_goes_away_mid_body_gets_no_answer_and_nothing_is_kept(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
     messages = [{"type": "http.request", "body": b'[{"type": "A/B",', "more_body": True}, {"type": "http.disconnect"}]
     sent: list[Any] = []
 
@@ -608,7 +618,7 @@ async def test_a_client_that_goes_away_mid_body_gets_no_answer_and_nothing_is_ke
 @pytest.mark.anyio
 async def test_an_odd_content_length_is_not_a_500(tmp_path: Path, length: str, status: int) -> None:
     # uvicorn refuses these before the app sees them; an embedder's server may not.
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
     body = json.dumps([{"type": "A/B", "route": "/console"}]).encode()
     sent: list[Message] = []
     headers = [(b"content-type", b"application/json"), (b"content-length", length.encode("latin-1"))]
@@ -635,7 +645,9 @@ async def test_an_odd_content_length_is_not_a_500(tmp_path: Path, length: str, s
 
 
 def test_local_mode_answers_503_with_retry_after_once_the_event_file_is_full(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path, spool_max_bytes=1500), env={})
+    middleware = TelemetryMiddleware(
+        Inner(), runtime=TelemetryRuntime(settings_for(tmp_path, spool_max_bytes=1500), env={})
+    )
     batch = [{"type": "A/B", "route": "/console/settings/about"}] * 3
     with uvicorn_server(middleware) as base:
         first = httpx.post(base + EVENTS, json=batch)
@@ -645,7 +657,7 @@ def test_local_mode_answers_503_with_retry_after_once_the_event_file_is_full(tmp
 
 
 def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
     with uvicorn_server(middleware) as base:
         assert httpx.post(base + EVENTS, content=b"{", headers={"content-type": "application/json"}).status_code == 400
         with websockets.sync.client.connect(base.replace("http", "ws") + "/_telemetry/v1/ws") as ws:
@@ -673,7 +685,7 @@ def test_refused_batches_and_dropped_events_are_counted_by_reason(tmp_path: Path
 
 def test_a_full_local_file_is_a_503_counted_in_metrics(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, spool_max_bytes=100)
-    middleware = TelemetryMiddleware(Inner(), settings=settings, env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings, env={}))
     with uvicorn_server(middleware) as base:
         response = httpx.post(base + EVENTS, json=[{"type": "A/B", "route": "/console/" + "x" * 200}])
         assert (response.status_code, response.headers["retry-after"]) == (503, "60")
@@ -682,25 +694,19 @@ def test_a_full_local_file_is_a_503_counted_in_metrics(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        ({"sink": "a sink"}, "TelemetryMiddleware takes runtime= or sink=, not both"),
-        ({"env": {}, "rules_holder": "rules"}, "TelemetryMiddleware takes runtime= or rules_holder=, env=, not both"),
-    ],
+    "given",
+    [{}, {"settings": Settings(), "runtime": TelemetryRuntime(Settings())}],
+    ids=["neither", "both"],
 )
-def test_runtime_with_other_parts_is_refused_rather_than_silently_ignored(
-    tmp_path: Path, extra: dict[str, Any], message: str
-) -> None:
-    settings = settings_for(tmp_path)
+def test_settings_or_a_runtime_exactly_one(given: dict[str, Any]) -> None:
     with pytest.raises(TypeError) as refused:
-        TelemetryMiddleware(Inner(), settings=settings, runtime=TelemetryRuntime(settings), **extra)
-    assert str(refused.value) == message
+        TelemetryMiddleware(Inner(), **given)
+    assert str(refused.value) == "TelemetryMiddleware takes settings= or runtime=, exactly one of them"
 
 
-def test_runtime_with_other_settings_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError) as refused:
-        TelemetryMiddleware(Inner(), settings=settings_for(tmp_path, mode="cli"), runtime=TelemetryRuntime(Settings()))
-    assert str(refused.value) == "TelemetryMiddleware's settings must be the settings its runtime= was built with"
+def test_parts_go_to_the_runtime_not_the_middleware(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), sink="a sink")  # type: ignore[call-arg]
 
 
 async def _oversized_post(middleware: TelemetryMiddleware, *, declared: bool) -> int:
@@ -729,7 +735,7 @@ async def _oversized_post(middleware: TelemetryMiddleware, *, declared: bool) ->
 async def test_oversized_bodies_are_not_kept_alive_by_a_refusal(tmp_path: Path, declared: bool) -> None:
     # A refusal raised as one shared exception instance kept every raise's frames in its traceback, and with them
     # each request's body: 200 such requests kept about 16 MB here.
-    middleware = TelemetryMiddleware(Inner(), settings=settings_for(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(settings_for(tmp_path), env={}))
     async with middleware.running():
         for _ in range(20):
             assert await _oversized_post(middleware, declared=declared) == 413

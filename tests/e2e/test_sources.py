@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from console_proxy import TelemetryMiddleware
 from console_proxy.asgi.app import create_app
-from console_proxy.asgi.runtime import Ack
+from console_proxy.asgi.runtime import Ack, TelemetryRuntime
 from console_proxy.cli.main import main
 from console_proxy.core.settings import Settings
 
@@ -346,7 +346,7 @@ class Inner:
 
 @pytest.mark.anyio
 async def test_a_cli_or_server_embedding_the_gate_records_through_the_python_api(tmp_path: Path) -> None:
-    middleware = TelemetryMiddleware(Inner(), settings=cli_settings(tmp_path), env={})
+    middleware = TelemetryMiddleware(Inner(), runtime=TelemetryRuntime(cli_settings(tmp_path), env={}))
     async with middleware.running() as runtime:
         assert await runtime.record_server_metrics(SERVER_MESSAGE) == Ack(1, 0)
         ack = await runtime.record_cli_command(
@@ -372,7 +372,9 @@ async def test_a_cli_or_server_embedding_the_gate_records_through_the_python_api
     assert_no_canary(json.dumps(batches))
 
     (tmp_path / "off").mkdir()
-    off = TelemetryMiddleware(Inner(), settings=cli_settings(tmp_path / "off", enable_telemetry=False), env={})
+    off = TelemetryMiddleware(
+        Inner(), runtime=TelemetryRuntime(cli_settings(tmp_path / "off", enable_telemetry=False), env={})
+    )
     async with off.running() as runtime:
         assert await runtime.record_server_metrics(SERVER_MESSAGE) is None
         assert await runtime.record_cli_command("hasura version", is_error=False) is None

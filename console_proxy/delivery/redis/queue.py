@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from console_proxy.core.errors import ConsoleProxyError, SinkRefused
@@ -45,6 +45,11 @@ def _consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+# How often a process looks at the shared queue for work other processes accepted (or left behind), renews
+# its claims, and retries a Redis that went away.
+POLL_INTERVAL_S = 0.5
+
+
 class RedisQueue:
     """A bounded queue on a Redis stream; this process is one consumer (`consumer`) of the group.
 
@@ -64,8 +69,10 @@ class RedisQueue:
         require_aof: bool = False,
         prefix: str | None = None,
         clock: Callable[[], float] = time.time,
+        poll_interval_s: float = POLL_INTERVAL_S,
     ) -> None:
         self.url = url
+        self.poll_interval_s = poll_interval_s
         self.keys = queue_keys(prefix)
         self.consumer = _consumer_name()
         self._max_events = max_events
@@ -126,6 +133,26 @@ class RedisQueue:
         except Exception as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    kept_where = "in the redis queue"
+
+    def intact(self) -> bool:
+        return True
+
+    async def watch(self, wake: Callable[[], None], sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Poll the group every `poll_interval_s` for work other processes accepted or left behind (and renew this
+        process's claims, and retry a Redis that went away); wake the forwarder when there is some."""
+        while True:
+            await sleep(self.poll_interval_s)
+            try:
+                if await self.poll():
+                    wake()
+            except REDIS_ERRORS as exc:
+                self.unavailable(exc)
+            except QueueError as exc:
+                logger.error("%s", exc)
+            except Exception as exc:  # a script error must not end the watch
+                logger.error("redis queue poll failed: %s: %s", type(exc).__name__, exc)
 
     def unavailable(self, exc: BaseException) -> None:
         """Redis cannot be reached: not ready, puts refused, until `poll()` reaches it again."""

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import functools
 import itertools
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,13 +27,11 @@ from console_proxy.delivery.spool.db import (
     read_spool_stats,
     read_stats,
 )
+from console_proxy.delivery.spool.thread import Job, SpoolThread, settle
 
 __all__ = ["SPOOL_FILE_NAME", "Spool", "read_spool_stats"]
 
 logger = logging.getLogger("console_proxy")
-
-# Puts waiting together are committed in one transaction (one fsync); this caps how many.
-GROUP_COMMIT_MAX_PUTS = 256
 
 R = TypeVar("R")
 # (event_id, json, bytes, topic)
@@ -54,22 +49,8 @@ def _gone() -> SinkRefused:
     return SinkRefused("spool is missing", label="spool_missing", retry_after=QUEUE_RETRY_AFTER_S)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    """Work for the spool thread: a put's rows (committed in groups), or any other operation to run."""
-
-    future: concurrent.futures.Future[Any]
-    rows: list[Row] | None = None
-    run: Callable[[], Any] | None = None
-
-
-def _settle(future: concurrent.futures.Future[Any], result: Any = None, error: Exception | None = None) -> None:
-    # The waiting coroutine may have been cancelled meanwhile; the work is done either way.
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
+def _closed() -> SinkRefused:
+    return SinkRefused("spool is closed", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
 
 
 class Spool:
@@ -83,8 +64,9 @@ class Spool:
         self._max_bytes = max_bytes
         self._max_age_s = max_age_s
         self._clock = clock
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._thread: SpoolThread[list[Row]] = SpoolThread(
+            "console-proxy-spool", put_group=self._put_group, on_exit=self._close_files
+        )
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
@@ -103,17 +85,12 @@ class Spool:
 
     async def open(self) -> None:
         """Open (or create, or replace a corrupt) spool file and start the spool thread."""
-        self._thread = threading.Thread(target=self._serve, name="console-proxy-spool", daemon=True)
         self._thread.start()
         await self._call(self._do_open)
 
     async def close(self) -> None:
         """Finish the queued work, close the file and stop the thread."""
-        if self._thread is None:
-            return
-        self._jobs.put(None)
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        await self._thread.stop()
 
     # ---- operations ------------------------------------------------------------------------------------------
 
@@ -125,7 +102,7 @@ class Spool:
             (event["event_id"], text, size, topic, now)
             for event, (text, size) in zip(events, encode_events(events), strict=True)
         ]
-        await self._submit(_Job(concurrent.futures.Future(), rows=rows))
+        await self._thread.put(rows, closed=_closed)
 
     async def claim(self, max_events: int) -> Batch | None:
         """The oldest batch already claimed (a retry or a re-send after a crash), else a new one of the oldest
@@ -157,6 +134,14 @@ class Spool:
                 self._reader = connect(self.path, readonly=True)
             return read_stats(self._reader)
 
+    kept_where = "spooled for the next start"
+
+    def gauges(self) -> list[tuple[str, str, float]]:
+        return []  # its figures are all in stats()
+
+    async def watch(self, wake: Callable[[], None], sleep: Callable[[float], Awaitable[None]]) -> None:
+        return  # one process owns the file: nothing arrives that the forwarder was not woken for
+
     def has_room(self, events: int, size: int) -> bool:
         """Room for `events` more events of `size` bytes in all, by the last known depth (a hint for /readyz)."""
         return self.depth + events <= self._max_events and self.bytes + size <= self._max_bytes
@@ -172,55 +157,18 @@ class Spool:
                 self._reader = None
 
     async def _call(self, run: Callable[[], R]) -> R:
-        result: R = await self._submit(_Job(concurrent.futures.Future(), run=run))
-        return result
+        return await self._thread.call(run, closed=_closed)
 
-    async def _submit(self, job: _Job) -> Any:
-        if self._thread is None:
-            raise SinkRefused("spool is closed", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
-        self._jobs.put(job)
-        return await asyncio.wrap_future(job.future)
+    # ---- on the spool thread ---------------------------------------------------------------------------------
 
-    # ---- the spool thread ------------------------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            if job.rows is not None:
-                puts = [job]
-                while len(puts) < GROUP_COMMIT_MAX_PUTS:
-                    try:
-                        nxt = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None or nxt.rows is None:
-                        self._jobs.put(nxt)  # handled after this group; order among non-puts is kept
-                        break
-                    puts.append(nxt)
-                # A put whose caller is gone (cancelled) before it ran is not committed: no 202 was sent for it.
-                puts = [put for put in puts if put.future.set_running_or_notify_cancel()]
-                if puts:
-                    self._put_group(puts)
-                continue
-            if not job.future.set_running_or_notify_cancel():
-                continue
-            assert job.run is not None
-            try:
-                _settle(job.future, job.run())
-            except Exception as exc:
-                _settle(job.future, error=exc)
+    def _close_files(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        self._drop_reader()
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -272,7 +220,7 @@ class Spool:
         (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self.writable = True
 
-    def _put_group(self, puts: list[_Job]) -> None:
+    def _put_group(self, puts: list[Job[list[Row]]]) -> None:
         depth, size = self.depth, self.bytes
         taken: list[concurrent.futures.Future[Any]] = []
         refused: list[concurrent.futures.Future[Any]] = []
@@ -281,7 +229,7 @@ class Spool:
             self._check_file()
             conn = self._db()
             for put in puts:
-                rows = put.rows or []
+                rows = put.put or []
                 need = sum(row[2] for row in rows)
                 if depth + len(rows) > self._max_events or size + need > self._max_bytes:
                     refused.append(put.future)
@@ -307,14 +255,14 @@ class Spool:
                 logger.error("spool %s is unwritable: %s", self.path, exc)
                 refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=QUEUE_RETRY_AFTER_S)
             for put in puts:
-                _settle(put.future, error=refusal.copy())
+                settle(put.future, error=refusal.copy())
             return
         self.unclaimed += depth - self.depth
         self.depth, self.bytes, self.writable = depth, size, True
         for future in taken:
-            _settle(future, None)
+            settle(future, None)
         for future in refused:
-            _settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S))
+            settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S))
 
     def _do_claim(self, max_events: int) -> Batch | None:
         conn = self._db()

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from console_proxy.delivery.queue import Batch
 from console_proxy.delivery.redis.client import describe_persistence
 from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.sink import SinkRefused
-from console_proxy.delivery.spool.spool import Batch
 
 from support.redis_server import RedisServer, running_redis
 
@@ -235,3 +235,24 @@ def test_the_durability_line_says_what_a_crash_can_lose(
     appendonly: str, appendfsync: str, save: str, line: str
 ) -> None:
     assert describe_persistence(appendonly, appendfsync, save) == (line, appendonly == "yes")
+
+
+async def test_the_watch_polls_on_the_injected_sleep_and_wakes_the_forwarder_for_work(make_queue: Any) -> None:
+    queue = await make_queue()
+    other = await make_queue()  # another process of the group
+    sleeps: list[float] = []
+    wakes: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            await other.put("console", events("x"))  # accepted by the other process between two polls
+        if len(sleeps) == 4:
+            raise asyncio.CancelledError  # the sink stops the watch by cancelling it
+
+    with pytest.raises(asyncio.CancelledError):
+        await queue.watch(lambda: wakes.append(len(sleeps)), sleep)
+    assert sleeps == [0.5, 0.5, 0.5, 0.5]
+    # Woken after the poll that followed the other process's put, once per poll that finds the work unclaimed.
+    assert wakes == [2, 3]
+    assert queue.unclaimed == 1

@@ -1,18 +1,21 @@
-"""SpoolSink against a real collector and a real spool file: outages, a full spool, shutdown, restarts."""
+"""The forwarding sink on the SQLite spool against a real collector and a real spool file: outages, a full spool,
+shutdown, restarts."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console_proxy.core.settings import Settings
+from console_proxy.delivery.factory import spool_queue
+from console_proxy.delivery.forwarding import ForwardingSink
 from console_proxy.delivery.sink import SinkRefused
-from console_proxy.delivery.upstream import SpoolSink
 
 from support.collector import Collector, invariant_holds, read_metrics
 from support.outbound import event
@@ -48,11 +51,14 @@ def settings_for(collector: Collector, **overrides: Any) -> Settings:
     return dataclasses.replace(base, **overrides)
 
 
-def sink_for(tmp_path: Path, settings: Settings, **kwargs: Any) -> SpoolSink:
-    return SpoolSink(settings, tmp_path / "spool.db", sleep=no_sleep_long, **kwargs)
+def sink_for(
+    tmp_path: Path, settings: Settings, *, clock: Callable[[], float] = time.time, **kwargs: Any
+) -> ForwardingSink:
+    queue = spool_queue(settings, tmp_path / "spool.db", clock=clock)
+    return ForwardingSink(settings, queue, clock=clock, sleep=no_sleep_long, **kwargs)
 
 
-async def scrape(sink: SpoolSink) -> dict[str, float]:
+async def scrape(sink: ForwardingSink) -> dict[str, float]:
     return read_metrics((await sink.metrics.render_async()).decode())
 
 
@@ -126,7 +132,7 @@ async def test_what_shutdown_cannot_flush_is_sent_at_the_next_start(tmp_path: Pa
     for batch in batches(3, 4):
         await first.put("console", batch)
     await first.aclose()
-    assert first.spool.depth == 12
+    assert first.queue.depth == 12
     collector.up()
     second = sink_for(tmp_path, settings)
     await second.start()
