@@ -148,6 +148,7 @@ async def _close_storage(storage: AsyncRedisStorage) -> None:
         return
     # Sentinel: limits builds the client itself and keeps it on its bridge (limits 5.x, bounded in pyproject.toml).
     client = getattr(getattr(storage, "bridge", None), "storage", None)
-    close = getattr(client, "aclose", None)
-    if close is not None:
-        await close()
+    if client is not None:
+        from console_proxy.delivery.redis.client import close_async_client
+
+        await close_async_client(client)

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import math
 import os
-import resource
-import signal
-import socket
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-import uvicorn
-from starlette.types import ASGIApp
 
 from console_proxy._version import __version__
 from console_proxy.asgi.app import create_app
@@ -40,117 +30,18 @@ from console_proxy.hasura.cli_config import resolve_telemetry
 from console_proxy.hasura.optout import TelemetryDecision, quote
 from console_proxy.resources import default_rules_path, default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
-from console_proxy.server.protocols import Throttled, timed_protocol
-from console_proxy.server.supervisor import Supervisor
-from console_proxy.sources import WEBSOCKET_SOURCE
-
-# Descriptors besides the connections: the event file or spool, the rules file, logs.
-OTHER_OPEN_FILES = 64
-WS_PING_INTERVAL_S = 20.0
-WS_PING_TIMEOUT_S = 20.0
-# uvicorn's lines about one connection: under a flood, a line a minute (with a count), never one each.
-PER_CONNECTION_LINES = frozenset(
-    {
-        "Exceeded concurrency limit.",
-        "Invalid HTTP request received.",
-        "Unsupported upgrade request.",
-        "Invalid UTF-8 sequence received from client.",
-        "connection open",
-        "connection closed",
-        "connection rejected (%d %s)",
-    }
+from console_proxy.server.config import (
+    NO_WEBSOCKET,
+    ProxyServer,
+    listening_socket,
+    raise_open_files_limit,
+    server_config,
+    websocket_supported,
 )
+from console_proxy.server.logs import PER_CONNECTION_LINES, Throttled, WithoutRequestLines
+from console_proxy.server.supervisor import Supervisor
 
 logger = logging.getLogger("console_proxy")
-
-
-class WithoutRequestLines(logging.Filter):
-    """Drop uvicorn's WebSocket handshake lines: they carry the raw path and query even without an access log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"'))
-
-
-class ProxyServer(uvicorn.Server):
-    """uvicorn's server with the proxy's signals: SIGINT/SIGTERM shut down cleanly (exit 0), SIGHUP reloads rules."""
-
-    def __init__(self, config: uvicorn.Config, on_reload: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_reload = on_reload
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        loop.add_signal_handler(signal.SIGHUP, self._on_reload)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-
-
-def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
-    """uvicorn's settings for the standalone server; loop "auto" picks uvloop and the protocol is httptools when
-    installed (as http "auto" would), both with a deadline for each request."""
-    # No access log: request lines carry the console's raw routes, which name databases and tables.
-    # ws_max_size: a message over the batch limit is read, dropped and counted with the socket left open (the
-    # console's later messages are kept); only one over WS_MAX_MESSAGE_BYTES is refused (1009) unread.
-    # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
-    # finishes its body would hold SIGTERM (and the spool's flush after it) off for ever.
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="auto",
-        http=timed_protocol(settings.request_timeout_s),
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        log_level="info",
-        ws_max_size=WS_MAX_MESSAGE_BYTES,
-        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
-        # Connections: a cap (503 beyond it), a deadline to send each request, pings that end dead WebSockets.
-        limit_concurrency=settings.max_connections,
-        ws_ping_interval=WS_PING_INTERVAL_S,
-        ws_ping_timeout=WS_PING_TIMEOUT_S,
-    )
-
-
-def listening_socket(config: uvicorn.Config) -> socket.socket:
-    """The bound socket to serve on, with a protocol that says TCP, so every accepted connection gets TCP_NODELAY.
-
-    uvicorn's `bind_socket()` makes the socket with protocol 0, and asyncio sets TCP_NODELAY only on connections
-    whose socket says IPPROTO_TCP: without it a response written in two parts (headers, then body) waits for the
-    client's delayed ACK, about 40 ms per request on a kept-alive connection. Exits (SystemExit) when it cannot bind.
-    """
-    sock = config.bind_socket()
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return sock
-    # Family, type and protocol are read back from the descriptor (SO_PROTOCOL): IPPROTO_TCP.
-    tcp = socket.socket(fileno=sock.detach())
-    tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
-    return tcp
-
-
-# The largest WebSocket message read at all: 16 batches. A larger one is a protocol-level refusal (close 1009).
-WS_MAX_MESSAGE_BYTES = 16 * WEBSOCKET_SOURCE.max_body_bytes
-
-NO_WEBSOCKET = (
-    "websocket: this server cannot serve WebSocket (no 'websockets' or 'wsproto' library is installed), so the"
-    " console's /_telemetry/v1/ws cannot take its events and /readyz reports not ready"
-)
-
-
-def websocket_supported() -> bool:
-    """Whether uvicorn (with its default ws="auto") finds a WebSocket library to serve WebSocket with."""
-    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
-
-    return AutoWebSocketsProtocol is not None
 
 
 def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, holder: RulesHolder) -> list[str]:
@@ -189,17 +80,6 @@ def check_state_dir(state_dir: Path) -> None:
             f"the state directory {quote(str(state_dir))} is not writable ({exc.strerror}); "
             "expected a directory this user can create and write (--state-dir)."
         ) from None
-
-
-def _raise_open_files_limit(max_connections: int) -> None:
-    # --max-connections means nothing if the process runs out of descriptors first (a soft limit of 1024 is
-    # common): then accept() fails and asyncio logs each failure.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max_connections + OTHER_OPEN_FILES
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
 def check_queue(settings: Settings) -> str | None:
@@ -248,7 +128,7 @@ def serve(**options: Any) -> None:
     app = create_app(settings, rules_holder=holder, decision=decision, websocket=websocket)
     runtime = app.state.telemetry
     config = server_config(app, settings)
-    _raise_open_files_limit(settings.max_connections)
+    raise_open_files_limit(settings.max_connections)
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(WithoutRequestLines())
     uvicorn_log.addFilter(Throttled(PER_CONNECTION_LINES))

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -44,37 +41,56 @@ class _Deadline:
             transport.close()  # nothing logged: a line per slow client is what a flood would feed on
 
 
-class TimedH11Protocol(H11Protocol):
-    """h11 with a deadline: a client gets `request_timeout_s` to send a request (headers and body), counted from
-    the connection or from the end of the previous response."""
+class RequestDeadline:
+    """Mixed in before one of uvicorn's HTTP protocols: a client gets `request_timeout_s` to send a request (headers
+    and body), counted from the connection or from the end of the previous response.
+
+    The protocol says when the request it reads is complete (`disarm()` then) and whether another is due
+    (`awaiting_request()`); the deadline is lifted for good when the connection becomes a WebSocket."""
 
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    # The protocol's own attributes, which the mixin reads.
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline = _Deadline()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def awaiting_request(self) -> bool:
+        raise NotImplementedError
+
+    def disarm(self) -> None:
+        self._deadline.disarm()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]  # the protocol's, after this in the MRO
         self._deadline.arm(self.loop, self.request_timeout_s, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline.disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        self._deadline.disarm()  # the transport now belongs to the WebSocket protocol
+        super().handle_websocket_upgrade(*args)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing() and self.awaiting_request():
+            self._deadline.arm(self.loop, self.request_timeout_s, self.transport)
+
+
+class TimedH11Protocol(RequestDeadline, H11Protocol):
+    """h11 with the request deadline."""
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.their_state in _SENT:
-            self._deadline.disarm()
+            self.disarm()
 
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        self._deadline.disarm()  # the transport now belongs to the WebSocket protocol
-        super().handle_websocket_upgrade(event)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state not in _SENT:
-            self._deadline.arm(self.loop, self.request_timeout_s, self.transport)
+    def awaiting_request(self) -> bool:
+        return self.conn.their_state not in _SENT
 
 
 def _httptools_protocol() -> type[asyncio.Protocol] | None:
@@ -82,35 +98,15 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
         return None
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class TimedHttpToolsProtocol(HttpToolsProtocol):
-        """httptools with the same deadline as TimedH11Protocol."""
-
-        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._deadline = _Deadline()
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._deadline.arm(self.loop, self.request_timeout_s, transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._deadline.disarm()
-            super().connection_lost(exc)
+    class TimedHttpToolsProtocol(RequestDeadline, HttpToolsProtocol):
+        """httptools with the request deadline."""
 
         def on_message_complete(self) -> None:
-            self._deadline.disarm()
+            self.disarm()
             super().on_message_complete()
 
-        def handle_websocket_upgrade(self) -> None:
-            self._deadline.disarm()
-            super().handle_websocket_upgrade()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing() and not self.pipeline:
-                self._deadline.arm(self.loop, self.request_timeout_s, self.transport)
+        def awaiting_request(self) -> bool:
+            return not self.pipeline
 
     return TimedHttpToolsProtocol
 
@@ -119,33 +115,3 @@ def timed_protocol(request_timeout_s: float, *, httptools: bool = True) -> type[
     """The protocol class for uvicorn's `http=`: httptools when installed (what "auto" picks), else h11."""
     base = (_httptools_protocol() if httptools else None) or TimedH11Protocol
     return type(base.__name__, (base,), {"request_timeout_s": request_timeout_s})
-
-
-class Throttled(logging.Filter):
-    """Lets each of `messages` through at most once per `every_s`, with the count of those held back since, and
-    without a traceback: a flood of refused connections costs a line a minute, not a line (or a traceback) each."""
-
-    def __init__(self, messages: frozenset[str], every_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        super().__init__()
-        self._messages = messages
-        self._every_s = every_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.msg if isinstance(record.msg, str) else ""
-        if message not in self._messages:
-            return True
-        now = self._clock()
-        if message in self._last and now - self._last[message] < self._every_s:
-            self._held[message] = self._held.get(message, 0) + 1
-            return False
-        self._last[message] = now
-        held = self._held.pop(message, 0)
-        if held:
-            record.msg = f"{message} ({held} more like it held back)"
-        # One line: uvicorn logs some of these with a traceback (an invalid UTF-8 frame).
-        record.exc_info = None
-        record.exc_text = None
-        return True

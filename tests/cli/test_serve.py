@@ -2,11 +2,8 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,15 +13,10 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client
 
-from console_proxy.asgi.app import create_app
-from console_proxy.cli.serve import (
+from console_proxy.server.config import (
     NO_WEBSOCKET,
     WS_MAX_MESSAGE_BYTES,
-    ProxyServer,
-    listening_socket,
-    server_config,
 )
-from console_proxy.core.settings import Settings
 
 from support.servers import clean_env, serving, start_serve
 
@@ -191,54 +183,6 @@ def test_serve_takes_websocket_batches_drops_an_oversized_one_and_refuses_one_ov
         metrics = httpx.get(served.base + "/metrics").text
         assert 'console_proxy_batches_rejected_total{reason="body_too_large",source="console"} 1.0' in metrics
         assert served.stop() == 0
-
-
-def _read_response(client: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += client.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")
-    )
-    while len(body) < length:
-        body += client.recv(65536)
-    return head.split(b" ", 2)[1]
-
-
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_every_accepted_connection_has_tcp_nodelay(tmp_path: Path, loop: str) -> None:
-    # Without TCP_NODELAY a response written in two parts (headers, body) waits for the client's delayed ACK:
-    # about 40 ms for every request on a kept-alive connection. Checked on the socket itself, for both loops.
-    settings = Settings(state_dir=tmp_path, port=0, server_uuid=SERVER_UUID)
-    config = server_config(create_app(settings), settings)
-    config.loop = loop
-    sock = listening_socket(config)
-    server = ProxyServer(config, on_reload=lambda: None)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        round_trips = []
-        with socket.create_connection(sock.getsockname()[:2]) as client:
-            for _ in range(21):
-                started = time.perf_counter()
-                client.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
-                assert _read_response(client) == b"200"
-                round_trips.append(time.perf_counter() - started)
-            options = [
-                conn.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-                for conn in list(server.server_state.connections)
-            ]
-        assert len(options) == 1 and options[0] != 0
-        # A loose sanity bound, not a timing goal: a stalled connection waits about 40 ms on every request.
-        assert statistics.median(round_trips) < 0.035
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def test_without_a_websocket_library_start_up_says_so_and_readyz_is_not_ready(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import websockets.sync.client
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
-from console_proxy.server.protocols import timed_protocol
 
 from support.servers import serving, uvicorn_server
 
@@ -154,23 +153,6 @@ def test_an_invalid_utf8_frame_is_one_log_line(tmp_path: Path) -> None:
     output = served.output()
     assert output.count("Invalid UTF-8 sequence received from client.") == 1
     assert "Traceback" not in output
-
-
-@pytest.mark.parametrize("httptools", [True, False], ids=["httptools", "h11"])
-def test_a_request_not_sent_in_time_is_cut_off_and_a_prompt_one_is_answered(tmp_path: Path, httptools: bool) -> None:
-    app = create_app(settings(tmp_path), env={})
-    with uvicorn_server(app, http=timed_protocol(0.5, httptools=httptools)) as base:
-        port = int(base.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)) as slow, socket.create_connection(("127.0.0.1", port)) as ok:
-            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            ok.settimeout(30)
-            for _ in range(2):  # kept alive: the deadline starts again for the next request
-                ok.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                assert ok.recv(12) == b"HTTP/1.1 200"
-                ok.recv(1000)
-            slow.settimeout(30)
-            assert slow.recv(100) == b""  # closed, nothing answered
-            assert ok.recv(100) == b""  # idle past the deadline after its last response: closed too
 
 
 def test_readyz_is_not_ready_while_the_local_file_cannot_take_a_batch(tmp_path: Path) -> None:

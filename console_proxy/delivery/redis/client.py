@@ -84,6 +84,15 @@ def async_client(url: str) -> Any:
     )
 
 
+async def close_async_client(client: Any) -> None:
+    """Close `client` and, for the Sentinel form, the connections to the sentinels its pool asked."""
+    await client.aclose()
+    await client.connection_pool.disconnect()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 def _sentinel_options() -> dict[str, Any]:
     return {"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": SOCKET_TIMEOUT_S}
 

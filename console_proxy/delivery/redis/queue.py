@@ -22,6 +22,7 @@ from console_proxy.delivery.redis import scripts as redis_scripts
 from console_proxy.delivery.redis.client import (
     REDIS_ERRORS,
     async_client,
+    close_async_client,
     durability_line,
     queue_keys,
     read_consumers,
@@ -111,7 +112,7 @@ class RedisQueue:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await close_async_client(self._client)
             self._client = None
 
     async def _connect(self) -> None:

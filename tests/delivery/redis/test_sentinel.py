@@ -101,5 +101,9 @@ def test_malformed_sentinel_urls_are_refused(url: str) -> None:
 async def test_client_budgets_are_shared_through_the_sentinels_master(sentinel: int) -> None:
     url = f"redis+sentinel://127.0.0.1:{sentinel}/main/0"
     one, two = (ClientBudget(rate=10.0, burst=50, redis_url=url) for _ in range(2))
-    assert await one.take("client", 30) is None
-    assert await two.take("client", 30) == 3  # the same budget: 30 of 50 were spent through the other process
+    try:
+        assert await one.take("client", 30) is None
+        assert await two.take("client", 30) == 3  # the same budget: 30 of 50 were spent through the other process
+    finally:
+        await one.aclose()
+        await two.aclose()
