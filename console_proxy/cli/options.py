@@ -127,7 +127,8 @@ SERVE_OPTIONS: list[Decorator] = [_click_option(option) for option in OPTIONS]
 
 
 def serve_options(function: F) -> F:
-    """Decorate a click command with every `serve` flag, in DESIGN.md's order (help lists them top-down)."""
+    """Decorate a click command with every `serve` flag, in the order of docs/design.md, "Command line" (help lists
+    them top-down)."""
     for decorator in reversed(SERVE_OPTIONS):
         function = decorator(function)  # type: ignore[assignment]
     return function

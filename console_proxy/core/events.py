@@ -61,7 +61,7 @@ class OutboundEvent(TypedDict):
 
 
 class ConsoleEvent(OutboundEvent):
-    """One console event as forwarded under the topic `console` (DESIGN.md, "What is forwarded")."""
+    """One console event as forwarded under the topic `console` (docs/design.md, "What is forwarded")."""
 
     event_type: str
     url: str
@@ -95,7 +95,7 @@ ServerMetrics = dict[str, int | dict[str, int]]
 
 
 class ServerMetricsEvent(OutboundEvent):
-    """One server report as forwarded under `server_metrics_v2` (DESIGN.md, "Added in 0.2"): counts only."""
+    """One server report as forwarded under `server_metrics_v2` (docs/design.md, "What is forwarded"): counts only."""
 
     server_uuid: str | None
     server_version: str | None
@@ -105,7 +105,7 @@ class ServerMetricsEvent(OutboundEvent):
 
 
 class CliEvent(OutboundEvent):
-    """One CLI command as forwarded under `cli` (DESIGN.md, "Added in 0.2"): flag names, never values."""
+    """One CLI command as forwarded under `cli` (docs/design.md, "What is forwarded"): flag names, never values."""
 
     cli_uuid: str | None
     server_uuid: str | None

@@ -31,7 +31,7 @@ DEFAULT_QUEUE = "sqlite"
 DEFAULT_QUEUE_LEASE_S = 30.0
 DEFAULT_WORKERS = 1
 
-# Who may write, how much and for how long (DESIGN.md "Origins, hosts and limits").
+# Who may write, how much and for how long (docs/design.md, "Origins, hosts and limits").
 DEFAULT_CLIENT_RATE = 100.0  # events a second, per client, once its burst is spent
 DEFAULT_CLIENT_BURST = 1000  # events
 DEFAULT_MAX_CONNECTIONS = 2048

@@ -16,7 +16,7 @@ from console_proxy.core.errors import SettingsError
 from console_proxy.core.settings import Settings
 from console_proxy.hasura.optout import TELEMETRY_FLAG, TelemetryDecision, decide_telemetry, needs_cli_config
 
-# The CLI writes config.json; .config.json is the name DESIGN.md also allows.
+# The CLI writes config.json; .config.json is read too (docs/design.md, "Identity and opt-out").
 CLI_CONFIG_NAMES = ("config.json", ".config.json")
 
 

@@ -204,7 +204,7 @@ def build_outbound(
     new_id: Callable[[], str] | None = None,
     new_ids: Callable[[int], list[str]] = new_ids,
 ) -> tuple[list[ConsoleEvent], Counter[str]]:
-    """Run the kept events through the rules and build the outbound events of DESIGN.md.
+    """Run the kept events through the rules and build the outbound events (docs/design.md, "What is forwarded").
 
     Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped` plus the
     rules' reason for each action name they drop), so `dropped` in the 202 is their sum.

@@ -336,7 +336,7 @@ def readme_flag_row(option: Option) -> str:
 
 def test_readme_flag_table_is_the_help() -> None:
     # The README's table of serve flags says what --help says, row for row, in the same order.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "flags.md").read_text(encoding="utf-8")
     rows = [line for line in readme.splitlines() if line.startswith("| `--") and "`CONSOLE_PROXY_" in line]
     assert rows == [readme_flag_row(option) for option in OPTIONS]
 
