@@ -1,5 +1,5 @@
 """Whether telemetry is on, and which setting decided it, in the order of docs/design.md, "Identity and opt-out".
-Pure: the CLI config is handed in (`hasura_config.resolve_telemetry` reads it from disk)."""
+Pure: the CLI config is handed in (`cli_config.resolve_telemetry` reads it from disk)."""
 
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ def test_readyz_is_not_ready_while_the_local_file_cannot_take_a_batch(tmp_path: 
         assert httpx.get(base + "/readyz").status_code == 200
         codes = [httpx.post(base + EVENTS, json=big).status_code for _ in range(4)]
         assert httpx.get(base + "/readyz").status_code == 503
-        (tmp_path / "state" / "events.jsonl").rename(tmp_path / "state" / "full.jsonl")  # the README's advice
+        (tmp_path / "state" / "events.jsonl").rename(tmp_path / "state" / "full.jsonl")  # docs/serving.md's advice
         assert httpx.get(base + "/readyz").status_code == 200
         assert httpx.post(base + EVENTS, json=big).status_code == 202
     assert codes[0] == 202 and codes[-1] == 503

@@ -505,7 +505,7 @@ def test_cached_answers_are_the_computed_ones() -> None:
 
 
 def test_the_caches_hold_a_bounded_number_of_short_routes_and_actions() -> None:
-    # They hold raw routes in memory (README, privacy notes): a bounded number, none longer than the limit.
+    # They hold raw routes in memory (docs/privacy.md): a bounded number, none longer than the limit.
     rules = load_rules()
     routes = rules._cached_anonymize.cache_info  # type: ignore[attr-defined]
     actions = rules._cached_drop_reason.cache_info  # type: ignore[attr-defined]
