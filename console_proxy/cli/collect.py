@@ -111,6 +111,35 @@ def collect(ctx: click.Context, /, **options: Any) -> None:
     _serve(settings)
 
 
+def _server(config: Any) -> Any:
+    import asyncio
+    import contextlib
+    import signal
+    import threading
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class CollectServer(uvicorn.Server):
+        """uvicorn's server with SIGINT and SIGTERM as a clean stop (exit 0), not re-raised after shutdown."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    return CollectServer(config)
+
+
 def _serve(settings: Any) -> None:
     import uvicorn
 
@@ -175,7 +204,7 @@ def _serve(settings: Any) -> None:
     ]
     for line in lines:
         click.echo(line)
-    server = uvicorn.Server(uconfig)
+    server = _server(uconfig)
     server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(EXIT_SERVER)
