@@ -23,14 +23,27 @@ function empty(canvasId, text) {
   canvas.parentElement.firstChild.className = 'empty';
 }
 
+// A canvas says nothing to a screen reader (or to a search of the page): each chart's figures are also listed
+// in text, visually hidden, right after it.
+function described(canvasId, lines) {
+  const list = el('ul');
+  list.className = 'figures';
+  lines.forEach((line) => list.appendChild(el('li', line)));
+  document.getElementById(canvasId).parentElement.after(list);
+}
+
 function bars(canvasId, labels, values, label) {
   if (!labels.length) {
     empty(canvasId, 'Nothing with enough installations behind it yet.');
     return;
   }
-  new Chart(document.getElementById(canvasId), {
+  described(canvasId, labels.map((name, i) => `${name}: ${number.format(values[i])} ${label}`));
+  const canvas = document.getElementById(canvasId);
+  // As tall as its rows need: a bar a row, every label written out beside its bar.
+  canvas.parentElement.style.height = `${Math.max(120, labels.length * 30 + 60)}px`;
+  new Chart(canvas, {
     type: 'bar',
-    data: { labels, datasets: [{ label, data: values, backgroundColor: COLORS[0] }] },
+    data: { labels, datasets: [{ label, data: values, backgroundColor: COLORS[0], maxBarThickness: 22 }] },
     options: {
       indexAxis: 'y', maintainAspectRatio: false, animation: false,
       plugins: { legend: { display: false } },
@@ -44,13 +57,14 @@ function byDay(data) {
     empty('by-day', 'No day with enough installations behind it yet.');
     return;
   }
+  described('by-day', data.series.flatMap((s) => data.days.map((day, i) => (
+    s.events[i] === null ? null : `${s.topic} on ${day}: ${number.format(s.events[i])} events`)).filter(Boolean)));
   new Chart(document.getElementById('by-day'), {
-    type: 'line',
+    type: 'bar',
     data: {
       labels: data.days,
       datasets: data.series.map((s, i) => ({
-        label: s.topic, data: s.events, borderColor: COLORS[i % COLORS.length],
-        backgroundColor: COLORS[i % COLORS.length], spanGaps: false, tension: 0.2,
+        label: s.topic, data: s.events, backgroundColor: COLORS[i % COLORS.length], maxBarThickness: 36,
       })),
     },
     options: {
@@ -82,15 +96,18 @@ function table(containerId, head, rows) {
 
 function withheld(data) {
   const lines = [];
-  const add = (count, what) => { if (count) lines.push(`${number.format(count)} ${what}`); };
-  add(data.events_by_day.withheld, 'day-and-topic points of the events chart');
-  add(data.top_pages.withheld, 'pages');
-  add(data.top_actions.withheld, 'actions');
-  add(data.server_versions.withheld, 'server versions');
-  add(data.cli_versions.withheld, 'CLI versions');
-  add(data.cli_commands.withheld, 'CLI commands');
-  add(data.cli_commands.rates_withheld, 'error rates of CLI commands (too few installations had errors)');
-  add(data.server_counts.withheld, 'buckets of server counts');
+  const add = (count, one, many) => {
+    if (count) lines.push(`${number.format(count)} ${count === 1 ? one : many}`);
+  };
+  add(data.events_by_day.withheld, 'day of a topic in the events chart', 'days of a topic in the events chart');
+  add(data.top_pages.withheld, 'page', 'pages');
+  add(data.top_actions.withheld, 'action', 'actions');
+  add(data.server_versions.withheld, 'server version', 'server versions');
+  add(data.cli_versions.withheld, 'CLI version', 'CLI versions');
+  add(data.cli_commands.withheld, 'CLI command', 'CLI commands');
+  add(data.cli_commands.rates_withheld, 'error rate of a CLI command (too few installations had errors)',
+    'error rates of CLI commands (too few installations had errors)');
+  add(data.server_counts.withheld, 'bucket of a server count', 'buckets of server counts');
   if (data.installations === null) lines.push('the number of installations');
   if (!lines.length) return;
   const list = document.getElementById('withheld-list');

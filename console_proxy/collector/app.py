@@ -33,6 +33,15 @@ RETENTION_INTERVAL_S = 3600.0
 IDEMPOTENCY_KEEP = timedelta(days=7)
 STORE_RETRY_AFTER_S = 2
 _KEY = re.compile(rb"[\x21-\x7e]{1,255}")
+# The page loads its own script and its own data, nothing else; the chart library needs inline styles.
+PAGE_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        b"style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+]
 _MEDIA = re.compile(rb"application/json\s*(;.*)?", re.IGNORECASE)
 
 logger = logging.getLogger("console_proxy")
@@ -92,13 +101,13 @@ class CollectorApp:
         elif method not in ("GET", "HEAD"):
             await refuse(send, 405, "use GET", headers=[(b"allow", b"GET, HEAD")])
         elif path == "/":
-            await respond(send, 200, ui.page(), b"text/html; charset=utf-8")
+            await respond(send, 200, ui.page(), b"text/html; charset=utf-8", PAGE_HEADERS)
         elif path == "/" + ui.SCRIPT_FILE:
             script = ui.script()
             if script is None:
                 await refuse(send, 404, "the dashboard's script is not built")
             else:
-                await respond(send, 200, script, b"text/javascript; charset=utf-8")
+                await respond(send, 200, script, b"text/javascript; charset=utf-8", PAGE_HEADERS[1:])
         elif path == "/v1/dashboard":
             await self._dashboard(send)
         elif path == "/healthz":
