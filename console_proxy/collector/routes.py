@@ -9,19 +9,28 @@ anything else (a database name, a row value, a stray segment) cannot be one. Pur
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MAX_ROUTE_LENGTH = 2048
+CACHE_SIZE = 4096
 _VARIABLE = re.compile(r"\{\s*([A-Z][A-Z0-9_]*)\s*(\*)?\s*(?::([^}]*))?\}\Z")
 
 
 @dataclasses.dataclass
 class _Node:
-    edges: dict[str, list[_Node]] = dataclasses.field(default_factory=dict)
-    # One entry per template that ends here: each query key it keeps, and the values that key may carry.
-    queries: list[Mapping[str, frozenset[str]]] = dataclasses.field(default_factory=list)
+    """A position in the templates, as the gate's trie has it: literal children, at most one variable child (the
+    rules allow one parameter per position), and templates that end here or with a tail here."""
+
+    literals: dict[str, _Node] = dataclasses.field(default_factory=dict)
+    var: _Node | None = None
+    var_words: frozenset[str] = frozenset()
+    tail_words: frozenset[str] = frozenset()
+    # Per template that ends here (or with a tail here): each query key it keeps, and the values it may carry.
+    ends: list[Mapping[str, frozenset[str]]] = dataclasses.field(default_factory=list)
+    tail_ends: list[Mapping[str, frozenset[str]]] = dataclasses.field(default_factory=list)
 
 
 def _words(spec: str) -> tuple[frozenset[str], bool] | None:
@@ -36,6 +45,10 @@ def _words(spec: str) -> tuple[frozenset[str], bool] | None:
     return frozenset(words), tail is not None
 
 
+def _query_ok(ends: list[Mapping[str, frozenset[str]]], pairs: list[tuple[str, str]]) -> bool:
+    return any(all(k in q and v in q[k] for k, v in pairs) for q in ends)
+
+
 class RouteShapes:
     """The set of anonymized routes some template can produce, plus the unknown token."""
 
@@ -44,27 +57,37 @@ class RouteShapes:
         self._root = _Node()
         for path, query in templates:
             self._add(path, query)
+        # A gate sends the same few routes over and over; a bounded cache keeps their answers.
+        self._cached: Callable[[str], bool] = functools.lru_cache(maxsize=CACHE_SIZE)(self._check)
 
     def _add(self, path: str, query: Mapping[str, str]) -> None:
-        nodes = [self._root]
-        for segment in (s for s in path.split("/") if s):
-            words = _words(segment)
-            child = _Node()
-            for word in words[0] if words is not None else (segment,):
-                for node in nodes:
-                    node.edges.setdefault(word, []).append(child)
-            nodes = [child]
         kept: dict[str, frozenset[str]] = {}
         for key, spec in query.items():
             words = _words(spec)
             if words is not None:
                 kept[key] = words[0]
-        for node in nodes:
-            node.queries.append(kept)
+        node = self._root
+        for segment in (s for s in path.split("/") if s):
+            words = _words(segment)
+            if words is None:
+                node = node.literals.setdefault(segment, _Node())
+            elif words[1]:
+                node.tail_words |= words[0]
+                node.tail_ends.append(kept)
+                return
+            else:
+                if node.var is None:
+                    node.var = _Node()
+                node.var_words |= words[0]
+                node = node.var
+        node.ends.append(kept)
 
     def __contains__(self, route: object) -> bool:
         if not isinstance(route, str) or len(route) > MAX_ROUTE_LENGTH or not route.startswith("/"):
             return False
+        return self._cached(route)
+
+    def _check(self, route: str) -> bool:
         if route == self.unknown:
             return True
         path, mark, query = route.partition("?")
@@ -86,8 +109,14 @@ class RouteShapes:
 
     def _match(self, node: _Node, segments: list[str], i: int, pairs: list[tuple[str, str]]) -> bool:
         if i == len(segments):
-            return any(all(k in q and v in q[k] for k, v in pairs) for q in node.queries)
-        return any(self._match(child, segments, i + 1, pairs) for child in node.edges.get(segments[i], ()))
+            return _query_ok(node.ends, pairs)
+        segment = segments[i]
+        child = node.literals.get(segment)
+        if child is not None and self._match(child, segments, i + 1, pairs):
+            return True
+        if node.var is not None and segment in node.var_words and self._match(node.var, segments, i + 1, pairs):
+            return True
+        return i == len(segments) - 1 and segment in node.tail_words and _query_ok(node.tail_ends, pairs)
 
 
 def templates_of(document: Any) -> list[tuple[str, Mapping[str, str]]]:

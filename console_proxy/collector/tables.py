@@ -9,6 +9,7 @@ collector's receive time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 from console_proxy.collector.house import CLI_TOPIC, CONSOLE_TEST_TOPIC, CONSOLE_TOPIC, SERVER_METRICS_TOPIC
@@ -56,7 +57,7 @@ class Table:
     installation_columns: tuple[str, ...] = ()
     time_column: str = "timestamp"
 
-    @property
+    @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 

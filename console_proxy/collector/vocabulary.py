@@ -64,12 +64,21 @@ _NOT_STORED: Mapping[str, frozenset[str]] = {CONSOLE_EVENTS.name: frozenset({"da
 _OPTIONAL = frozenset({"console_type"})
 
 
+def _field_sets(table: Table) -> tuple[frozenset[str], frozenset[str]]:
+    """The fields a row of `table` may have, and those it must have."""
+    allowed = (frozenset(table.column_names) - _OWN_COLUMNS) | _NOT_STORED.get(table.name, frozenset())
+    return allowed, allowed - _OPTIONAL
+
+
+_FIELD_SETS = {table.name: _field_sets(table) for table in (CONSOLE_EVENTS, SERVER_METRICS, CLI_EVENTS)}
+
+
 def _fields(row: Row, table: Table) -> str | None:
-    allowed = (set(table.column_names) - _OWN_COLUMNS) | _NOT_STORED.get(table.name, frozenset())
-    required = allowed - _OPTIONAL
-    if any(key not in allowed for key in row):
+    allowed, required = _FIELD_SETS[table.name]
+    keys = row.keys()
+    if not keys <= allowed:
         return "unknown_field"
-    if any(key not in row for key in required):
+    if not required <= keys:
         return "missing_field"
     return None
 
@@ -90,7 +99,7 @@ def check_timestamp(value: object, now: datetime, oldest: datetime | None) -> st
     if not isinstance(value, str) or not TIMESTAMP.fullmatch(value):
         return "bad_timestamp"
     try:
-        when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        when = datetime.fromisoformat(value)  # Python 3.11 reads the Z as UTC
     except ValueError:
         return "bad_timestamp"
     if when > now + MAX_CLOCK_SKEW:
