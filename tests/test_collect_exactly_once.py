@@ -53,6 +53,7 @@ def test_a_collector_killed_mid_load_stores_every_event_once(tmp_path: Path, sto
     collector = start_collect(tmp_path, "--store", store_url, port=port)
     answers: dict[str, dict[str, int]] = {}
     attempts: list[int] = []
+    replayed: list[str] = []
     lock = threading.Lock()
 
     def sender(mine: list[dict[str, Any]]) -> None:
@@ -61,6 +62,8 @@ def test_a_collector_killed_mid_load_stores_every_event_once(tmp_path: Path, sto
             with lock:
                 answers[envelope["batch_id"]] = response.json()
                 attempts.append(tries)
+                if response.headers.get("idempotent-replayed") == "true":
+                    replayed.append(envelope["batch_id"])
 
     threads = [threading.Thread(target=sender, args=(batches[i::SENDERS],)) for i in range(SENDERS)]
     for thread in threads:

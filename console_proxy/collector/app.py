@@ -231,5 +231,9 @@ class CollectorApp:
         except StoreUnavailableError:
             await refuse(send, 503, "the store is unavailable", STORE_RETRY_AFTER_S)
             return
+        except Exception:  # never a 500
+            logger.exception("collector: the dashboard's figures could not be read")
+            await refuse(send, 503, "the figures could not be read", STORE_RETRY_AFTER_S)
+            return
         data = figures(aggregates, min_installations=self.config.min_installations, window_days=self.config.window_days)
         await respond(send, 200, dumps(data), headers=[(b"cache-control", b"no-store")])
