@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from servers import free_port, spawn, stop_process
+
+from support.servers import free_port, spawn, stop_process
 
 STARTUP_TIMEOUT_S = 20.0
 SERVER_USER = "postgres"

@@ -15,11 +15,12 @@ import pytest
 from collect_support import batch, body_of, cli_event, console_event, installation, post, server_event, vocabulary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import uvicorn_server
 
 from console_proxy.collector.app import CollectorApp, CollectorConfig
 from console_proxy.collector.duckdb_store import DuckDBStore
 from console_proxy.collector.store import Answer
+
+from support.servers import uvicorn_server
 
 VOCAB = vocabulary()
 TOKEN = "s3cret-token-for-the-gate-0001"

@@ -4,47 +4,22 @@ is there. The screenshot goes to test-output/collector-dashboard.png."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from collect_support import batch, cli_event, console_event, in_process, installation, post, server_event
-from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Response
 
 from console_proxy.collector import ui
 
+from support.paths import ROOT
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHARED_PAGE = "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"
 # What a single installation sent: each a value the vocabulary takes, each left out of the figures.
 LONELY = ["/settings/metadata-actions", "Data/SOLITARY_ACTION", "v9.8.7", "hasura seed apply"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium", pytrace=False)
-    if ui.script() is None:
-        pytest.fail("the collector's dashboard is not built: run `make collector-ui`", pytrace=False)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def fill(base: str) -> None:
@@ -70,6 +45,9 @@ def fill(base: str) -> None:
 def test_the_dashboard_shows_shared_figures_and_withholds_a_single_installations(
     browser: Browser, tmp_path: Path
 ) -> None:
+    # No skip: an unbuilt dashboard is a failure (`make pytest` builds it).
+    if ui.script() is None:
+        pytest.fail("the collector's dashboard is not built: run `make collector-ui`", pytrace=False)
     with in_process(f"duckdb:///{tmp_path / 'c.duckdb'}", min_installations=5) as (base, _):
         fill(base)
         context = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from collect_support import batch, cli_event, console_event, count_rows, installation, post, start_collect
-from servers import clean_env
+
+from support.servers import clean_env
 
 TOKEN = "gate-token-0123456789abcdef"
 

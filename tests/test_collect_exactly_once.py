@@ -24,7 +24,8 @@ from collect_support import (  # noqa: F401 -- fixtures
     start_collect,
     store_url,
 )
-from servers import free_port
+
+from support.servers import free_port
 
 BATCHES = 48
 EVENTS_PER_BATCH = 40

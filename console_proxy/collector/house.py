@@ -1,12 +1,12 @@
 """The few names the collector borrows from the rest of console-proxy, in one place.
 
-They are about to move (console_proxy.core.*); when they do, this file is the one to change.
+When they move, this file is the one to change.
 """
 
 from __future__ import annotations
 
-from console_proxy.errors import ConsoleProxyError, RulesError, SettingsError
-from console_proxy.events import (
+from console_proxy.core.errors import ConsoleProxyError, RulesError, SettingsError
+from console_proxy.core.events import (
     CLI_TOPIC,
     CONSOLE_TEST_TOPIC,
     CONSOLE_TOPIC,
@@ -14,9 +14,9 @@ from console_proxy.events import (
     valid_uuid,
     valid_version,
 )
-from console_proxy.fastjson import dumps, loads
+from console_proxy.core.settings import resolve_state_dir
+from console_proxy.core.strictjson import dumps
 from console_proxy.rules import RouteRules, load_rules
-from console_proxy.settings import resolve_state_dir
 
 __all__ = [
     "CLI_TOPIC",
@@ -29,7 +29,6 @@ __all__ = [
     "SettingsError",
     "dumps",
     "load_rules",
-    "loads",
     "resolve_state_dir",
     "valid_uuid",
     "valid_version",
