@@ -86,7 +86,8 @@ def test_a_collector_killed_mid_load_stores_every_event_once(tmp_path: Path, sto
     duplicates = sum(a["duplicates"] for a in answers.values())
     print(
         f"kill test ({store_url.split(':')[0]}): {accepted} events accepted in {BATCHES} batches, "
-        f"{answered_before_kill} answered before the kill, {sum(attempts)} requests; "
+        f"{answered_before_kill} answered before the kill, {sum(attempts)} requests, "
+        f"{len(replayed)} answers replayed by Idempotency-Key; "
         f"stored {stored}, duplicates {duplicates}, rejected {sum(a['rejected'] for a in answers.values())}"
     )
     assert len(answers) == BATCHES
