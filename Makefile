@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 CONTRACT_CHECK ?= ../shared/contract-check
 RUN_ARGS ?=
 
-.PHONY: run test install install-test lint typecheck pytest contract bench clean console browser redis jstest
+.PHONY: run test install install-test lint typecheck pytest contract bench clean console collector-ui browser redis \
+	postgres jstest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +16,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,redis]'
+	$(BIN)/pip install --quiet -e '.[test,redis,collector]'
 
 run: install console
 	$(BIN)/console-proxy serve $(RUN_ARGS)
@@ -34,6 +35,20 @@ console/node_modules/.package-lock.json: console/package-lock.json console/packa
 $(CONSOLE_BUNDLE): console/node_modules/.package-lock.json $(CONSOLE_SOURCES)
 	cd console && npm run build
 
+# The collector's dashboard: collector-ui/ (Chart.js; pinned by package-lock.json) is built with esbuild into
+# console_proxy/collector/ui/, which `console-proxy collect` serves at /. Rebuilt only when a source changed.
+COLLECTOR_UI_BUNDLE := console_proxy/collector/ui/dashboard.js
+COLLECTOR_UI_SOURCES := $(shell find collector-ui/src -type f 2>/dev/null) collector-ui/build.mjs \
+	collector-ui/package.json
+
+collector-ui: $(COLLECTOR_UI_BUNDLE)
+
+collector-ui/node_modules/.package-lock.json: collector-ui/package-lock.json collector-ui/package.json
+	cd collector-ui && npm ci --no-audit --no-fund
+
+$(COLLECTOR_UI_BUNDLE): collector-ui/node_modules/.package-lock.json $(COLLECTOR_UI_SOURCES)
+	cd collector-ui && npm run build
+
 # The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -49,6 +64,12 @@ redis:
 	@if [ ! -x "$(REDIS_SERVER)" ]; then \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y redis-server; fi
 
+# The collector's tests start Debian's PostgreSQL (initdb and postgres from /usr/lib/postgresql/*/bin) in a temporary
+# directory on a free loopback port, as the postgres user when they run as root.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y postgresql; fi
+
 # The browser client's unit tests, on node's built-in test runner.
 jstest:
 	node --test tests-js/
@@ -60,7 +81,7 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-pytest: install-test redis
+pytest: install-test redis postgres collector-ui
 	$(BIN)/pytest
 
 contract: install-test redis
@@ -73,7 +94,7 @@ contract: install-test redis
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 
 # pytest goes last so that its summary closes the output.
-test: console browser redis lint typecheck jstest contract pytest
+test: console collector-ui browser redis postgres lint typecheck jstest contract pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from console_proxy._version import __version__
+from console_proxy.cli.collect import collect
 from console_proxy.cli.dead_letters import dead_letters
 from console_proxy.cli.rules import rules
 from console_proxy.cli.serve import serve
@@ -27,3 +28,4 @@ main.add_command(dead_letters)
 main.add_command(rules)
 main.add_command(serve)
 main.add_command(status)
+main.add_command(collect)
