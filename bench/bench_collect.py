@@ -31,15 +31,15 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from collect_support import batch, console_event, installation, start_collect
-from postgres_server import running_postgres
-
 from console_proxy.collector.envelope import read_envelope
 from console_proxy.collector.house import load_rules
 from console_proxy.collector.intake import take_in
 from console_proxy.collector.store import open_store
 from console_proxy.collector.tables import CONSOLE_EVENTS
 from console_proxy.collector.vocabulary import vocabulary_of
+
+from support.collect import batch, console_event, installation, start_collect
+from support.postgres_server import running_postgres
 
 ROUTES = [
     "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",

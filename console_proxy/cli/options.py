@@ -15,6 +15,7 @@ import click
 from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.flags import OPTIONS, Option
 from console_proxy.cli.values import ENV_PREFIX, Raw, boolean, env_of, flag_of
+from console_proxy.collector.settings import ENV_PREFIX as COLLECTOR_ENV_PREFIX
 from console_proxy.core import settings as defaults
 from console_proxy.core.errors import SettingsError
 from console_proxy.core.settings import Settings, resolve_state_dir
@@ -49,9 +50,12 @@ _SEE_HELP = 'expected one listed by "console-proxy serve --help".'
 
 def _check_unknown_variables(env: Mapping[str, str]) -> None:
     # Every CONSOLE_PROXY_ variable is a serve flag; anything else with the prefix is a typo, refused at start-up
-    # (a mistyped CONSOLE_PROXY_ENABLE_TELEMETRY must not leave telemetry silently on).
+    # (a mistyped CONSOLE_PROXY_ENABLE_TELEMETRY must not leave telemetry silently on). The collector's own
+    # CONSOLE_PROXY_COLLECT_ variables are its business: a gate and a collector may share an environment.
     known = {env_of(option.field) for option in OPTIONS}
     for name in sorted(env):
+        if name.startswith(COLLECTOR_ENV_PREFIX):
+            continue
         if name.startswith(ENV_PREFIX) and name not in known and env[name] != "":
             # Compare without the shared prefix, which would make every name look close.
             suffixes = sorted(known_name.removeprefix(ENV_PREFIX) for known_name in known)

@@ -456,3 +456,11 @@ def test_budgets() -> None:
     settings = settings_from({"client_rate": "2.5", "client_burst": "10"}, HOME_ENV)
     assert (settings.client_rate, settings.client_burst) == (2.5, 10)
     assert (Settings().client_rate, Settings().client_burst) == (100.0, 1000)
+
+
+def test_the_collectors_variables_are_not_taken_for_misspelt_serve_flags() -> None:
+    settings = settings_from({}, {"HOME": "/home/someone", "CONSOLE_PROXY_COLLECT_MIN_INSTALLATIONS": "3"})
+    assert settings.mode == "server"
+    with pytest.raises(SettingsError) as refused:
+        settings_from({}, {"HOME": "/home/someone", "CONSOLE_PROXY_COLECT_PORT": "1"})
+    assert str(refused.value).startswith("CONSOLE_PROXY_COLECT_PORT is set but is not a console-proxy setting;")

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from collect_support import batch, cli_event, console_event, count_rows, installation, post, start_collect
 
+from support.collect import batch, cli_event, console_event, count_rows, installation, post, start_collect
 from support.servers import clean_env
 
 TOKEN = "gate-token-0123456789abcdef"

@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from postgres_server import PostgresServer, running_postgres
 
 from console_proxy.collector.app import CollectorApp, CollectorConfig
 from console_proxy.collector.house import load_rules
 from console_proxy.collector.store import SqlStore, open_store
 from console_proxy.collector.vocabulary import Vocabulary, vocabulary_of
 
+from support.postgres_server import PostgresServer, running_postgres
 from support.servers import clean_env, free_port, spawn, stop_process, uvicorn_server
 
 STARTUP_TIMEOUT_S = 20.0

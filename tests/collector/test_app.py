@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from collect_support import batch, body_of, cli_event, console_event, installation, post, server_event, vocabulary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from console_proxy.collector.app import CollectorApp, CollectorConfig
 from console_proxy.collector.duckdb_store import DuckDBStore
 from console_proxy.collector.store import Answer
 
+from support.collect import batch, body_of, cli_event, console_event, installation, post, server_event, vocabulary
 from support.servers import uvicorn_server
 
 VOCAB = vocabulary()

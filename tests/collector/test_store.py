@@ -10,7 +10,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from collect_support import (  # noqa: F401 -- fixtures
+
+from console_proxy.collector.dashboard import figures
+from console_proxy.collector.dashboard_sql import read_aggregates
+from console_proxy.collector.envelope import read_envelope
+from console_proxy.collector.intake import take_in
+from console_proxy.collector.store import Answer, KeyReusedError, SqlStore, fingerprint, open_store
+from console_proxy.collector.tables import ALL_TABLES, BAD_ROWS, CLI_EVENTS, CONSOLE_EVENTS, SERVER_METRICS
+
+from support.collect import (  # noqa: F401 -- fixtures
     batch,
     cli_event,
     console_event,
@@ -20,13 +28,6 @@ from collect_support import (  # noqa: F401 -- fixtures
     store_url,
     vocabulary,
 )
-
-from console_proxy.collector.dashboard import figures
-from console_proxy.collector.dashboard_sql import read_aggregates
-from console_proxy.collector.envelope import read_envelope
-from console_proxy.collector.intake import take_in
-from console_proxy.collector.store import Answer, KeyReusedError, SqlStore, fingerprint, open_store
-from console_proxy.collector.tables import ALL_TABLES, BAD_ROWS, CLI_EVENTS, CONSOLE_EVENTS, SERVER_METRICS
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 STAMP = "2026-12-02T12:00:00.000Z"

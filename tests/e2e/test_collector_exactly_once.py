@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from collect_support import (  # noqa: F401 -- fixtures
+
+from support.collect import (  # noqa: F401 -- fixtures
     batch,
     cli_event,
     console_event,
@@ -24,7 +25,6 @@ from collect_support import (  # noqa: F401 -- fixtures
     start_collect,
     store_url,
 )
-
 from support.servers import free_port
 
 BATCHES = 48

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from collect_support import cli_event, console_event, installation, server_event, vocabulary
 
 from console_proxy.collector.routes import RouteShapes, templates_of
 from console_proxy.collector.tables import CLI_EVENTS, CONSOLE_EVENTS, SERVER_METRICS, Table
 from console_proxy.collector.vocabulary import check_row
+
+from support.collect import cli_event, console_event, installation, server_event, vocabulary
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 VOCAB = vocabulary()

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from collect_support import batch, cli_event, console_event, in_process, installation, post, server_event
 from playwright.sync_api import Browser, Page, Response
 
 from console_proxy.collector import ui
 
+from support.collect import batch, cli_event, console_event, in_process, installation, post, server_event
 from support.paths import ROOT
 
 pytestmark = pytest.mark.browser
