@@ -1,7 +1,7 @@
 """Delivery benchmark: drain rate from a full spool, a collector outage under load, the same with kill -9.
 
 Runs `console-proxy serve --upstream ...` as a subprocess against a real collector on loopback (the
-test suite's, from tests/collector.py) and prints the figures. Usage:
+test suite's, from tests/support/collector.py) and prints the figures. Usage:
 
     .venv/bin/python bench/bench_delivery.py [--spool-events 200000] [--rate 200] [--batch 20]
                                              [--before-s 10] [--outage-s 60] [--after-s 20]

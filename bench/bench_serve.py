@@ -121,8 +121,8 @@ def started(name: str, work: Path) -> Iterator[Running]:
         if name == "upstream":
             cport = free_port()
             code = (
-                f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); from collector import Collector; "
-                f"c = Collector({cport}); c.up(); time.sleep(1e9)"
+                f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); "
+                f"from support.collector import Collector; c = Collector({cport}); c.up(); time.sleep(1e9)"
             )
             collector = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
             argv += ["--upstream", f"http://127.0.0.1:{cport}/v1/collect"]
