@@ -53,10 +53,19 @@ def spawn(
     env: Mapping[str, str] | None = None,
     stdout: int | IO[bytes] | None = None,
     stderr: int | IO[bytes] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    user: str | int | None = None,
 ) -> subprocess.Popen[bytes]:
     """`subprocess.Popen(args, ...)` in a process group of its own, dying with the test session."""
     proc = subprocess.Popen(
-        args, start_new_session=True, preexec_fn=_die_with_the_tests, env=env, stdout=stdout, stderr=stderr
+        args,
+        start_new_session=True,
+        preexec_fn=_die_with_the_tests,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        user=user,
     )
     _SPAWNED.append(proc)
     return proc
