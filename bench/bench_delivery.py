@@ -1,7 +1,7 @@
 """Delivery benchmark: drain rate from a full spool, a collector outage under load, the same with kill -9.
 
 Runs `console-proxy serve --upstream ...` as a subprocess against a real collector on loopback (the
-test suite's, from tests/collector.py) and prints the figures. Usage:
+test suite's, from tests/support/collector.py) and prints the figures. Usage:
 
     .venv/bin/python bench/bench_delivery.py [--spool-events 200000] [--rate 200] [--batch 20]
                                              [--before-s 10] [--outage-s 60] [--after-s 20]
@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from console_proxy.core.events import ConsoleEvent
 from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME, Spool
 
 from support.collector import Answer, Collector, free_port
@@ -106,23 +107,21 @@ async def fill_spool(path: Path, n: int) -> None:
     await spool.open()
     try:
         for start in range(0, n, 500):
-            await spool.put(
-                "console",
-                [
-                    {
-                        "event_id": str(uuid.uuid4()),
-                        "event_type": f"Bench/Fill{start + k}",
-                        "url": "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
-                        "console_mode": "server",
-                        "server_uuid": SERVER_UUID,
-                        "cli_uuid": None,
-                        "server_version": "v2.40.0",
-                        "timestamp": "2026-11-27T19:00:00.123Z",
-                        "data": None,
-                    }
-                    for k in range(min(500, n - start))
-                ],
-            )
+            events: list[ConsoleEvent] = [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": f"Bench/Fill{start + k}",
+                    "url": "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse",
+                    "console_mode": "server",
+                    "server_uuid": SERVER_UUID,
+                    "cli_uuid": None,
+                    "server_version": "v2.40.0",
+                    "timestamp": "2026-11-27T19:00:00.123Z",
+                    "data": None,
+                }
+                for k in range(min(500, n - start))
+            ]
+            await spool.put("console", events)
     finally:
         await spool.close()
 

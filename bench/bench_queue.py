@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 EVENTS = "/_telemetry/v1/events"
 # Bounds and the one client's budget out of the way (the budget is still taken for every batch: on Redis too).
-BIG = ("--spool-max-events", "100000000", "--spool-max-bytes", str(1 << 40))
+BIG: tuple[str, ...] = ("--spool-max-events", "100000000", "--spool-max-bytes", str(1 << 40))
 BIG += ("--client-rate", str(10**9), "--client-burst", str(10**9))
 
 
@@ -327,7 +327,8 @@ def bench_faults(work: Path, load_s: float) -> None:
         seen = len(collector.requests)
         wait_until(lambda: len(collector.requests) > seen, 10)
         hung = collector.requests[seen].body["batch_id"]
-        owner = redis.client().hget("{console-proxy}:batch:" + hung, "owner") or b"?:0:?"
+        # redis-py types a reply as bytes | str | None whatever the client; this one answers bytes.
+        owner = cast(bytes | None, redis.client().hget("{console-proxy}:batch:" + hung, "owner")) or b"?:0:?"
         victim, survivor = (a, b) if int(owner.decode().split(":")[1]) == a.proc.pid else (b, a)
         victim.stop(signal.SIGKILL)
         for p in posters:

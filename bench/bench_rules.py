@@ -207,7 +207,7 @@ def relay_batches(urls: Sequence[str], batch: int) -> Callable[[], list[str]]:
     from sentry_relay.processing import pii_strip_event, validate_pii_config
 
     config = relay_config()
-    validate_pii_config(json.dumps(config))  # type: ignore[no-untyped-call]
+    validate_pii_config(json.dumps(config))
     chunks = [list(urls[i : i + batch]) for i in range(0, len(urls), batch)]
 
     def run() -> list[str]:

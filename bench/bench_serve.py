@@ -56,9 +56,10 @@ EVENTS_PER_BATCH = 20
 MAX_OPEN_LOOP_RATE = 4000.0
 # Large enough that a bench run never fills the local file or the spool, nor spends the one client's budget (the
 # budget is still taken for every batch: it is part of the path measured).
-SERVE_FLAGS = ("--server-uuid", SERVER_UUID, "--spool-max-bytes", str(1 << 36), "--spool-max-events", str(10**9))
+SERVE_FLAGS: tuple[str, ...] = ("--server-uuid", SERVER_UUID)
+SERVE_FLAGS += ("--spool-max-bytes", str(1 << 36), "--spool-max-events", str(10**9))
 SERVE_FLAGS += ("--client-rate", str(10**9), "--client-burst", str(10**9))
-UVICORN_FLAGS = ("--host", "127.0.0.1", "--workers", "1", "--no-access-log", "--no-server-header")
+UVICORN_FLAGS: tuple[str, ...] = ("--host", "127.0.0.1", "--workers", "1", "--no-access-log", "--no-server-header")
 UVICORN_FLAGS += ("--log-level", "warning", "--lifespan", "on")
 
 
@@ -120,8 +121,8 @@ def started(name: str, work: Path) -> Iterator[Running]:
         if name == "upstream":
             cport = free_port()
             code = (
-                f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); from collector import Collector; "
-                f"c = Collector({cport}); c.up(); time.sleep(1e9)"
+                f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); "
+                f"from support.collector import Collector; c = Collector({cport}); c.up(); time.sleep(1e9)"
             )
             collector = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
             argv += ["--upstream", f"http://127.0.0.1:{cport}/v1/collect"]

@@ -17,7 +17,9 @@ import collections
 import json
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batches import mixed_body
@@ -153,6 +155,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    runner: Callable[[Coroutine[Any, Any, dict[str, object]]], dict[str, object]]
     try:
         import uvloop
 

@@ -44,7 +44,7 @@ def test_a_row_a_gate_could_send_passes(table: Table, row: dict[str, Any]) -> No
 
 
 # Hostile rows, each with the one reason it is refused.
-HOSTILE: list[tuple[Table, dict[str, Any], str]] = [
+HOSTILE: list[tuple[Table, object, str]] = [
     (CONSOLE_EVENTS, console_event(SERVER, url="/data/prod_db/schema/public/tables/users/browse"), "bad_url"),
     (CONSOLE_EVENTS, console_event(SERVER, url="/console/data/SOURCE"), "bad_url"),
     (CONSOLE_EVENTS, console_event(SERVER, url="/data/SOURCE?email=alice@example.com"), "bad_url"),
@@ -107,7 +107,7 @@ HOSTILE: list[tuple[Table, dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("table", "row", "reason"), HOSTILE)
-def test_a_hostile_row_is_refused_with_its_reason(table: Table, row: Any, reason: str) -> None:
+def test_a_hostile_row_is_refused_with_its_reason(table: Table, row: object, reason: str) -> None:
     assert check_row(row, table, VOCAB, NOW, None) == reason
 
 

@@ -45,9 +45,10 @@ def test_timestamp_format(now: datetime, text: str) -> None:
 
 
 def test_the_envelope_is_the_wire_format_byte_for_byte() -> None:
-    body = encode_envelope("console", "b-1", [encode_event(EVENT), encode_event({**EVENT, "url": "/é"})])
+    other: ConsoleEvent = {**EVENT, "url": "/é"}
+    body = encode_envelope("console", "b-1", [encode_event(EVENT), encode_event(other)])
     expected = json.dumps(
-        {"topic": "console", "batch_id": "b-1", "data": [EVENT, {**EVENT, "url": "/é"}]},
+        {"topic": "console", "batch_id": "b-1", "data": [EVENT, other]},
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()

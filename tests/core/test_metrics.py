@@ -10,8 +10,8 @@ from pathlib import Path
 import prometheus_client
 import pytest
 
-from console_proxy.core.metrics import Metrics
-from console_proxy.delivery.spool.spool import QueueStats, Spool
+from console_proxy.core.metrics import Metrics, QueueStats
+from console_proxy.delivery.spool.spool import Spool
 
 from support.collector import invariant_holds, read_metrics
 from support.outbound import event

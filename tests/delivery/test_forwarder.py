@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import anyio
 import httpx
 import pytest
 
+from console_proxy.core.events import OutboundEvent
 from console_proxy.core.settings import Settings
 from console_proxy.delivery.forwarder import (
     USER_AGENT,
@@ -81,7 +82,7 @@ async def forwarding(
         await spool.close()
 
 
-async def send(spool: Spool, forwarder: Forwarder, events: list[dict[str, Any]]) -> None:
+async def send(spool: Spool, forwarder: Forwarder, events: Sequence[OutboundEvent]) -> None:
     await spool.put("console", events)
     forwarder.wake()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from console_proxy.core.events import ConsoleEvent
 from console_proxy.core.settings import Settings
 from console_proxy.delivery.factory import spool_queue
 from console_proxy.delivery.forwarding import ForwardingSink
@@ -23,7 +24,7 @@ from support.outbound import event
 pytestmark = pytest.mark.anyio
 
 
-def batches(count: int, size: int, start: int = 0) -> list[list[dict[str, Any]]]:
+def batches(count: int, size: int, start: int = 0) -> list[list[ConsoleEvent]]:
     return [[event(start + b * size + k) for k in range(size)] for b in range(count)]
 
 

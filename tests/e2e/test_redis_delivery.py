@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -27,7 +27,8 @@ from support.servers import ServeProcess, start_serve
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 EVENTS = "/_telemetry/v1/events"
-FAST = ("--batch-max-events", "20", "--batch-max-delay-s", "0.05", "--retry-base-s", "0.01", "--retry-cap-s", "0.2")
+FAST: tuple[str, ...] = ("--batch-max-events", "20", "--batch-max-delay-s", "0.05")
+FAST += ("--retry-base-s", "0.01", "--retry-cap-s", "0.2")
 # The posters are one client: its budget must not be what refuses them.
 FAST += ("--client-rate", "1000000", "--client-burst", "1000000")
 
@@ -196,7 +197,8 @@ def test_kill_9_of_a_process_holding_a_batch_in_flight_another_delivers_it_after
         seen = len(collector.requests)
         wait_until(lambda: len(collector.requests) > seen)
         hung = collector.requests[seen].body["batch_id"]
-        owner = redis_server.client().hget("{console-proxy}:batch:" + hung, "owner")
+        # redis-py types a reply as bytes | str | None whatever the client; this one answers bytes (the batch is there).
+        owner = cast(bytes, redis_server.client().hget("{console-proxy}:batch:" + hung, "owner"))
         pid = int(owner.decode().split(":")[1])
         victim, survivor = (first, second) if pid == first.proc.pid else (second, first)
         assert pid == victim.proc.pid

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from websockets.typing import Origin
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
@@ -78,9 +79,9 @@ def test_a_websocket_from_a_foreign_origin_is_refused_at_the_handshake(tmp_path:
     with uvicorn_server(create_app(settings(tmp_path), env={})) as base:
         url = base.replace("http://", "ws://") + WS
         with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-            websockets.sync.client.connect(url, origin="http://evil.example")  # type: ignore[arg-type]
+            websockets.sync.client.connect(url, origin=Origin("http://evil.example"))
         assert refused.value.response.status_code == 403
-        with websockets.sync.client.connect(url, origin=base) as ws:  # type: ignore[arg-type]
+        with websockets.sync.client.connect(url, origin=Origin(base)) as ws:
             ws.send(json.dumps(ONE))
             assert ws.recv(timeout=10) == '{"accepted":1,"dropped":0}'
         assert rejected(base, "foreign_origin") == 1.0

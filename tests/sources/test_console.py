@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from console_proxy.core.errors import BatchError, ConsoleProxyError
 from console_proxy.core.events import Identity
 from console_proxy.rules.route_rules import RouteRules
+from console_proxy.rules.sources import CliRules, ServerSchema
+from console_proxy.sources.base import MAX_BODY_BYTES
 from console_proxy.sources.console import (
-    MAX_BODY_BYTES,
     MAX_EVENTS,
     MAX_ROUTE_LENGTH,
     InboundEvent,
@@ -53,8 +54,12 @@ class FakeRules:
     def anonymize(self, url: str) -> str:
         return "/data/SOURCE" if url.startswith("/console/data/") else "/UNKNOWN"
 
+    # The console source reads neither; empty sections, as a rules file without them has.
+    server = ServerSchema()
+    cli = CliRules()
 
-def _ids() -> Any:
+
+def _ids() -> Callable[[], str]:
     counter = iter(range(1000))
     return lambda: f"id-{next(counter)}"
 

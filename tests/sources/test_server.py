@@ -23,10 +23,10 @@ GATE_UUID = "11111111-2222-4333-8444-555555555555"
 @pytest.mark.parametrize(
     ("message", "topic", "version", "backend", "db_kind", "metrics", "dropped"),
     [
-        (V1_ALPHA, "server_metrics_v2", "v1.0.0-alpha36", None, None, V1_ALPHA["data"]["metrics"],  # type: ignore[index]
+        (V1_ALPHA, "server_metrics_v2", "v1.0.0-alpha36", None, None, V1_ALPHA["data"]["metrics"],
          {"unread_field": 3}),
         (V1_3, "server_metrics_v2_test", "v1.3.3", None, None,
-         {k: v for k, v in V1_3["data"]["metrics"].items() if k not in ("service_timings", "pg_version")},  # type: ignore[attr-defined]
+         {k: v for k, v in V1_3["data"]["metrics"].items() if k not in ("service_timings", "pg_version")},
          {"unread_field": 3, "unknown_metric": 2}),
         (V2_0, "server_metrics_v2", "v2.0.0-beta.1", None, "mssql",
          {"tables": 7, "views": 1, "enum_tables": 0, "relationships": {"manual": 1, "auto": 0},
@@ -34,7 +34,7 @@ GATE_UUID = "11111111-2222-4333-8444-555555555555"
           "functions": 0},
          {"unread_field": 6, "unknown_metric": 1}),
         (V2_NEWEST, "server_metrics_v2", "v2.36.0-ce", "postgres", "postgres",
-         {k: v for k, v in V2_NEWEST["data"]["metrics"].items() if k != "service_timings"},  # type: ignore[attr-defined]
+         {k: v for k, v in V2_NEWEST["data"]["metrics"].items() if k != "service_timings"},
          {"unread_field": 6, "unknown_metric": 1}),
     ],
 )  # fmt: skip
@@ -113,7 +113,7 @@ def test_the_outbound_event_carries_the_gates_identity_never_the_bodys(default_r
         "server_version": "v2.36.0-ce",
         "backend_type": "postgres",
         "db_kind": "postgres",
-        "metrics": {k: v for k, v in V2_NEWEST["data"]["metrics"].items() if k != "service_timings"},  # type: ignore[attr-defined]
+        "metrics": {k: v for k, v in V2_NEWEST["data"]["metrics"].items() if k != "service_timings"},
         "timestamp": "2026-11-27T19:00:00.000Z",
     }
     assert SERVER_BODY_UUID not in json.dumps(event) and "GITHUB_ACTIONS" not in json.dumps(event)

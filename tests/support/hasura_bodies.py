@@ -6,10 +6,16 @@ Shared by the sources' unit tests and the end-to-end tests of the gate's server,
 
 from __future__ import annotations
 
+from typing import Any
+
+# A JSON document as `json.loads` types it: the tests reach into a body's nested objects as a reader of the JSON
+# would, without a TypedDict per era for data that only ever goes out as JSON.
+JSONObject = dict[str, Any]
+
 SERVER_BODY_UUID = "6a9e7d1c-3b5f-4e2a-9c8d-0f1e2d3c4b5a"
 
 # As Hasura.Server.Telemetry sent them, era by era (field names from Telemetry.hs and Telemetry/Types.hs).
-V1_ALPHA = {
+V1_ALPHA: JSONObject = {
     "topic": "server",
     "data": {
         "db_uid": SERVER_BODY_UUID,
@@ -23,7 +29,7 @@ V1_ALPHA = {
         },
     },
 }  # fmt: skip
-V1_3 = {
+V1_3: JSONObject = {
     "topic": "server_test",
     "data": {
         "db_uid": SERVER_BODY_UUID, "instance_uid": SERVER_BODY_UUID, "version": "v1.3.3", "ci": None,
@@ -37,7 +43,7 @@ V1_3 = {
         },
     },
 }  # fmt: skip
-V2_0 = {
+V2_0: JSONObject = {
     "topic": "server_metrics_v2",
     "data": {
         "metadata_db_uid": SERVER_BODY_UUID, "instance_uid": SERVER_BODY_UUID,
@@ -51,7 +57,7 @@ V2_0 = {
         "experimental_features": [],
     },
 }  # fmt: skip
-V2_NEWEST = {
+V2_NEWEST: JSONObject = {
     "topic": "server_metrics_v2",
     "data": {
         "metadata_db_uid": SERVER_BODY_UUID, "instance_uid": SERVER_BODY_UUID,
@@ -75,7 +81,7 @@ V2_NEWEST = {
 CLI_BODY_UUID = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 # What the CLI's `error` really carried (a Go error serialized as it is): SQL with a row value, the
 # server URL with its query and address, and a local path with a home directory and a migration name.
-ERROR = {
+ERROR: JSONObject = {
     "Op": "commands.Execute",
     "Err": {
         "statement": "alter table accounting.invoice_lines add column customer_email text default 'alice@example.com'",
@@ -86,7 +92,7 @@ ERROR = {
 
 # As cli/telemetry/telemetry.go sent them: the first releases nested the fields under "data"; later
 # ones flat beside the topic, `command` first the path alone, then the path and `--name` of each flag set.
-NESTED = {
+NESTED: JSONObject = {
     "topic": "cli_test",
     "data": {
         "uuid": CLI_BODY_UUID, "server_uuid": CLI_BODY_UUID, "execution_id": CLI_BODY_UUID, "os_platform": "darwin",
@@ -94,12 +100,12 @@ NESTED = {
         "is_error": False, "payload": None,
     },
 }  # fmt: skip
-FLAT_PATH = {
+FLAT_PATH: JSONObject = {
     "topic": "cli", "uuid": CLI_BODY_UUID, "server_uuid": CLI_BODY_UUID, "execution_id": CLI_BODY_UUID,
     "os_platform": "windows", "os_arch": "386", "version": "v1.3.3", "server_version": "v1.3.3",
     "command": "hasura console", "is_error": False, "payload": None,
 }  # fmt: skip
-FLAT_FLAGS = {
+FLAT_FLAGS: JSONObject = {
     "topic": "cli", "uuid": CLI_BODY_UUID, "server_uuid": CLI_BODY_UUID, "execution_id": CLI_BODY_UUID,
     "os_platform": "linux", "os_arch": "arm64", "version": "v2.36.0", "server_version": "v2.36.0-ce",
     "command": "hasura migrate apply --admin-secret --database-name --endpoint", "is_error": True, "error": ERROR,

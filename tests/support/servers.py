@@ -22,10 +22,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import HTTPProtocolType, LifespanType, WSProtocolType
 
 STARTUP_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
@@ -45,10 +47,25 @@ def _die_with_the_tests() -> None:  # pragma: no cover - runs in the child betwe
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def spawn(args: list[str], **options: object) -> subprocess.Popen[bytes]:
-    """`subprocess.Popen(args, **options)` in a process group of its own, dying with the test session."""
-    proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
-        args, start_new_session=True, preexec_fn=_die_with_the_tests, **options
+def spawn(
+    args: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    user: str | int | None = None,
+) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen(args, ...)` in a process group of its own, dying with the test session."""
+    proc = subprocess.Popen(
+        args,
+        start_new_session=True,
+        preexec_fn=_die_with_the_tests,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        user=user,
     )
     _SPAWNED.append(proc)
     return proc
@@ -110,6 +127,7 @@ def stop_started_since(before: set[int]) -> list[str]:
         if id(proc) in before:
             continue
         if proc.poll() is None or _group_alive(proc.pid):
+            # Popen.args is typed as any form of command (a str, a path); `spawn` only ever starts a list[str].
             killed.append(" ".join(map(str, proc.args)))  # type: ignore[arg-type]
             with contextlib.suppress(AssertionError):
                 stop_process(proc, signal.SIGKILL, timeout_s=5.0)
@@ -125,7 +143,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(app: ASGIApp, *, lifespan: str = "on", **config: object) -> Iterator[str]:
+def uvicorn_server(
+    app: ASGIApp,
+    *,
+    lifespan: LifespanType = "on",
+    http: type[asyncio.Protocol] | HTTPProtocolType = "auto",
+    ws: WSProtocolType = "auto",
+) -> Iterator[str]:
     """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL.
 
     Raises RuntimeError when the server does not start (for example when the lifespan startup fails), and when
@@ -136,7 +160,7 @@ def uvicorn_server(app: ASGIApp, *, lifespan: str = "on", **config: object) -> I
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, **config)  # type: ignore[arg-type]
+        uvicorn.Config(app, lifespan=lifespan, http=http, ws=ws, log_level="warning", access_log=False)
     )
     exit_codes: list[object] = []
     loops: list[asyncio.AbstractEventLoop] = []

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from console_proxy.cli.main import main
 from console_proxy.delivery.redis.queue import RedisQueue
 
+from support.outbound import opaque
 from support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.anyio
 async def dead_letter_two(url: str) -> RedisQueue:
     queue = RedisQueue(url, max_events=100, max_bytes=100_000, max_age_s=3600.0)
     await queue.open()
-    await queue.put("console", [{"event_id": "e1", "event_type": "A/B", "url": "/x"}])
-    await queue.put("console", [{"event_id": "e2", "event_type": "C/D", "url": "/y"}])
+    await queue.put("console", [opaque({"event_id": "e1", "event_type": "A/B", "url": "/x"})])
+    await queue.put("console", [opaque({"event_id": "e2", "event_type": "C/D", "url": "/y"})])
     batch = await queue.claim(10)
     assert batch is not None
     assert await queue.dead_letter(batch.batch_id, 400) == 2

@@ -6,22 +6,24 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from console_proxy.core.events import OutboundEvent
 from console_proxy.delivery.queue import Batch
 from console_proxy.delivery.redis.client import describe_persistence
 from console_proxy.delivery.redis.queue import QueueError, RedisQueue
 from console_proxy.delivery.sink import SinkRefused
 
+from support.outbound import opaque
 from support.redis_server import RedisServer, running_redis
 
 pytestmark = pytest.mark.anyio
 
 
-def events(*ids: str) -> list[dict[str, Any]]:
-    return [{"event_id": i, "event_type": "T"} for i in ids]
+def events(*ids: str) -> list[OutboundEvent]:
+    return [opaque({"event_id": i, "event_type": "T"}) for i in ids]
 
 
 def ids_of(batch: Batch | None) -> list[str]:
@@ -84,7 +86,9 @@ async def test_an_ack_claims_the_next_full_batch_in_the_same_script(make_queue: 
     await queue.put("console", events("a", "b", "c", "d", "e"))
     first = await queue.claim(2)
     assert await queue.ack(first.batch_id if first else "") == 2
-    held = [b.decode() for b in redis_server.client().lrange(queue.keys.prefix + "held:" + queue.consumer, 0, -1)]
+    # redis-py types a reply as bytes | str whatever the client; this one answers bytes.
+    held_ids = cast(list[bytes], redis_server.client().lrange(queue.keys.prefix + "held:" + queue.consumer, 0, -1))
+    held = [b.decode() for b in held_ids]
     second = await queue.claim(2)  # claimed by the ack already: a full batch was waiting
     assert second is not None and held == [second.batch_id] and ids_of(second) == ["c", "d"]
     assert await queue.ack(second.batch_id) == 2
@@ -162,7 +166,8 @@ async def test_a_dead_lettered_batch_moves_to_the_dead_letter_stream(
     batch = await queue.claim(10)
     assert batch is not None
     assert await queue.dead_letter(batch.batch_id, 400) == 2
-    rows = redis_server.client().xrange(queue.keys.dead)
+    # As above: a bytes client, and every entry of a stream has its fields.
+    rows = cast(list[tuple[bytes, dict[bytes, bytes]]], redis_server.client().xrange(queue.keys.dead))
     assert [(f[b"batch_id"].decode(), f[b"status"], json.loads(f[b"e"])["event_id"]) for _, f in rows] == [
         (batch.batch_id, b"400", "a"),
         (batch.batch_id, b"400", "b"),

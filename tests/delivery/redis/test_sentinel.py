@@ -16,6 +16,7 @@ from console_proxy.asgi.budgets import ClientBudget
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
 from console_proxy.delivery.redis.queue import RedisQueue
 
+from support.outbound import opaque
 from support.redis_server import RedisServer
 from support.servers import free_port, spawn, stop_process
 
@@ -52,7 +53,7 @@ async def test_the_queue_works_through_a_sentinel(sentinel: int) -> None:
     await queue.open()
     try:
         assert queue.writable
-        await queue.put("console", [{"event_id": "s1"}])
+        await queue.put("console", [opaque({"event_id": "s1"})])
         batch = await queue.claim(10)
         assert batch is not None and json.loads(batch.body)["data"] == [{"event_id": "s1"}]
         assert await queue.ack(batch.batch_id) == 1

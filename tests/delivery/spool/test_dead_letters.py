@@ -11,22 +11,25 @@ import pytest
 from click.testing import CliRunner
 
 from console_proxy.cli.main import main
+from console_proxy.core.events import OutboundEvent
 from console_proxy.delivery.spool.spool import Spool
+
+from support.outbound import opaque
 
 pytestmark = pytest.mark.anyio
 
 DEAD_AT = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 
 
-def event(i: int) -> dict[str, Any]:
-    return {"event_id": str(uuid.UUID(int=i, version=4)), "event_type": f"A/E{i}", "url": "/data/SOURCE"}
+def event(i: int) -> OutboundEvent:
+    return opaque({"event_id": str(uuid.UUID(int=i, version=4)), "event_type": f"A/E{i}", "url": "/data/SOURCE"})
 
 
 def spool_at(state: Path) -> Spool:
     return Spool(state / "spool.db", max_events=1000, max_bytes=10**6, max_age_s=3600.0, clock=lambda: DEAD_AT)
 
 
-async def dead_lettered(state: Path, *events: dict[str, Any], topic: str = "console") -> None:
+async def dead_lettered(state: Path, *events: OutboundEvent, topic: str = "console") -> None:
     spool = spool_at(state)
     await spool.open()
     await spool.put(topic, list(events))

@@ -17,13 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console_proxy.core.events import ConsoleEvent
+from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.sink import SinkRefused
-from console_proxy.delivery.spool.spool import QueueStats, Spool, read_spool_stats
+from console_proxy.delivery.spool.spool import Spool, read_spool_stats
 
 pytestmark = pytest.mark.anyio
 
 
-def event(i: int) -> dict[str, Any]:
+def event(i: int) -> ConsoleEvent:
     return {
         "event_id": str(uuid.UUID(int=i, version=4)),
         "event_type": "Data/SET_TABLE",
