@@ -165,7 +165,6 @@ def test_on_says_why(tmp_path: Path, args: list[str], env: dict[str, str], decid
             f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is "sure"; {BOOLS}',
         ),
         ([], {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "off"}, f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "off"; {BOOLS}'),
-        ([], {"DO_NOT_TRACK": "please"}, f'DO_NOT_TRACK is "please"; {BOOLS}'),
         (["--port", "99999"], {}, '--port is "99999"; expected a whole number from 0 to 65535.'),
         (["--mode", "desktop"], {}, '--mode is "desktop"; expected "server" or "cli".'),
     ],
