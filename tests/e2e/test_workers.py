@@ -28,12 +28,6 @@ N = 60
 
 
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    with Collector() as c:
-        yield c
-
-
-@pytest.fixture
 def workers(tmp_path: Path, redis_server: RedisServer, collector: Collector) -> Iterator[ServeProcess]:
     served = start_serve(
         tmp_path,
@@ -76,9 +70,7 @@ def consumers(redis: RedisServer) -> list[str]:
     return sorted(row["name"].decode() if isinstance(row["name"], bytes) else row["name"] for row in rows)
 
 
-def test_every_scrape_and_every_recent_shows_both_workers_events(
-    workers: ServeProcess, collector: Collector
-) -> None:
+def test_every_scrape_and_every_recent_shows_both_workers_events(workers: ServeProcess, collector: Collector) -> None:
     for i in range(N // 2):
         batch = {"events": [{"type": f"W/E{i}A", "route": "/console/data"}, {"type": f"W/E{i}B", "route": "/"}]}
         response = httpx.post(workers.base + EVENTS, json=batch, headers={"connection": "close"})
