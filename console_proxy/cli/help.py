@@ -10,7 +10,7 @@ from console_proxy.cli.values import flag_of
 
 # (title, fields): the groups of docs/flags.md, in the order --help shows them.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Serving", ("config", "host", "port", "static", "prefix", "workers", "log_format", "check", "help")),
+    ("Serving", ("config", "url", "host", "port", "static", "prefix", "workers", "log_format", "check", "help")),
     ("Rules", ("rules", "drop_test_events")),
     ("Where events go", ("upstream", "state_dir", "queue", "queue_lease_s", "queue_require_aof")),
     (
