@@ -10,14 +10,6 @@ from playwright.sync_api import Browser, BrowserContext
 from console_proxy.resources import default_static_dir
 
 from support.browser import RECORDER, PageLog, on_request, on_response
-from support.collector import Collector
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    """A real recording collector on a free loopback port."""
-    with Collector() as c:
-        yield c
 
 
 @pytest.fixture
