@@ -236,7 +236,7 @@ def test_check_validates_everything_and_exits_without_serving(tmp_path: Path) ->
             2,
             ':1:1: "upstrem" is not a console-proxy setting; did you mean "upstream"?',
         ),
-        ("port: 99999\n", 2, ':1:1: port is 99999; expected a whole number from 0 to 65535.'),
+        ("port: 99999\n", 2, ":1:1: port is 99999; expected a whole number from 0 to 65535."),
     ],
 )
 def test_check_of_a_bad_config_file_is_one_sentence(tmp_path: Path, text: str, code: int, message: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import websockets.sync.client
+from websockets.typing import Origin
 
 from support.collector import Collector, read_metrics
 from support.dns import DnsServer
@@ -91,7 +92,7 @@ def test_a_browsers_post_and_websocket_through_nginx_are_kept_by_either_gate(
             public + EVENTS, json=batch("Nginx/FOREIGN"), headers={"origin": "http://attacker.example"}
         )
         assert (foreign.status_code, foreign.json()) == (403, {"error": "origin not allowed"})
-        with websockets.sync.client.connect(f"ws://localhost:{port}/_telemetry/v1/ws", origin=public) as ws:
+        with websockets.sync.client.connect(f"ws://localhost:{port}/_telemetry/v1/ws", origin=Origin(public)) as ws:
             ws.send(json.dumps(batch("Nginx/WS_A", "Nginx/WS_B")))
             assert json.loads(ws.recv(timeout=10)) == {"accepted": 2, "dropped": 0}
         delivered = collector.wait_for_events(10)

@@ -22,7 +22,7 @@ from support.servers import ServeProcess, start_serve
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 EVENTS = "/_telemetry/v1/events"
-FAST = ("--batch-max-events", "20", "--batch-max-delay-s", "0.05", "--queue-lease-s", "1")
+FAST: tuple[str, ...] = ("--batch-max-events", "20", "--batch-max-delay-s", "0.05", "--queue-lease-s", "1")
 FAST += ("--client-rate", "1000000", "--client-burst", "1000000")
 N = 60
 
