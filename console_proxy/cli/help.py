@@ -58,8 +58,10 @@ class GroupedCommand(click.Command):
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx)
             if record is not None and param.name is not None:
-                rows[param.name] = record
-                order.append(param.name)
+                # click names its own help option privately; it belongs with the serving flags.
+                name = "help" if param is self.get_help_option(ctx) else param.name
+                rows[name] = record
+                order.append(name)
         placed: set[str] = set()
         for title, fields in GROUPS:
             group = [rows[field] for field in fields if field in rows]
