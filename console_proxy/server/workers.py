@@ -33,6 +33,10 @@ logger = logging.getLogger("console_proxy")
 
 PR_SET_PDEATHSIG = 1
 WORKER_APP = "console-proxy worker"  # a placeholder: the worker builds its app in load()
+# How long a worker may leave the supervisor's health check unanswered before it is killed as hung. uvicorn's 5 s
+# is shorter than a worker's start (a fresh interpreter importing the package) on a loaded machine, which then
+# killed workers that were only starting.
+WORKER_HEALTHCHECK_S = 30
 
 
 def _die_with(parent: int) -> None:
@@ -48,6 +52,7 @@ class WorkerConfig(uvicorn.Config):
     the app in each worker; the protocol class, made at run time, is made there too."""
 
     def __init__(self, build: Callable[[], ASGIApp], request_timeout_s: float, **options: object) -> None:
+        options.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_S)
         super().__init__(WORKER_APP, **options)  # type: ignore[arg-type]
         self._build = build
         self._request_timeout_s = request_timeout_s
