@@ -6,7 +6,7 @@ CONTRACT_CHECK ?= ../shared/contract-check
 RUN_ARGS ?=
 
 .PHONY: run test install install-test lint typecheck pytest contract bench clean console collector-ui browser redis \
-	postgres jstest
+	postgres nginx jstest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y postgresql; fi
 
+# tests/e2e/test_nginx.py runs deploy/nginx/console-proxy.conf in Debian's nginx (nginx-light: proxy, map, resolver).
+NGINX ?= /usr/sbin/nginx
+
+nginx:
+	@if [ ! -x "$(NGINX)" ]; then \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nginx-light; fi
+
 # The browser client's unit tests, on node's built-in test runner.
 jstest:
 	node --test tests-js/
@@ -81,7 +88,7 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-pytest: install-test redis postgres collector-ui
+pytest: install-test redis postgres nginx collector-ui
 	$(BIN)/pytest
 
 # The stages of ../shared/contract-check that CI runs: every part of the contract that is built.
@@ -94,7 +101,7 @@ contract: install-test redis collector-ui
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 
 # pytest goes last so that its summary closes the output.
-test: console collector-ui browser redis postgres lint typecheck jstest contract pytest
+test: console collector-ui browser redis postgres nginx lint typecheck jstest contract pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

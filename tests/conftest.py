@@ -15,6 +15,7 @@ from console_proxy.rules.route_rules import RouteRules, load_rules
 
 from support import leaks, servers
 from support.browser import CHROMIUM, CHROMIUM_ARGS
+from support.collector import Collector
 from support.redis_server import RedisServer, running_redis
 
 # In CI the property tests draw the same cases every run, so a red build is the code's doing, not the dice's;
@@ -45,6 +46,13 @@ def write_rules(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    """A real recording collector on a free loopback port."""
+    with Collector() as c:
+        yield c
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from console_proxy.asgi.hosts import trusted_hosts
 from console_proxy.asgi.middleware import TelemetryMiddleware
+from console_proxy.asgi.request_metrics import RequestMetrics
 from console_proxy.asgi.runtime import TelemetryRuntime
 from console_proxy.asgi.websocket_limits import WebSocketLimits
 from console_proxy.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -94,11 +95,13 @@ def create_app(
         async with runtime.running():
             yield
 
-    # Outermost first: a request for a Host that is not this server's is answered 400 before anything else
+    # Outermost first: every answer is counted by path class and status. Then a request for a Host that is not
+    # this server's is answered 400 before anything else
     # (DNS rebinding: a page on attacker.example whose name now points here must not read /recent or /metrics).
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestMetrics, metrics=runtime.metrics, prefix=prefix),
             Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings), www_redirect=False),
             Middleware(WebSocketLimits, max_websockets=settings.max_websockets, idle_s=settings.websocket_idle_s),
             Middleware(TelemetryMiddleware, runtime=runtime),

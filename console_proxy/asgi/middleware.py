@@ -14,6 +14,7 @@ from console_proxy.asgi.budgets import client_key
 from console_proxy.asgi.lifespan import run_lifespan
 from console_proxy.asgi.origins import allowed_origins, foreign_origin
 from console_proxy.asgi.runtime import TelemetryRuntime, log_unexpected
+from console_proxy.asgi.status import status_body
 from console_proxy.core.errors import BatchError, SinkRefused
 from console_proxy.core.settings import Settings
 from console_proxy.sources import EVENTS_PATH, HTTP_SOURCES, WEBSOCKET_SOURCE, WS_PATH, Source
@@ -191,17 +192,11 @@ class TelemetryMiddleware:
         if not runtime.started:
             await _respond(send, 503, _NOT_STARTED, {"retry-after": str(NOT_STARTED_RETRY_AFTER_S)})
             return
-        body = {
-            "enabled": runtime.enabled,
-            "mode": self.settings.mode,
-            "upload": runtime.upload,
-            # Development builds' events: kept apart under the topic console_test, or dropped.
-            "test_events": "dropped" if self.settings.drop_test_events else "kept",
-        }
+        body = await status_body(runtime)
         await _respond(send, 200, json.dumps(body, separators=(",", ":")).encode())
 
     async def _recent(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = json.dumps(self.runtime.recent.snapshot(), separators=(",", ":"), ensure_ascii=False)
+        body = json.dumps(await self.runtime.recent.read(), separators=(",", ":"), ensure_ascii=False)
         await _respond(send, 200, body.encode())
 
     async def _events(self, source: Source, scope: Scope, receive: Receive, send: Send) -> None:

@@ -83,12 +83,12 @@ class TelemetryRuntime:
         self.sink = sink
         self.identity = identity
         self.decision = decision
-        self.recent = RecentEvents()
+        shared = settings.queue if settings.upstream is not None and settings.queue != "sqlite" else None
+        self.recent = RecentEvents(redis_url=shared)
         # Set when a WebSocket upgrade for the console arrived as a plain HTTP request: the server this runs
         # under cannot serve WebSocket, so every event the console sends is lost.
         self.websocket_unavailable = False
         self.metrics = metrics if metrics is not None else Metrics()
-        shared = settings.queue if settings.upstream is not None and settings.queue != "sqlite" else None
         self.budget = ClientBudget(settings.client_rate, settings.client_burst, redis_url=shared)
         self.reloader: RulesReloader | None = None
         self._env = env
@@ -172,6 +172,7 @@ class TelemetryRuntime:
         if self.sink is not None:
             await self.sink.aclose()
         await self.budget.aclose()
+        await self.recent.aclose()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[TelemetryRuntime]:

@@ -10,8 +10,14 @@ from typing import Any
 
 import click
 
+from console_proxy.cli.exits import EXIT_NO_QUEUE, EXIT_NOT_CONFIRMED
 from console_proxy.cli.options import env_of, exit_on_settings_error, settings_from, state_dir_of
-from console_proxy.delivery.spool.dead_letters import list_dead_letters, purge_dead_letters, replay_dead_letters
+from console_proxy.delivery.spool.dead_letters import (
+    DeadLetter,
+    list_dead_letters,
+    purge_dead_letters,
+    replay_dead_letters,
+)
 from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME
 
 EXIT_SPOOL_BUSY = 1
@@ -71,18 +77,33 @@ def dead_letters() -> None:
 @_state_dir_option
 def list_command(state_dir: str | None, queue: str | None) -> None:
     """One line per dead letter, oldest first: when, the collector's status, event id, type and route."""
+    letters, where = _letters(state_dir, queue)
+    _print(letters)
+    click.echo(f"{len(letters)} dead {'letter' if len(letters) == 1 else 'letters'} in {where}", err=True)
+
+
+def _letters(state_dir: str | None, queue: str | None) -> tuple[list[DeadLetter], str]:
+    """The dead letters and where they are; exits EXIT_NO_QUEUE, saying so, when there is no queue there at all
+    (a mistyped --state-dir or --queue would otherwise read as "0 dead letters")."""
     url = _redis_url(queue)
     if url is not None:
-        from console_proxy.delivery.redis.dead_letters import list_redis_dead_letters  # the extra is optional
+        from console_proxy.delivery.redis.dead_letters import list_redis_dead_letters, queue_exists
 
-        letters, where = list_redis_dead_letters(url), redis_display(url)
-    else:
-        path = _spool_path(state_dir)
-        letters, where = list_dead_letters(path), str(path)
+        if not queue_exists(url):
+            click.echo(f"no queue in {redis_display(url)}: nothing was ever queued there; is --queue right?", err=True)
+            raise SystemExit(EXIT_NO_QUEUE)
+        return list_redis_dead_letters(url), redis_display(url)
+    path = _spool_path(state_dir)
+    if not path.exists():
+        click.echo(f"no spool at {path}: nothing was ever queued there; is --state-dir the one serve uses?", err=True)
+        raise SystemExit(EXIT_NO_QUEUE)
+    return list_dead_letters(path), str(path)
+
+
+def _print(letters: list[DeadLetter]) -> None:
     for letter in letters:
         when = datetime.fromtimestamp(letter.dead_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(f"{when} {letter.status} {letter.event_id} {letter.event_type} {letter.url}")
-    click.echo(f"{len(letters)} dead {'letter' if len(letters) == 1 else 'letters'} in {where}", err=True)
 
 
 def redis_display(url: str) -> str:
@@ -115,8 +136,25 @@ def replay_command(state_dir: str | None, queue: str | None) -> None:
     _change(replay_dead_letters, state_dir, "put back in the queue:", queue)
 
 
-@dead_letters.command("purge")
+@dead_letters.command("purge", short_help="Delete every dead letter (asks first; --yes, --dry-run).")
 @_state_dir_option
-def purge_command(state_dir: str | None, queue: str | None) -> None:
-    """Delete every dead letter."""
+@click.option("--yes", "yes", is_flag=True, help="Purge without asking.")
+@click.option("--dry-run", "dry_run", is_flag=True, help="List what would be purged and change nothing.")
+def purge_command(state_dir: str | None, queue: str | None, yes: bool, dry_run: bool) -> None:
+    """Delete every dead letter, after asking (or with --yes); --dry-run lists them and deletes nothing."""
+    letters, where = _letters(state_dir, queue)
+    count = f"{len(letters)} dead {'letter' if len(letters) == 1 else 'letters'}"
+    if dry_run:
+        _print(letters)
+        click.echo(f"would purge {count} in {where} (--dry-run: nothing changed)", err=True)
+        return
+    if letters and not yes:
+        try:
+            confirmed = click.confirm(f"Delete {count} in {where} for good?", err=True)
+        except click.Abort:  # no terminal to answer (stdin closed): never delete unasked
+            click.echo(err=True)  # ends the question's line
+            confirmed = False
+        if not confirmed:
+            click.echo(f"nothing purged; give --yes to purge {count} without asking.", err=True)
+            raise SystemExit(EXIT_NOT_CONFIRMED)
     _change(purge_dead_letters, state_dir, "purged:", queue)

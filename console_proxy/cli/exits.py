@@ -12,3 +12,7 @@ EXIT_CONFIG = 2
 EXIT_RULES = 3
 # `serve --queue-require-aof true` found a Redis queue without appendonly (one sentence on stderr).
 EXIT_QUEUE = 4
+# `dead-letters`: no queue where it was told to look (a mistyped --state-dir or --queue).
+EXIT_NO_QUEUE = 1
+# `dead-letters purge` was not confirmed (no --yes, and no "y" typed).
+EXIT_NOT_CONFIRMED = 1

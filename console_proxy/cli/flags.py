@@ -271,4 +271,11 @@ OPTIONS: tuple[Option, ...] = (
         str(defaults.DEFAULT_WEBSOCKET_IDLE_S),
         lambda raw: values.seconds(raw, zero_ok=False),
     ),
+    Option(
+        "log_format",
+        "text|json",
+        "Log lines as text (UTC time, level, message) or as one JSON object a line.",
+        defaults.DEFAULT_LOG_FORMAT,
+        values.log_format,
+    ),
 )

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from console_proxy.cli.config_file import CONFIG_ENV, FileValue, read_config_file
 from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.flags import OPTIONS, Option
 from console_proxy.cli.values import ENV_PREFIX, Raw, boolean, env_of, flag_of
@@ -24,6 +25,7 @@ __all__ = [
     "OPTIONS",
     "SERVE_OPTIONS",
     "Option",
+    "config_file_of",
     "env_of",
     "exit_on_settings_error",
     "flag_of",
@@ -37,10 +39,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def setting_source(options: Mapping[str, object], env: Mapping[str, str], field: str) -> str:
-    """Where `field` was set: its flag, else its environment variable; the flag's name when neither is."""
+def setting_source(
+    options: Mapping[str, object], env: Mapping[str, str], field: str, file: Mapping[str, FileValue] | None = None
+) -> str:
+    """Where `field` was set: its flag, else its environment variable, else the config file; the flag's name when
+    none is."""
     if options.get(field) is None and env.get(env_of(field), "") != "":
         return env_of(field)
+    if options.get(field) is None and file and field in file:
+        return file[field].where.split(": ", 1)[1] + " in " + file[field].where.split(":", 1)[0]
     return flag_of(field)
 
 
@@ -52,7 +59,7 @@ def _check_unknown_variables(env: Mapping[str, str]) -> None:
     # Every CONSOLE_PROXY_ variable is a serve flag; anything else with the prefix is a typo, refused at start-up
     # (a mistyped CONSOLE_PROXY_ENABLE_TELEMETRY must not leave telemetry silently on). The collector's own
     # CONSOLE_PROXY_COLLECT_ variables are its business: a gate and a collector may share an environment.
-    known = {env_of(option.field) for option in OPTIONS}
+    known = {env_of(option.field) for option in OPTIONS} | {CONFIG_ENV}
     for name in sorted(env):
         if name.startswith(COLLECTOR_ENV_PREFIX):
             continue
@@ -64,11 +71,15 @@ def _check_unknown_variables(env: Mapping[str, str]) -> None:
             raise SettingsError(f"{name} is set but is not a console-proxy setting; {hint}")
 
 
-def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Settings:
+def settings_from(
+    options: Mapping[str, object], env: Mapping[str, str], file: Mapping[str, FileValue] | None = None
+) -> Settings:
     """Settings from click's parsed `options` (None: not given), each falling back to `CONSOLE_PROXY_<FLAG>` in
-    `env` (an empty variable counts as unset), then to its default. Raises SettingsError, one sentence; also for
-    a CONSOLE_PROXY_ variable that names no setting, and for an empty boolean (flag or variable)."""
+    `env` (an empty variable counts as unset), then to the config `file`'s value, then to its default. Raises
+    SettingsError, one sentence; also for a CONSOLE_PROXY_ variable that names no setting, and for an empty boolean
+    (flag or variable)."""
     _check_unknown_variables(env)
+    file = file or {}
     values: dict[str, Any] = {}
     given: dict[str, Raw] = {}
     for option in OPTIONS:
@@ -79,6 +90,9 @@ def settings_from(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         # CONSOLE_PROXY_ENABLE_TELEMETRY=false (or the other way round) and leave telemetry on.
         if raw.value is None and variable is not None and (variable != "" or option.check is boolean):
             raw = Raw(option.field, variable, from_env=True)
+        if raw.value is None and option.field in file:
+            given_file = file[option.field]
+            raw = Raw(option.field, given_file.value, from_env=False, origin=given_file.where)
         if raw.value is None:
             continue
         if raw.value == "" and option.field in _OPTIONAL and option.check is not boolean:
@@ -127,7 +141,24 @@ def _click_option(option: Option) -> Decorator:
     )
 
 
-SERVE_OPTIONS: list[Decorator] = [_click_option(option) for option in OPTIONS]
+CONFIG_OPTION: Decorator = click.option(
+    "--config",
+    "config",
+    type=str,
+    default=None,
+    metavar="FILE",
+    help=(
+        "A YAML file of settings, keys named like the flags (state-dir: /var/lib/console-proxy); a flag, then its"
+        f" variable, beat the file. Env: {CONFIG_ENV}."
+    ),
+)
+SERVE_OPTIONS: list[Decorator] = [CONFIG_OPTION, *(_click_option(option) for option in OPTIONS)]
+
+
+def config_file_of(options: Mapping[str, object], env: Mapping[str, str]) -> dict[str, FileValue]:
+    """The settings of `--config` (or CONSOLE_PROXY_CONFIG), by field; {} when neither is given."""
+    given = options.get("config") or env.get(CONFIG_ENV) or None
+    return read_config_file(Path(str(given)).expanduser()) if given else {}
 
 
 def serve_options(function: F) -> F:

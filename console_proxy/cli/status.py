@@ -8,12 +8,17 @@ import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import click
+import httpx
 
+from console_proxy.cli.exits import EXIT_SERVER
+from console_proxy.cli.help import GroupedCommand
 from console_proxy.cli.options import (
+    config_file_of,
     exit_on_settings_error,
     serve_options,
     setting_source,
@@ -31,6 +36,7 @@ from console_proxy.hasura.optout import TelemetryDecision
 logger = logging.getLogger("console_proxy")
 
 STATUS_LOOKUP_TIMEOUT_S = 3.0
+STATUS_PATH = "/_telemetry/v1/status"
 
 
 def _null(value: str | None) -> str:
@@ -54,6 +60,7 @@ class Lookup:
     identity: Identity
     cli_config: Path
     problems: list[str]
+    sources: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 def identity_lines(settings: Settings, lookup: Lookup) -> list[str]:
@@ -64,9 +71,16 @@ def identity_lines(settings: Settings, lookup: Lookup) -> list[str]:
     else:
         trouble = f" ({'; '.join(lookup.problems)})" if lookup.problems else ""
         lines = [f"hasura endpoint: {display_url(settings.hasura_endpoint)}{trouble}"]
-    lines.append(f"server_uuid: {_null(identity.server_uuid)}")
+    server_from = lookup.sources.get("server_uuid_from")
+    if identity.server_uuid is not None and server_from:
+        lines.append(f"server_uuid: {identity.server_uuid} (from {server_from})")
+    elif settings.mode == "server" and settings.hasura_endpoint is None:
+        lines.append("server_uuid: null (no --server-uuid or --hasura-endpoint: no installation ID is attached)")
+    else:
+        lines.append(f"server_uuid: {_null(identity.server_uuid)}")
     if settings.mode == "cli":
-        note = "" if identity.cli_uuid is not None else f" (serve creates one in {lookup.cli_config})"
+        note = f" (from {lookup.cli_config})" if identity.cli_uuid is not None else ""
+        note = note or f" (serve creates one in {lookup.cli_config})"
         lines.append(f"cli_uuid: {_null(identity.cli_uuid)}{note}")
     else:
         lines.append("cli_uuid: null (server mode)")
@@ -136,19 +150,93 @@ def lookup_identity(settings: Settings, *, timeout_s: float = STATUS_LOOKUP_TIME
         anyio.run(provider.refresh)
     finally:
         logger.removeHandler(quiet)
-    return Lookup(provider.current, provider.cli_config_path, provider.problems)
+    return Lookup(provider.current, provider.cli_config_path, provider.problems, provider.sources())
 
 
-@click.command("status", short_help="Whether telemetry is on and why, what is attached, where events go, queue depth.")
+def served_lines(url: str, body: dict[str, Any]) -> list[str]:
+    """The report of a running server, from its /_telemetry/v1/status answer."""
+    lines = [
+        f"server: {display_url(url)}",
+        f"enabled: {'yes' if body.get('enabled') else 'no'}",
+        f"decided by: {body.get('decided_by')}",
+        f"mode: {body.get('mode')}",
+    ]
+    if not body.get("enabled"):
+        return [*lines, f"to turn it on: {body.get('how_to_turn_on')}"]
+    identity = body.get("identity") or {}
+    lines.append(f"hasura endpoint: {identity.get('hasura_endpoint') or 'none'}")
+    for key in ("server_uuid", "cli_uuid"):
+        came_from = identity.get(f"{key}_from")
+        lines.append(f"{key}: {_null(identity.get(key))}" + (f" (from {came_from})" if came_from else ""))
+    lines.append(f"server_version: {_null(identity.get('server_version'))}")
+    lines.append(
+        "test events: dropped (--drop-test-events)"
+        if body.get("test_events") == "dropped"
+        else "test events: kept apart, under the topic console_test"
+    )
+    delivery = body.get("delivery") or {}
+    if delivery.get("upstream") is None:
+        return [*lines, "upstream: none (local mode: kept in the server's events.jsonl)"]
+    lines += [f"upstream: {delivery['upstream']}", f"queue: {delivery.get('queue')}"]
+    reading = delivery.get("reading") or {}
+    if not reading.get("readable"):
+        return [*lines, "queue depth: unknown (the server cannot read its queue now)", "last delivery: unknown"]
+    lines.append(
+        f"queue depth: {reading['events']} events, {reading['bytes']} bytes ({reading['accepted']} accepted,"
+        f" {reading['forwarded']} forwarded, {reading['dead_lettered']} dead-lettered, {reading['expired']} expired)"
+    )
+    last = reading.get("last_delivery_at")
+    when = datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if last else "never"
+    lines.append(f"last delivery: {when}")
+    return lines
+
+
+def ask_server(url: str) -> list[str]:
+    """What the server at `url` says of itself; exits EXIT_SERVER with one sentence when it cannot be asked."""
+    target = url.rstrip("/") + STATUS_PATH
+    try:
+        response = httpx.get(target, timeout=STATUS_LOOKUP_TIMEOUT_S, trust_env=False)
+        body = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as error:
+        click.echo(
+            f"cannot ask console-proxy at {display_url(url)} ({type(error).__name__}); is it running there?", err=True
+        )
+        raise SystemExit(EXIT_SERVER) from None
+    if not isinstance(body, dict):
+        click.echo(f"console-proxy at {display_url(url)} answered {response.status_code}, not its status.", err=True)
+        raise SystemExit(EXIT_SERVER)
+    return served_lines(url, body)
+
+
+@click.command(
+    "status",
+    cls=GroupedCommand,
+    short_help="Whether telemetry is on and why, what is attached, where events go, queue depth.",
+)
 @serve_options
-def status(**options: object) -> None:
-    """Whether telemetry is on and which setting decided it, the mode, what would be attached to every event,
-    whether test-build events are kept, where events go, and the queue's depth, counters and last delivery
-    (read without writing). Takes the same flags and CONSOLE_PROXY_<FLAG> variables as `serve`."""
+@click.option(
+    "--url",
+    "url",
+    default=None,
+    metavar="URL",
+    help="Ask the server running at URL (http://127.0.0.1:9695) instead of reading these flags: what it decided,"
+    " attaches and queues now.",
+)
+def status(url: str | None, **options: object) -> None:
+    """Whether telemetry is on and which setting decided it, the mode, what would be attached to every event
+    (and where each ID comes from), whether test-build events are kept, where events go, and the queue's depth,
+    counters and last delivery (read without writing). Takes the same flags and CONSOLE_PROXY_<FLAG> variables as
+    `serve`; with --url, asks the running server instead."""
+    if url is not None:
+        for line in ask_server(url):
+            click.echo(line)
+        return
     env = os.environ
     with exit_on_settings_error():
-        settings = settings_from(options, env)
-        decision = resolve_telemetry(settings, env, setting_name=setting_source(options, env, "enable_telemetry"))
+        file = config_file_of(options, env)
+        settings = settings_from(options, env, file)
+        source = setting_source(options, env, "enable_telemetry", file)
+        decision = resolve_telemetry(settings, env, setting_name=source)
         lookup = lookup_identity(settings) if decision.enabled else None
     for line in status_lines(settings, decision, lookup):
         click.echo(line)

@@ -36,9 +36,13 @@ class Raw:
     field: str
     value: object
     from_env: bool
+    # Where a config file gave it (`FILE:LINE:COL: name`), instead of a flag or a variable.
+    origin: str | None = None
 
     @property
     def label(self) -> str:
+        if self.origin is not None:
+            return self.origin
         return f"{env_of(self.field)} ({flag_of(self.field)})" if self.from_env else flag_of(self.field)
 
     @property
@@ -204,3 +208,9 @@ def creatable_directory(raw: Raw) -> Path:
     if path.exists() and not path.is_dir():
         raise raw.fail("a directory (it is created when missing)")
     return path
+
+
+def log_format(raw: Raw) -> str:
+    if raw.text not in ("text", "json"):
+        raise raw.fail('"text" or "json"')
+    return raw.text

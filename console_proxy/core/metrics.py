@@ -1,21 +1,36 @@
-"""Prometheus metrics of one app, in a registry of its own (never the process-global one)."""
+"""Prometheus metrics of one app, in a registry of its own (never the process-global one).
+
+With several worker processes (`serve --workers N`) every worker's counters are kept in prometheus-client's
+multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, a directory per run), so whichever worker answers a scrape shows
+the sum over all of them (docs/metrics.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import logging
+import os
+import platform
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from console_proxy._version import __version__
 
 logger = logging.getLogger("console_proxy")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# prometheus-client's own variable: when set (before it is imported), its values live in files in that directory.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# A refusal of one kind is logged at most this often, with the count of those since the last line.
+REFUSAL_LOG_EVERY_S = 60.0
 
 Family = CounterMetricFamily | GaugeMetricFamily
 # The source a count is filed under when the caller names none.
@@ -40,82 +55,121 @@ class QueueStats:
     last_delivery_at: float | None
 
 
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """The counters of one scrape: by source, and by (source, reason) or outcome."""
-
-    received: dict[str, int]
-    accepted: dict[str, int]
-    rejected: dict[tuple[str, str], int]
-    dropped: dict[tuple[str, str], int]
-    fields: dict[tuple[str, str], int]
-    reloads: dict[str, int]
-
-
-# The counters copied on the loop for the scrape in progress. A context variable, not an attribute: each scrape
-# runs in its own task and worker thread (to_thread copies the context), so concurrent scrapes cannot read or clear
-# each other's copy.
-_SCRAPE: contextvars.ContextVar[tuple[Metrics, Snapshot] | None] = contextvars.ContextVar(
-    "console_proxy_scrape", default=None
-)
-
-
 class Metrics:
-    """What `/metrics` shows. The hot path only bumps plain integers and dicts; a scrape reads them.
+    """What `/metrics` shows.
 
     Ingestion reports `received(n, source)`, `accepted(n, source)`, `rejected(reason, source)` (a whole batch
     refused), `dropped(reason, n, source)` and `fields_dropped(reason, n, source)`, all from
-    `TelemetryRuntime.ingest`; the rules reloader reports `rules_reloaded(ok)`.
-    With a spool attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the spool's depth and size and
-    the last delivery time are read from the spool file in one transaction at each scrape, so
+    `TelemetryRuntime.ingest`; the rules reloader reports `rules_reloaded(ok)`, the app `request(path, status)`.
+    With a queue attached, `accepted`, `forwarded`, `dead_lettered`, `expired`, the queue's depth and size and
+    the last delivery time are read from the queue at each scrape, so
     `accepted = forwarded + spooled + dead_lettered + expired` holds in every scrape and across restarts
-    (they count over the life of the spool file). Without one (local mode) `accepted` counts this process.
+    (they count over the life of the queue). Without one (local mode) `accepted` counts this server.
+
+    `multiprocess_dir` (default: `$PROMETHEUS_MULTIPROC_DIR`): the counters of every process writing there are
+    summed at each scrape; the process collector is then left out, as it could only show the answering worker.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        if multiprocess_dir is None:
+            multiprocess_dir = os.environ.get(MULTIPROCESS_ENV) or None
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
+        # Under multiprocess mode the counters are read back from the files, not from this registry.
+        own = None if multiprocess_dir else self.registry
+        self._received = Counter(
+            "console_proxy_events_received", "Events in well-formed batches, by source.", ["source"], registry=own
+        )
+        self._rejected = Counter(
+            "console_proxy_batches_rejected",
+            "Batches refused as a whole, by source and reason.",
+            ["source", "reason"],
+            registry=own,
+        )
+        self._dropped = Counter(
+            "console_proxy_events_dropped",
+            "Events left out of accepted batches, by source and reason.",
+            ["source", "reason"],
+            registry=own,
+        )
+        self._fields_dropped = Counter(
+            "console_proxy_fields_dropped",
+            "Fields left out of kept events (server, CLI), by source and reason.",
+            ["source", "reason"],
+            registry=own,
+        )
+        self._reloads = Counter(
+            "console_proxy_rules_reloads",
+            "Rules reloads while serving, by outcome (refused: kept the old rules).",
+            ["outcome"],
+            registry=own,
+        )
+        for outcome in ("ok", "refused"):
+            self._reloads.labels(outcome)
         self._retried = Counter(
-            "console_proxy_upstream_retries", "Upstream attempts that will be retried.", registry=self.registry
+            "console_proxy_upstream_retries", "Upstream attempts that will be retried.", registry=own
         )
         self._latency = Histogram(
             "console_proxy_upstream_latency_seconds",
             "Time until the collector answered.",
             ["status"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
-        self._received: dict[str, int] = {}
-        self._accepted: dict[str, int] = {}
-        self._rejected: dict[tuple[str, str], int] = {}
-        self._dropped: dict[tuple[str, str], int] = {}
-        self._fields_dropped: dict[tuple[str, str], int] = {}
-        self._reloads = {"ok": 0, "refused": 0}
+        self._requests = Counter(
+            "console_proxy_http_requests",
+            "Requests answered by the standalone server, by path class and status (101: a WebSocket accepted).",
+            ["path", "status"],
+            registry=own,
+        )
+        # Shown by _Collector in local mode only: with a queue, the queue's own count is the one shown.
+        self._accepted = Counter(
+            "console_proxy_events_accepted", "Events accepted (answered 202), by source.", ["source"], registry=None
+        )
         self._stats: Callable[[], QueueStats] | None = None
         self._queue_gauges: Callable[[], list[tuple[str, str, float]]] | None = None
+        self._clock = clock
+        self._refusals: dict[str, tuple[float, int]] = {}
+        if multiprocess_dir:
+            MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            ProcessCollector(registry=self.registry)
         self.registry.register(_Collector(self))
 
     # ---- hooks (called on the event loop) ---------------------------------------------------------------------
 
     def received(self, n: int, source: str = DEFAULT_SOURCE) -> None:
-        self._received[source] = self._received.get(source, 0) + n
+        self._received.labels(source).inc(n)
 
     def accepted(self, n: int, source: str = DEFAULT_SOURCE) -> None:
-        self._accepted[source] = self._accepted.get(source, 0) + n
+        if self._stats is None:
+            self._accepted.labels(source).inc(n)
 
     def rejected(self, reason: str, source: str = DEFAULT_SOURCE) -> None:
-        key = (source, reason)
-        self._rejected[key] = self._rejected.get(key, 0) + 1
+        self._rejected.labels(source, reason).inc()
+        self._log_refusal(reason)
+
+    def _log_refusal(self, reason: str) -> None:
+        # Every kind of refusal reaches the log, a flood of one kind a line a minute with its count.
+        now = self._clock()
+        last, held = self._refusals.get(reason, (None, 0))
+        if last is not None and now - last < REFUSAL_LOG_EVERY_S:
+            self._refusals[reason] = (last, held + 1)
+            return
+        self._refusals[reason] = (now, 0)
+        if held:
+            logger.warning("refused a batch: %s (and %d more like it in the last minute)", reason, held)
+        else:
+            logger.warning("refused a batch: %s", reason)
 
     def dropped(self, reason: str, n: int = 1, source: str = DEFAULT_SOURCE) -> None:
-        key = (source, reason)
-        self._dropped[key] = self._dropped.get(key, 0) + n
+        self._dropped.labels(source, reason).inc(n)
 
     def fields_dropped(self, reason: str, n: int, source: str) -> None:
-        key = (source, reason)
-        self._fields_dropped[key] = self._fields_dropped.get(key, 0) + n
+        self._fields_dropped.labels(source, reason).inc(n)
 
     def rules_reloaded(self, ok: bool) -> None:
-        self._reloads["ok" if ok else "refused"] += 1
+        self._reloads.labels("ok" if ok else "refused").inc()
 
     def retried(self) -> None:
         self._retried.inc()
@@ -123,84 +177,53 @@ class Metrics:
     def observe_upstream(self, seconds: float, status: int) -> None:
         self._latency.labels(status=str(status)).observe(seconds)
 
+    def request(self, path: str, status: int) -> None:
+        """One answer of the standalone server: `path` is a fixed class (`events`, `console`, ...), never a path."""
+        self._requests.labels(path, str(status)).inc()
+
     def attach_spool(self, stats: Callable[[], QueueStats] | None) -> None:
         """Read the delivery figures from this callable at each scrape (None detaches)."""
         self._stats = stats
 
     def attach_queue_gauges(self, read: Callable[[], list[tuple[str, str, float]]] | None) -> None:
-        """Also show these (name, help, value) gauges of a shared queue at each scrape (None detaches)."""
+        """Also show these (name, help, value) figures of a shared queue at each scrape (None detaches); a name
+        ending in `_total` is a counter, any other a gauge."""
         self._queue_gauges = read
 
     # ---- exposition ------------------------------------------------------------------------------------------
 
     async def render_async(self) -> bytes:
-        """The Prometheus text. The counters are copied on the loop; the spool is read in a thread."""
-        token = _SCRAPE.set((self, self._take_snapshot()))
-        try:
-            return await asyncio.to_thread(self.render)
-        finally:
-            _SCRAPE.reset(token)
+        """The Prometheus text, made in a thread (the queue is read, and with workers, their files)."""
+        return await asyncio.to_thread(self.render)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
-    def _take_snapshot(self) -> Snapshot:
-        return Snapshot(
-            dict(self._received),
-            dict(self._accepted),
-            dict(self._rejected),
-            dict(self._dropped),
-            dict(self._fields_dropped),
-            dict(self._reloads),
-        )
-
     def _families(self) -> Iterator[Family]:
-        scrape = _SCRAPE.get()
-        snap = scrape[1] if scrape and scrape[0] is self else self._take_snapshot()
-        family = CounterMetricFamily(
-            "console_proxy_rules_reloads",
-            "Rules reloads while serving, by outcome (refused: kept the old rules).",
-            labels=["outcome"],
+        build = GaugeMetricFamily(
+            "console_proxy_build_info",
+            "Always 1: the version of console-proxy and of Python serving it.",
+            labels=["version", "python"],
         )
-        for outcome, n in sorted(snap.reloads.items()):
-            family.add_metric([outcome], n)
-        yield family
-        family = CounterMetricFamily(
-            "console_proxy_events_received", "Events in well-formed batches, by source.", labels=["source"]
-        )
-        for source, n in sorted(snap.received.items()):
-            family.add_metric([source], n)
-        yield family
-        for name, text, counts in (
-            ("batches_rejected", "Batches refused as a whole, by source and reason.", snap.rejected),
-            ("events_dropped", "Events left out of accepted batches, by source and reason.", snap.dropped),
-            ("fields_dropped", "Fields left out of kept events (server, CLI), by source and reason.", snap.fields),
-        ):
-            family = CounterMetricFamily(f"console_proxy_{name}", text, labels=["source", "reason"])
-            for (source, reason), n in sorted(counts.items()):
-                family.add_metric([source, reason], n)
-            yield family
+        build.add_metric([__version__, platform.python_version()], 1)
+        yield build
         if self._stats is None:
-            family = CounterMetricFamily(
-                "console_proxy_events_accepted", "Events accepted (answered 202), by source.", labels=["source"]
-            )
-            for source, n in sorted(snap.accepted.items()):
-                family.add_metric([source], n)
-            yield family
+            if not self.multiprocess_dir:
+                yield from self._accepted.collect()  # type: ignore[misc]
             return
         stats = self._read_stats()
         if stats is None:
             return
         for name, value, text in (
-            ("accepted", stats.accepted, "Events accepted (committed to the spool, answered 202)."),
+            ("accepted", stats.accepted, "Events accepted (committed to the queue, answered 202)."),
             ("forwarded", stats.forwarded, "Events the collector took (2xx)."),
             ("dead_lettered", stats.dead_lettered, "Events the collector refused for good (4xx), kept aside."),
-            ("expired", stats.expired, "Events removed from the spool for being older than the maximum age."),
+            ("expired", stats.expired, "Events removed from the queue for being older than the maximum age."),
         ):
             yield CounterMetricFamily(f"console_proxy_events_{name}", text, value=value)
-        yield GaugeMetricFamily("console_proxy_spool_events", "Events in the spool now.", value=stats.spooled)
+        yield GaugeMetricFamily("console_proxy_spool_events", "Events in the queue now.", value=stats.spooled)
         yield GaugeMetricFamily(
-            "console_proxy_spool_bytes", "Bytes of event JSON in the spool now.", value=stats.spooled_bytes
+            "console_proxy_spool_bytes", "Bytes of event JSON in the queue now.", value=stats.spooled_bytes
         )
         yield GaugeMetricFamily(
             "console_proxy_last_delivery_timestamp_seconds",
@@ -218,13 +241,16 @@ class Metrics:
             logger.error("cannot read the queue for metrics: %s", exc)
             return
         for name, text, value in gauges:
-            yield GaugeMetricFamily(name, text, value=value)
+            if name.endswith("_total"):
+                yield CounterMetricFamily(name.removesuffix("_total"), text, value=value)
+            else:
+                yield GaugeMetricFamily(name, text, value=value)
 
     def _read_stats(self) -> QueueStats | None:
         assert self._stats is not None
         try:
             return self._stats()
-        except Exception as exc:  # an unreadable spool must not break the scrape
+        except Exception as exc:  # an unreadable queue must not break the scrape
             logger.error("cannot read the spool for metrics: %s", exc)
             return None
 

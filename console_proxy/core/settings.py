@@ -38,6 +38,7 @@ DEFAULT_MAX_CONNECTIONS = 2048
 DEFAULT_MAX_WEBSOCKETS = 1024
 DEFAULT_REQUEST_TIMEOUT_S = 10.0  # to send a request's headers and body
 DEFAULT_WEBSOCKET_IDLE_S = 300.0
+DEFAULT_LOG_FORMAT = "text"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,8 @@ class Settings:
     max_websockets: int = DEFAULT_MAX_WEBSOCKETS
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     websocket_idle_s: float = DEFAULT_WEBSOCKET_IDLE_S
+    # The standalone server's log lines: "text" (a UTC time, the level, the message) or "json" (an object a line).
+    log_format: str = DEFAULT_LOG_FORMAT
 
 
 def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:

@@ -60,6 +60,8 @@ class Retry:
     """The batch must be sent again; not sooner than `after_s` when the collector said so."""
 
     after_s: float | None
+    # What went wrong, for the log line that also says when the next attempt is.
+    why: str = "upstream attempt failed"
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -190,8 +192,7 @@ class Forwarder:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the queue is unwritable; keep trying, slowly
-                logger.error("forwarding paused: %s: %s", type(exc).__name__, exc)
-                retry = Retry(after_s=None)
+                retry = Retry(after_s=None, why=f"forwarding paused: {type(exc).__name__}: {exc}")
                 self._round.set()
             if retry is None:
                 attempt = 0
@@ -204,6 +205,7 @@ class Forwarder:
                 jitter=self._jitter,
             )
             attempt += 1
+            logger.warning("%s; will retry in %.2fs (attempt %d)", retry.why, delay, attempt + 1)
             if self._metrics is not None:
                 self._metrics.retried()
             await self._sleep(delay)
@@ -244,15 +246,13 @@ class Forwarder:
             async with asyncio.timeout(deadline_s):
                 response = await self._client.post(self._upstream, content=batch.body, headers=headers)
         except TimeoutError:
-            logger.warning(
-                "upstream did not answer within %gs for a batch of %d events; will retry", deadline_s, batch.count
+            return Retry(
+                after_s=None, why=f"upstream did not answer within {deadline_s:g}s for a batch of {batch.count} events"
             )
-            return Retry(after_s=None)
         except httpx.HTTPError as exc:
-            logger.warning(
-                "upstream unreachable (%s) for a batch of %d events; will retry", type(exc).__name__, batch.count
+            return Retry(
+                after_s=None, why=f"upstream unreachable ({type(exc).__name__}) for a batch of {batch.count} events"
             )
-            return Retry(after_s=None)
         if self._metrics is not None:
             self._metrics.observe_upstream(time.monotonic() - started, response.status_code)
         status = response.status_code
@@ -261,8 +261,8 @@ class Forwarder:
             await self._queue.ack(batch.batch_id)  # the forwarded total is counted in the queue, read at scrape
             return None
         if decided is Verdict.RETRY:
-            logger.warning("upstream answered %d for a batch of %d events; will retry", status, batch.count)
-            return Retry(after_s=parse_retry_after(response.headers.get("retry-after"), self._clock()))
+            after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            return Retry(after_s=after, why=f"upstream answered {status} for a batch of {batch.count} events")
         if decided is Verdict.SPLIT:
             await self._queue.split(batch.batch_id)
             logger.warning("upstream answered 413 for a batch of %d events; sending it in halves", batch.count)

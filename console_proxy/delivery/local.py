@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import threading
@@ -11,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from console_proxy.core.errors import SinkRefused
+from console_proxy.core.errors import ConsoleProxyError, SinkRefused
 from console_proxy.core.events import OutboundEvent, encode_batch, new_id
 
 LOCAL_EVENTS_FILE = "events.jsonl"
@@ -23,6 +24,29 @@ READY_MIN_FREE_BYTES = 64 * 1024
 TAIL_SCAN_BYTES = 1024 * 1024
 
 logger = logging.getLogger("console_proxy")
+
+
+class WriterBusyError(ConsoleProxyError):
+    """Another process writes this events file; the message is one sentence naming the file and the process."""
+
+
+def lock_writer(path: Path) -> int:
+    """Lock `path` for this process's writes (until the returned descriptor is closed): `<path>.lock`, holding the
+    writer's pid. WriterBusyError when another process holds it: two writers would interleave their lines and each
+    check the size limit against a file the other grows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise WriterBusyError(
+            f"another console-proxy (pid {holder}) is writing {path}; stop it, or give this one another --state-dir."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _unwritable() -> SinkRefused:
@@ -45,6 +69,8 @@ class LocalFileSink:
         self.path = path
         self.max_bytes = max_bytes
         self._fd: int | None = None
+        self._writer_lock: int | None = None
+        self._full = False
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -54,6 +80,8 @@ class LocalFileSink:
 
     def _open(self) -> None:
         with self._lock:
+            if self._writer_lock is None:
+                self._writer_lock = lock_writer(self.path)
             if self._fd is None:
                 self._fd = self._open_path()
 
@@ -145,9 +173,20 @@ class LocalFileSink:
                 raise _unwritable() from None
             size = os.fstat(fd).st_size
             if self.max_bytes is not None and size + len(lines) > self.max_bytes:
+                if not self._full:
+                    self._full = True
+                    logger.warning(
+                        "%s is full (%d bytes, --spool-max-bytes %d): new batches get 503 until it is moved away",
+                        self.path,
+                        size,
+                        self.max_bytes,
+                    )
                 raise SinkRefused(
                     "the local event file is full", label="local_file_full", retry_after=LOCAL_FILE_FULL_RETRY_AFTER_S
                 )
+            if self._full:
+                self._full = False
+                logger.info("%s takes batches again", self.path)
             target, start = fd, size
             try:
                 self._write(fd, lines)
@@ -198,3 +237,6 @@ class LocalFileSink:
             if self._fd is not None:
                 fd, self._fd = self._fd, None
                 os.close(fd)
+            if self._writer_lock is not None:
+                lock, self._writer_lock = self._writer_lock, None
+                os.close(lock)

@@ -9,8 +9,10 @@ import dataclasses
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -24,6 +26,8 @@ __all__ = ["Identity", "IdentityProvider"]
 logger = logging.getLogger("console_proxy")
 
 DEFAULT_LOOKUP_TIMEOUT_S = 3.0
+# A failed lookup is tried again after this, doubling each time up to --identity-refresh-s.
+RETRY_FIRST_S = 2.0
 MAX_RESPONSE_BYTES = 65536
 CATALOG_STATE_QUERY = {"type": "get_catalog_state", "args": {}}
 
@@ -39,11 +43,14 @@ class IdentityProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         home: Path | None = None,
         timeout_s: float = DEFAULT_LOOKUP_TIMEOUT_S,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self._settings = settings
         self._transport = transport
         self._home = home
         self._timeout_s = timeout_s
+        self._sleep = sleep
+        self._cli_uuid_from: str | None = None
         self._fixed_server_uuid = valid_uuid(settings.server_uuid)
         self._current = Identity(server_uuid=self._fixed_server_uuid)
         self.problems: list[str] = []
@@ -53,6 +60,21 @@ class IdentityProvider:
     def current(self) -> Identity:
         """The identity to attach now; never blocks."""
         return self._current
+
+    def sources(self) -> dict[str, str | None]:
+        """Where each attached ID came from, for people: `server_uuid_from` ("--server-uuid", or the Hasura server
+        asked, without credentials), `cli_uuid_from` (the CLI config file); None for an ID that is null."""
+        current = self._current
+        server_from = None
+        if current.server_uuid is not None:
+            if self._fixed_server_uuid is not None:
+                server_from = "--server-uuid"
+            elif self._settings.hasura_endpoint is not None:
+                server_from = f"the Hasura server at {display_url(self._settings.hasura_endpoint)}"
+        return {
+            "server_uuid_from": server_from,
+            "cli_uuid_from": self._cli_uuid_from if current.cli_uuid is not None else None,
+        }
 
     @property
     def cli_config_path(self) -> Path:
@@ -72,6 +94,11 @@ class IdentityProvider:
             config = {**config, "uuid": str(uuid.uuid4())}
             try:
                 write_cli_config(path, config, replace=existed)
+                logger.info(
+                    "%s the Hasura CLI's config file %s with a new uuid, as the CLI itself would",
+                    "wrote a uuid into" if existed else "created",
+                    path,
+                )
             except FileExistsError:
                 config = read_cli_config(path)
             except OSError as error:
@@ -79,6 +106,7 @@ class IdentityProvider:
                 config = {key: value for key, value in config.items() if key != "uuid"}
             cli_uuid = valid_uuid(config.get("uuid"))
         self._current = dataclasses.replace(self._current, cli_uuid=cli_uuid)
+        self._cli_uuid_from = str(path)
         return config
 
     async def refresh(self) -> None:
@@ -157,7 +185,27 @@ class IdentityProvider:
         self.problems.append(message % args)
 
     async def run(self) -> None:
-        """Refresh now and then every `identity_refresh_s` until cancelled."""
+        """Refresh now and then every `identity_refresh_s` until cancelled; after a failed lookup, again in
+        RETRY_FIRST_S, doubling up to `identity_refresh_s`, each retry logged with its time."""
+        every = self._settings.identity_refresh_s
+        retry = RETRY_FIRST_S
         while True:
             await self.refresh()
-            await anyio.sleep(self._settings.identity_refresh_s)
+            if self.problems and self._settings.hasura_endpoint is not None:
+                wait = min(retry, every)
+                retry *= 2
+                logger.warning("identity lookup failed; next try in %gs", wait)
+            else:
+                wait, retry = every, RETRY_FIRST_S
+            await self._sleep(wait)
+
+
+def display_url(url: str) -> str:
+    """`url` without user info or query: either may hold a credential."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}"

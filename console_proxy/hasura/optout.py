@@ -15,6 +15,8 @@ TRUE_VALUES = ("true", "t", "yes", "y", "1")
 FALSE_VALUES = ("false", "f", "no", "n", "0")
 HASURA_ENV = "HASURA_GRAPHQL_ENABLE_TELEMETRY"
 DO_NOT_TRACK_ENV = "DO_NOT_TRACK"
+# The only values of DO_NOT_TRACK that do not turn telemetry off (an empty one counts as not set).
+DO_NOT_TRACK_TRACKING = ("0", "false")
 CLI_CONFIG_KEY = "enable_telemetry"
 TELEMETRY_FLAG = "--enable-telemetry"
 
@@ -44,6 +46,19 @@ class TelemetryDecision:
 
     enabled: bool
     source: str
+    # Which kind of setting decided: "flag" (or its variable, or the config file), HASURA_ENV, "cli_config",
+    # DO_NOT_TRACK_ENV or "default"; for saying how to change it.
+    setting: str = dataclasses.field(default="default", compare=False)
+
+    def how_to_turn_on(self) -> str:
+        """One sentence for a person who sees telemetry off: what to change, where."""
+        if self.setting == HASURA_ENV:
+            return f"set {HASURA_ENV}=true (or unset it) where console-proxy starts."
+        if self.setting == "cli_config":
+            return f'set "{CLI_CONFIG_KEY}": true in the Hasura CLI\'s config file ({self.source.split(" in ", 1)[1]}).'
+        if self.setting == DO_NOT_TRACK_ENV:
+            return f"unset {DO_NOT_TRACK_ENV} where console-proxy starts, or start it with {TELEMETRY_FLAG} true."
+        return f"start console-proxy with {TELEMETRY_FLAG} true (it is now set by {self.source.split('=', 1)[0]})."
 
 
 def _env_value(env: Mapping[str, str], name: str) -> str | None:
@@ -61,7 +76,7 @@ def decide_telemetry(
     cli_config_source: str = "the CLI config",
 ) -> TelemetryDecision:
     """The first set of: `--enable-telemetry`; HASURA_GRAPHQL_ENABLE_TELEMETRY; (cli mode) `enable_telemetry`
-    in the CLI config; DO_NOT_TRACK (true means off). Nothing set: on.
+    in the CLI config; DO_NOT_TRACK (set to anything but 0 or false means off, never an error). Nothing set: on.
 
     Only the deciding source is read, so a shadowed source cannot stop start-up. `setting_name` names where
     `settings.enable_telemetry` came from (the flag or its CONSOLE_PROXY_ variable); `cli_config_source` names
@@ -69,22 +84,24 @@ def decide_telemetry(
     """
     if settings.enable_telemetry is not None:
         flag_text = "true" if settings.enable_telemetry else "false"
-        return TelemetryDecision(settings.enable_telemetry, f"{setting_name}={flag_text}")
+        return TelemetryDecision(settings.enable_telemetry, f"{setting_name}={flag_text}", "flag")
     hasura = _env_value(env, HASURA_ENV)
     if hasura is not None:
-        return TelemetryDecision(parse_bool(hasura, HASURA_ENV), f"{HASURA_ENV}={hasura}")
+        return TelemetryDecision(parse_bool(hasura, HASURA_ENV), f"{HASURA_ENV}={hasura}", HASURA_ENV)
     if settings.mode == "cli" and cli_config is not None and cli_config.get(CLI_CONFIG_KEY) is not None:
         value = cli_config[CLI_CONFIG_KEY]
         name = f"{CLI_CONFIG_KEY} in {cli_config_source}"
         if isinstance(value, bool):
-            return TelemetryDecision(value, name)
+            return TelemetryDecision(value, name, "cli_config")
         if isinstance(value, str):
-            return TelemetryDecision(parse_bool(value, name), name)
+            return TelemetryDecision(parse_bool(value, name), name, "cli_config")
         expected = ", ".join(TRUE_VALUES + FALSE_VALUES)
         raise SettingsError(f"{name} is {quote(value)}; expected true or false, or one of {expected} as a string.")
     do_not_track = _env_value(env, DO_NOT_TRACK_ENV)
     if do_not_track is not None:
-        return TelemetryDecision(not parse_bool(do_not_track, DO_NOT_TRACK_ENV), f"{DO_NOT_TRACK_ENV}={do_not_track}")
+        # The convention (consoledonottrack.com): set means off, whatever the value; only 0 and false say "track".
+        enabled = do_not_track.lower() in DO_NOT_TRACK_TRACKING
+        return TelemetryDecision(enabled, f"{DO_NOT_TRACK_ENV}={do_not_track}", DO_NOT_TRACK_ENV)
     return TelemetryDecision(True, "default (nothing set)")
 
 

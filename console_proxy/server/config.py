@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 import resource
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -47,47 +49,64 @@ class ProxyServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
-    """uvicorn's settings for the standalone server; loop "auto" picks uvloop and the protocol is httptools when
-    installed (as http "auto" would), both with a deadline for each request."""
+def server_options(settings: Settings, log_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """uvicorn's settings for the standalone server, but the app and the protocol; loop "auto" picks uvloop when
+    installed."""
     # No access log: request lines carry the console's raw routes, which name databases and tables.
     # ws_max_size: a message over the batch limit is read, dropped and counted with the socket left open (the
     # console's later messages are kept); only one over WS_MAX_MESSAGE_BYTES is refused (1009) unread.
     # timeout_graceful_shutdown: uvicorn otherwise waits for every open request, so a client that never
     # finishes its body would hold SIGTERM (and the spool's flush after it) off for ever.
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="auto",
-        http=timed_protocol(settings.request_timeout_s),
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        log_level="info",
-        ws_max_size=WS_MAX_MESSAGE_BYTES,
-        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "auto",
+        "lifespan": "on",
+        "access_log": False,
+        "server_header": False,
+        "log_level": "info",
+        "log_config": log_config,
+        "ws_max_size": WS_MAX_MESSAGE_BYTES,
+        "timeout_graceful_shutdown": max(1, math.ceil(settings.shutdown_grace_s)),
         # Connections: a cap (503 beyond it), a deadline to send each request, pings that end dead WebSockets.
-        limit_concurrency=settings.max_connections,
-        ws_ping_interval=WS_PING_INTERVAL_S,
-        ws_ping_timeout=WS_PING_TIMEOUT_S,
-    )
+        "limit_concurrency": settings.max_connections,
+        "ws_ping_interval": WS_PING_INTERVAL_S,
+        "ws_ping_timeout": WS_PING_TIMEOUT_S,
+        "workers": settings.workers,
+    }
 
 
-def listening_socket(config: uvicorn.Config) -> socket.socket:
-    """The bound socket to serve on, with a protocol that says TCP, so every accepted connection gets TCP_NODELAY.
+def server_config(app: ASGIApp, settings: Settings, log_config: dict[str, Any] | None = None) -> uvicorn.Config:
+    """uvicorn's settings for the standalone server in one process; the protocol is httptools when installed (as
+    http "auto" would), with a deadline for each request."""
+    return uvicorn.Config(app, http=timed_protocol(settings.request_timeout_s), **server_options(settings, log_config))
+
+
+class ListenError(Exception):
+    """The address cannot be listened on; the message is one sentence naming it."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The bound socket to serve on, made with protocol TCP so every accepted connection gets TCP_NODELAY.
 
     uvicorn's `bind_socket()` makes the socket with protocol 0, and asyncio sets TCP_NODELAY only on connections
     whose socket says IPPROTO_TCP: without it a response written in two parts (headers, then body) waits for the
-    client's delayed ACK, about 40 ms per request on a kept-alive connection. Exits (SystemExit) when it cannot bind.
+    client's delayed ACK, about 40 ms per request on a kept-alive connection. Raises ListenError, naming the
+    address, when it cannot bind (uvicorn's own says only "[Errno 98] Address already in use").
     """
-    sock = config.bind_socket()
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return sock
-    # Family, type and protocol are read back from the descriptor (SO_PROTOCOL): IPPROTO_TCP.
-    tcp = socket.socket(fileno=sock.detach())
-    tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
-    return tcp
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = "; another server holds it: stop it or give another --port" if exc.errno == errno.EADDRINUSE else ""
+        raise ListenError(f"cannot listen on {shown}: {exc.strerror or exc}{hint}.") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 # The largest WebSocket message read at all: 16 batches. A larger one is a protocol-level refusal (close 1009).

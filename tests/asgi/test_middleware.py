@@ -165,7 +165,22 @@ def test_status(shared: Shared) -> None:
     response = httpx.get(shared.base + "/_telemetry/v1/status")
     assert (response.status_code, response.json()) == (
         200,
-        {"enabled": True, "mode": "server", "upload": False, "test_events": "kept"},
+        {
+            "enabled": True,
+            "mode": "server",
+            "upload": False,
+            "test_events": "kept",
+            "decided_by": "default (nothing set)",
+            "identity": {
+                "server_uuid": "11111111-2222-4333-8444-555555555555",
+                "cli_uuid": None,
+                "server_version": None,
+                "server_uuid_from": "--server-uuid",
+                "cli_uuid_from": None,
+                "hasura_endpoint": None,
+            },
+            "delivery": {"upstream": None, "queue": None},
+        },
     )
 
 
@@ -340,7 +355,14 @@ def test_disabled_answers_204_and_writes_nothing(tmp_path: Path) -> None:
         xml = httpx.post(base + EVENTS, content=b"<x/>", headers={"content-type": "application/xml"})
         assert xml.status_code == 204
         status = httpx.get(base + "/_telemetry/v1/status").json()
-        assert status == {"enabled": False, "mode": "server", "upload": False, "test_events": "kept"}
+        assert status == {
+            "enabled": False,
+            "mode": "server",
+            "upload": False,
+            "test_events": "kept",
+            "decided_by": "--enable-telemetry=false",
+            "how_to_turn_on": "start console-proxy with --enable-telemetry true (it is now set by --enable-telemetry).",
+        }
         with websockets.sync.client.connect(base.replace("http", "ws") + "/_telemetry/v1/ws") as ws:
             ws.send(json.dumps([{"type": "A/B", "route": "/console"}]))
             with pytest.raises(TimeoutError):

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from console_proxy.cli.exits import EXIT_CONFIG
+from console_proxy.cli.help import grouped_flags
 from console_proxy.cli.options import (
     OPTIONS,
     SERVE_OPTIONS,
@@ -33,7 +34,7 @@ BOOLS = "expected one of true, t, yes, y, 1, false, f, no, n, 0."
 
 def test_every_settings_field_has_a_flag() -> None:
     assert [option.field for option in OPTIONS] == [field.name for field in dataclasses.fields(Settings)]
-    assert len(SERVE_OPTIONS) == len(OPTIONS)
+    assert len(SERVE_OPTIONS) == len(OPTIONS) + 1  # and --config
 
 
 def test_nothing_given_is_the_defaults() -> None:
@@ -322,7 +323,11 @@ def test_serve_options_as_click_flags() -> None:
 
 def test_help_states_every_default_and_variable() -> None:
     result = CliRunner().invoke(_echo, ["--help"], terminal_width=1000)
-    lines = [line for line in result.output.splitlines() if line.strip().startswith("--") and "--help" not in line]
+    lines = [
+        line
+        for line in result.output.splitlines()
+        if line.strip().startswith("--") and not line.strip().startswith(("--help", "--config"))
+    ]
     assert len(lines) == len(OPTIONS)
     for option, line in zip(OPTIONS, lines, strict=True):
         assert line.strip().startswith(flag_of(option.field) + " ")
@@ -335,10 +340,20 @@ def doc_flag_row(option: Option) -> str:
 
 
 def test_the_documented_flag_table_is_the_help() -> None:
-    # docs/flags.md's table of serve flags says what --help says, row for row, in the same order.
+    # docs/flags.md's tables of serve flags say what --help says, row for row, group by group, in the same order.
     doc = (ROOT / "docs" / "flags.md").read_text(encoding="utf-8")
-    rows = [line for line in doc.splitlines() if line.startswith("| `--") and "`CONSOLE_PROXY_" in line]
-    assert rows == [doc_flag_row(option) for option in OPTIONS]
+    by_flag = {flag_of(option.field): option for option in OPTIONS}
+    expected: list[str] = []
+    for title, flags in grouped_flags():
+        expected.append(f"### {title}")
+        expected += [doc_flag_row(by_flag[flag]) for flag in flags]
+    rows = [
+        line
+        for line in doc.splitlines()
+        if (line.startswith("| `--") and "`CONSOLE_PROXY_" in line and not line.startswith("| `--config"))
+        or (line.startswith("### ") and doc.index("## Flags by group") < doc.index(line))
+    ]
+    assert rows == expected
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ CONTRACT_IN = [
 ]
 CONTRACT_OUT = ["/data/SOURCE/schema/SCHEMA/tables/TABLE/browse", "/UNKNOWN", "/settings/about"]
 SUMMARY = (
-    "ok, 192 templates, 1 prefix, 7 dropped action patterns, action names shaped like "
+    "ok, 193 templates, 1 prefix, 7 dropped action patterns, action names shaped like "
     + repr(SHIPPED_SHAPE)
     + ", 23 server counts, 43 CLI commands"
 )

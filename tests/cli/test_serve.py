@@ -203,3 +203,90 @@ def test_without_a_websocket_library_start_up_says_so_and_readyz_is_not_ready(tm
             websockets.sync.client.connect(url, open_timeout=5)
         assert refused.value.response.status_code == 501
         assert served.stop() == 0
+
+
+def run_serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "console_proxy", "serve", *args],
+        env=clean_env(tmp_path, env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_check_validates_everything_and_exits_without_serving(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    config = tmp_path / "cp.yaml"
+    config.write_text(f"state-dir: {state}\nserver-uuid: {SERVER_UUID}\n", encoding="utf-8")
+    result = run_serve(tmp_path, "--config", str(config), "--check")
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "settings: ok (telemetry on, decided by default (nothing set))"
+    assert lines[1].startswith("rules: ok, ") and lines[1].endswith("route_rules.yaml (193 templates)")
+    assert lines[2:] == [f"state directory: ok, {state} is writable"]
+    assert not (state / "events.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "message"),
+    [
+        (
+            "upstrem: https://c.example/\n",
+            2,
+            ':1:1: "upstrem" is not a console-proxy setting; did you mean "upstream"?',
+        ),
+        ("port: 99999\n", 2, ":1:1: port is 99999; expected a whole number from 0 to 65535."),
+    ],
+)
+def test_check_of_a_bad_config_file_is_one_sentence(tmp_path: Path, text: str, code: int, message: str) -> None:
+    config = tmp_path / "cp.yaml"
+    config.write_text(text, encoding="utf-8")
+    result = run_serve(tmp_path, "--check", env={"CONSOLE_PROXY_CONFIG": str(config)})
+    assert (result.returncode, result.stdout, result.stderr) == (code, "", f"{config}{message}\n")
+
+
+def test_check_of_bad_rules_exits_3(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("version: 1\nroutes: [\n")
+    result = run_serve(tmp_path, "--check", "--rules", str(rules))
+    assert (result.returncode, result.stdout) == (3, "")
+
+
+def test_check_warns_when_no_installation_id_will_be_attached(tmp_path: Path) -> None:
+    result = run_serve(tmp_path, "--check", "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == (
+        "warning: no installation ID will be attached: every event carries server_uuid null; give --server-uuid UUID,"
+        " or --hasura-endpoint URL (with --admin-secret) so that the Hasura server is asked for its ID"
+    )
+
+
+def test_a_second_server_on_one_events_file_refuses_in_one_sentence(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with serving(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID) as first:
+        second = run_serve(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID, "--port", "0")
+        pid = first.proc.pid
+    assert (second.returncode, second.stdout) == (1, "")
+    assert second.stderr == (
+        f"another console-proxy (pid {pid}) is writing {state / 'events.jsonl'}; stop it, or give this one another"
+        " --state-dir.\n"
+    )
+
+
+def test_json_logs_are_one_object_a_line(tmp_path: Path) -> None:
+    with serving(tmp_path, "--state-dir", str(tmp_path / "s"), "--log-format", "json") as served:
+        assert (
+            httpx.post(
+                served.base + EVENTS, json=[{"type": "A/B", "route": "/"}], headers={"origin": "http://x.example"}
+            ).status_code
+            == 403
+        )
+        wait_for(served.output, "refused a batch: foreign_origin")
+    records = [json.loads(line) for line in served.output().splitlines()]
+    assert all(set(r) == {"time", "level", "logger", "pid", "message"} for r in records)
+    assert all(r["time"].endswith("Z") and r["time"][10] == "T" for r in records)
+    by_message = {r["message"]: r for r in records}
+    assert by_message["refused a batch: foreign_origin"]["level"] == "WARNING"
+    assert any(m.startswith("telemetry: on, decided by default") for m in by_message)
+    assert any(r["logger"] == "uvicorn.error" and r["message"] == "Application startup complete." for r in records)

@@ -5,14 +5,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from console_proxy.asgi.app import create_app
 from console_proxy.cli.exits import EXIT_CONFIG
 from console_proxy.cli.main import main
 from console_proxy.cli.status import display_url
+from console_proxy.core.settings import Settings
 
 from support.fake_hasura import SERVER_UUID, VERSION, FakeHasura, closed_port_url, fake_hasura
+from support.servers import uvicorn_server
 
 GIVEN_UUID = "11111111-2222-4333-8444-555555555555"
 CLI_UUID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
@@ -43,7 +47,7 @@ def test_default_is_on_with_nothing_attached(tmp_path: Path) -> None:
         "decided by: default (nothing set)",
         "mode: server",
         "hasura endpoint: none",
-        "server_uuid: null",
+        "server_uuid: null (no --server-uuid or --hasura-endpoint: no installation ID is attached)",
         "cli_uuid: null (server mode)",
         "server_version: null",
         "test events: kept apart, under the topic console_test",
@@ -69,7 +73,7 @@ def test_server_mode_shows_what_hasura_answers(tmp_path: Path) -> None:
         "decided by: default (nothing set)",
         "mode: server",
         f"hasura endpoint: {url}",
-        f"server_uuid: {SERVER_UUID}",
+        f"server_uuid: {SERVER_UUID} (from the Hasura server at {url})",
         "cli_uuid: null (server mode)",
         f"server_version: {VERSION}",
         "test events: kept apart, under the topic console_test",
@@ -86,7 +90,7 @@ def test_hasura_down_is_reported_not_fatal(tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout.splitlines()[3:7] == [
         f"hasura endpoint: {url} (/v1/version failed: ConnectError)",
-        f"server_uuid: {GIVEN_UUID}",
+        f"server_uuid: {GIVEN_UUID} (from --server-uuid)",
         "cli_uuid: null (server mode)",
         "server_version: null",
     ]
@@ -106,7 +110,7 @@ def test_cli_mode_reads_but_does_not_create_the_cli_config(tmp_path: Path) -> No
     (tmp_path / ".hasura").mkdir()
     (tmp_path / ".hasura" / "config.json").write_text(json.dumps({"uuid": CLI_UUID}), encoding="utf-8")
     result = run_status(tmp_path, "--mode", "cli")
-    assert result.stdout.splitlines()[5] == f"cli_uuid: {CLI_UUID}"
+    assert result.stdout.splitlines()[5] == f"cli_uuid: {CLI_UUID} (from {tmp_path}/.hasura/config.json)"
 
 
 @pytest.mark.parametrize(
@@ -165,7 +169,6 @@ def test_on_says_why(tmp_path: Path, args: list[str], env: dict[str, str], decid
             f'CONSOLE_PROXY_ENABLE_TELEMETRY (--enable-telemetry) is "sure"; {BOOLS}',
         ),
         ([], {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "off"}, f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "off"; {BOOLS}'),
-        ([], {"DO_NOT_TRACK": "please"}, f'DO_NOT_TRACK is "please"; {BOOLS}'),
         (["--port", "99999"], {}, '--port is "99999"; expected a whole number from 0 to 65535.'),
         (["--mode", "desktop"], {}, '--mode is "desktop"; expected "server" or "cli".'),
     ],
@@ -206,3 +209,46 @@ def test_upstream_is_shown_without_credentials(tmp_path: Path) -> None:
 )
 def test_display_url(url: str, shown: str) -> None:
     assert display_url(url) == shown
+
+
+def test_status_url_asks_the_running_server(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state", server_uuid=GIVEN_UUID, drop_test_events=True)
+    with uvicorn_server(create_app(settings)) as base:
+        assert httpx.post(base + "/_telemetry/v1/events", json=[{"type": "A/B", "route": "/"}]).status_code == 202
+        result = run_status(tmp_path, "--url", base)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        f"server: {base}",
+        "enabled: yes",
+        "decided by: default (nothing set)",
+        "mode: server",
+        "hasura endpoint: none",
+        f"server_uuid: {GIVEN_UUID} (from --server-uuid)",
+        "cli_uuid: null",
+        "server_version: null",
+        "test events: dropped (--drop-test-events)",
+        "upstream: none (local mode: kept in the server's events.jsonl)",
+    ]
+
+
+def test_status_url_of_a_server_with_telemetry_off_says_how_to_turn_it_on(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    with uvicorn_server(create_app(settings, env={"DO_NOT_TRACK": "please"})) as base:
+        result = run_status(tmp_path, "--url", base)
+    assert result.stdout.splitlines() == [
+        f"server: {base}",
+        "enabled: no",
+        "decided by: DO_NOT_TRACK=please",
+        "mode: server",
+        "to turn it on: unset DO_NOT_TRACK where console-proxy starts, or start it with --enable-telemetry true.",
+    ]
+
+
+def test_status_url_of_nothing_is_one_sentence_and_exit_1(tmp_path: Path) -> None:
+    url = closed_port_url()
+    result = run_status(tmp_path, "--url", url)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"cannot ask console-proxy at {url} (ConnectError); is it running there?\n",
+    )

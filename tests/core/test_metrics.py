@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import prometheus_client
 import pytest
 
-from console_proxy.core.metrics import Metrics, QueueStats
+from console_proxy.core.metrics import MULTIPROCESS_ENV, Metrics, QueueStats
 from console_proxy.delivery.spool.spool import Spool
 
 from support.collector import invariant_holds, read_metrics
 from support.outbound import event
 
 pytestmark = pytest.mark.anyio
+
+# Shown in every scrape: tested on their own below.
+OTHER = ("console_proxy_upstream_retries", "console_proxy_build_info")
 
 
 async def scrape(metrics: Metrics) -> dict[str, float]:
@@ -44,7 +48,11 @@ async def test_ingest_counts_by_reason_add_up_whoever_reports_them() -> None:
     metrics.received(9)
     metrics.accepted(3)
     values = await scrape(metrics)
-    assert {k: v for k, v in values.items() if "_created" not in k and "retries" not in k} == {
+    assert {
+        k: v
+        for k, v in values.items()
+        if k.startswith("console_proxy_") and not k.startswith(OTHER) and "_created" not in k
+    } == {
         "console_proxy_events_received_total{source=console}": 9,
         "console_proxy_batches_rejected_total{reason=malformed,source=console}": 3,
         "console_proxy_batches_rejected_total{reason=spool_full,source=console}": 1,
@@ -156,22 +164,47 @@ async def test_the_invariant_holds_at_every_scrape_while_the_spool_changes(tmp_p
     ) == (400, 32 * 7, 8 * 7, 400 - 40 * 7)
 
 
-async def test_concurrent_scrapes_each_show_the_counts_of_their_own_moment() -> None:
-    # One worker thread, held busy: both scrapes copy the counters on the loop, then wait for the thread. A copy
-    # kept on the Metrics object would be overwritten by the second scrape (and cleared when either ended).
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
-    metrics = Metrics()
-    metrics.received(1)
-    release = threading.Event()
-    busy = loop.run_in_executor(None, release.wait)
-    first = asyncio.ensure_future(metrics.render_async())
-    await asyncio.sleep(0)
-    metrics.received(1)
-    second = asyncio.ensure_future(metrics.render_async())
-    await asyncio.sleep(0)
-    metrics.received(1)
-    release.set()
-    await busy
-    texts = [(await scrape_).decode() for scrape_ in (first, second)]
-    assert [read_metrics(text)["console_proxy_events_received_total{source=console}"] for text in texts] == [1, 2]
+async def test_every_scrape_shows_the_build_and_the_process() -> None:
+    values = await scrape(Metrics())
+    [build] = [k for k in values if k.startswith("console_proxy_build_info")]
+    assert build.startswith("console_proxy_build_info{python=3.") and values[build] == 1
+    assert values["process_cpu_seconds_total"] > 0 and values["process_open_fds"] > 0
+
+
+def test_counters_of_every_process_writing_one_directory_are_summed(tmp_path: Path) -> None:
+    # Each worker of `serve --workers N` is a process of its own: their files in the directory are what a scrape
+    # of any of them reads. Two processes that write there, and a reader that wrote nothing, see the sum.
+    script = (
+        "import sys; from console_proxy.core.metrics import Metrics; m = Metrics();"
+        " m.received(int(sys.argv[1])); m.rejected('spool_full'); m.request('events', 202)"
+    )
+    env = {**os.environ, MULTIPROCESS_ENV: str(tmp_path)}
+    for n in (3, 4):
+        subprocess.run([sys.executable, "-c", script, str(n)], env=env, check=True)
+    reader = subprocess.run(
+        [sys.executable, "-c", "from console_proxy.core.metrics import Metrics; print(Metrics().render().decode())"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    values = read_metrics(reader.stdout)
+    assert values["console_proxy_events_received_total{source=console}"] == 7
+    assert values["console_proxy_batches_rejected_total{reason=spool_full,source=console}"] == 2
+    assert values["console_proxy_http_requests_total{path=events,status=202}"] == 2
+    assert not any(k.startswith("process_") for k in values)  # it could only show the answering worker
+
+
+def test_a_refusal_of_each_kind_is_logged_then_a_line_a_minute_with_its_count(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    metrics = Metrics(clock=lambda: now[0])
+    for _ in range(3):
+        metrics.rejected("spool_full")
+    metrics.rejected("foreign_origin")
+    now[0] = 61.0
+    metrics.rejected("spool_full")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused a batch: spool_full",
+        "refused a batch: foreign_origin",
+        "refused a batch: spool_full (and 2 more like it in the last minute)",
+    ]

@@ -227,3 +227,39 @@ def test_the_console_and_its_routes_work_under_another_prefix(
         ("@@router/LOCATION_CHANGE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
         ("Data/SET_TABLE", "/data/SOURCE/schema/SCHEMA/tables/TABLE/browse"),
     ]
+
+
+def test_the_reports_page_says_who_turned_telemetry_off_and_how_to_turn_it_on(
+    context: tuple[BrowserContext, PageLog], tmp_path: Path
+) -> None:
+    ctx, _ = context
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state"), env={"DO_NOT_TRACK": "1"}) as proxy:
+        page = ctx.new_page()
+        page.goto(f"{proxy.base}/console/settings/telemetry")
+        heading(page, "Telemetry is off")
+        expect(page.get_by_test_id("decided-by")).to_have_text("DO_NOT_TRACK=1")
+        expect(page.get_by_test_id("how-to-turn-on")).to_have_text(
+            "unset DO_NOT_TRACK where console-proxy starts, or start it with --enable-telemetry true."
+        )
+        text = page.locator("main").inner_text()
+        assert "This console reports which" not in text and "kept on this machine" not in text
+        page.screenshot(path=str(OUTPUT / "reports-page-telemetry-off.png"), full_page=True)
+
+
+def test_the_reports_page_names_the_attached_id_keeps_its_own_route_and_fits_1280_px(
+    context: tuple[BrowserContext, PageLog], tmp_path: Path
+) -> None:
+    ctx, _ = context
+    state = tmp_path / "state"
+    with serving(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID) as proxy:
+        page = ctx.new_page()
+        page.goto(f"{proxy.base}/console/settings/telemetry")
+        heading(page, "What this console reports")
+        expect(page.get_by_test_id("attached-id")).to_have_text(f"server {SERVER_UUID}, from --server-uuid")
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.get_by_test_id("recent")).to_contain_text("/settings/telemetry")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        assert page.evaluate("document.querySelector('[data-testid=recent]').getBoundingClientRect().right") <= 1280
+        page.screenshot(path=str(OUTPUT / "reports-page-1280.png"), full_page=True)
+        routes = {e["url"] for e in kept_events(state / "events.jsonl")}
+    assert "/settings/telemetry" in routes and "/UNKNOWN" not in routes

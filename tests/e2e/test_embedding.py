@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from support.outbound import contract_keys
 from support.paths import ROOT
 from support.servers import clean_env, free_port, spawn, stop_process
 
@@ -35,7 +36,7 @@ def test_the_embedding_example_wraps_a_cli_console_in_cli_mode(tmp_path: Path) -
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "example.log").read_text()
             time.sleep(0.05)
-        assert httpx.get(base + "/_telemetry/v1/status").json() == {
+        assert contract_keys(httpx.get(base + "/_telemetry/v1/status").json()) == {
             "enabled": True,
             "mode": "cli",
             "upload": False,

@@ -213,7 +213,7 @@ def test_kill_9_of_a_process_holding_a_batch_in_flight_another_delivers_it_after
     try:
         collector.wait_for_events(len(poster.accepted), timeout=20)
         values = settled(survivor.base, len(poster.accepted), in_doubt=in_doubt)
-        assert values["console_proxy_queue_reclaimed_batches"] >= 1
+        assert values["console_proxy_queue_reclaimed_batches_total"] >= 1
     finally:
         assert survivor.stop() == 0
         first.stop()
@@ -339,7 +339,7 @@ def test_serve_starts_not_ready_while_redis_is_unreachable_and_logs_what_a_crash
         server.stop()
     assert (
         served.output().count(
-            f"INFO:     redis queue {server.url}: appendonly yes, appendfsync always: a Redis crash can lose nothing "
+            f" INFO     redis queue {server.url}: appendonly yes, appendfsync always: a Redis crash can lose nothing "
             "acknowledged"
         )
         == 1

@@ -389,3 +389,56 @@ async def test_the_admin_secret_never_reaches_the_environments_proxy(
         assert _RecordingProxy.seen == []
         assert identity.current == Identity(SERVER_UUID, None, VERSION)
         assert all("authorization" not in headers for headers in direct)
+
+
+async def test_a_failed_lookup_is_tried_again_from_seconds_doubling_up_to_the_refresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 6:
+            raise anyio.get_cancelled_exc_class()
+        await anyio.sleep(0)
+
+    identity = IdentityProvider(
+        Settings(hasura_endpoint=closed_port_url(), identity_refresh_s=20.0),
+        home=tmp_path,
+        timeout_s=TIMEOUT_S,
+        sleep=sleep,
+    )
+    with anyio.fail_after(HANG_GUARD_S), pytest.raises(anyio.get_cancelled_exc_class()):
+        await identity.run()
+    assert waits == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0]
+    nexts = [r.getMessage() for r in caplog.records if "next try" in r.getMessage()]
+    assert nexts[:3] == [f"identity lookup failed; next try in {w:g}s" for w in (2, 4, 8)]
+
+
+async def test_a_lookup_that_answers_waits_the_whole_refresh_and_says_where_the_id_came_from(tmp_path: Path) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        raise anyio.get_cancelled_exc_class()
+
+    with fake_hasura() as (_, url):
+        identity = IdentityProvider(Settings(hasura_endpoint=url), home=tmp_path, timeout_s=TIMEOUT_S, sleep=sleep)
+        with anyio.fail_after(HANG_GUARD_S), pytest.raises(anyio.get_cancelled_exc_class()):
+            await identity.run()
+    assert waits == [3600.0]
+    assert identity.sources() == {"server_uuid_from": f"the Hasura server at {url}", "cli_uuid_from": None}
+
+
+def test_cli_mode_says_when_it_creates_the_cli_config(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="console_proxy")
+    identity = provider(None, tmp_path, mode="cli")
+    identity.load_cli_identity()
+    path = tmp_path / ".hasura" / "config.json"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"created the Hasura CLI's config file {path} with a new uuid, as the CLI itself would"
+    ]
+    assert identity.sources() == {"server_uuid_from": None, "cli_uuid_from": str(path)}
+    caplog.clear()
+    provider(None, tmp_path, mode="cli").load_cli_identity()
+    assert caplog.records == []  # found, not created: nothing to say

@@ -90,6 +90,11 @@ OFF = Settings(mode="cli", enable_telemetry=False)
         (SERVER, {"DO_NOT_TRACK": "1"}, None, TelemetryDecision(False, "DO_NOT_TRACK=1")),
         (SERVER, {"DO_NOT_TRACK": "true"}, None, TelemetryDecision(False, "DO_NOT_TRACK=true")),
         (SERVER, {"DO_NOT_TRACK": "0"}, None, TelemetryDecision(True, "DO_NOT_TRACK=0")),
+        # Set means off, whatever it says (consoledonottrack.com); only 0 and false mean "track", never an error.
+        (SERVER, {"DO_NOT_TRACK": "please"}, None, TelemetryDecision(False, "DO_NOT_TRACK=please")),
+        (SERVER, {"DO_NOT_TRACK": "on"}, None, TelemetryDecision(False, "DO_NOT_TRACK=on")),
+        (SERVER, {"DO_NOT_TRACK": "no"}, None, TelemetryDecision(False, "DO_NOT_TRACK=no")),
+        (SERVER, {"DO_NOT_TRACK": "FALSE"}, None, TelemetryDecision(True, "DO_NOT_TRACK=FALSE")),
         # Precedence: the first set decides, the rest are not read.
         (
             ON,
@@ -156,7 +161,6 @@ def test_the_flag_can_be_named_by_its_variable() -> None:
             {"enable_telemetry": False},
             f'HASURA_GRAPHQL_ENABLE_TELEMETRY is "off"; {EXPECTED}',
         ),
-        (SERVER, {"DO_NOT_TRACK": "please"}, None, f'DO_NOT_TRACK is "please"; {EXPECTED}'),
         (CLI, {}, {"enable_telemetry": "sometimes"}, f'enable_telemetry in CFG is "sometimes"; {EXPECTED}'),
         (
             CLI,
@@ -230,3 +234,28 @@ def test_resolve_refuses_a_broken_cli_config_only_when_it_could_decide(tmp_path:
     assert resolve_telemetry(OFF, {}, home=tmp_path) == TelemetryDecision(False, "--enable-telemetry=false")
     env = {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "true"}
     assert resolve_telemetry(CLI, env, home=tmp_path) == TelemetryDecision(True, "HASURA_GRAPHQL_ENABLE_TELEMETRY=true")
+
+
+@pytest.mark.parametrize(
+    ("decision", "sentence"),
+    [
+        (
+            TelemetryDecision(False, "DO_NOT_TRACK=1", "DO_NOT_TRACK"),
+            "unset DO_NOT_TRACK where console-proxy starts, or start it with --enable-telemetry true.",
+        ),
+        (
+            TelemetryDecision(False, "HASURA_GRAPHQL_ENABLE_TELEMETRY=false", "HASURA_GRAPHQL_ENABLE_TELEMETRY"),
+            "set HASURA_GRAPHQL_ENABLE_TELEMETRY=true (or unset it) where console-proxy starts.",
+        ),
+        (
+            TelemetryDecision(False, "enable_telemetry in /h/.hasura/config.json", "cli_config"),
+            'set "enable_telemetry": true in the Hasura CLI\'s config file (/h/.hasura/config.json).',
+        ),
+        (
+            TelemetryDecision(False, "CONSOLE_PROXY_ENABLE_TELEMETRY=false", "flag"),
+            "start console-proxy with --enable-telemetry true (it is now set by CONSOLE_PROXY_ENABLE_TELEMETRY).",
+        ),
+    ],
+)
+def test_an_off_decision_says_how_to_turn_telemetry_on(decision: TelemetryDecision, sentence: str) -> None:
+    assert decision.how_to_turn_on() == sentence

@@ -467,7 +467,7 @@ def test_source_and_default_path() -> None:
     rules = load_rules()
     assert rules.source == str(default_rules_path())
     assert load_rules("route_rules.yaml").source == "route_rules.yaml"
-    assert rules.template_count == 192
+    assert rules.template_count == 193
     assert rules.prefixes == ("/console",)
     assert rules.unknown == "/UNKNOWN"
 

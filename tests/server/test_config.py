@@ -11,7 +11,7 @@ import pytest
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
-from console_proxy.server.config import ProxyServer, listening_socket, server_config
+from console_proxy.server.config import ListenError, ProxyServer, listening_socket, server_config
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 
@@ -36,7 +36,7 @@ def test_every_accepted_connection_has_tcp_nodelay(tmp_path: Path, loop: str) ->
     settings = Settings(state_dir=tmp_path, port=0, server_uuid=SERVER_UUID)
     config = server_config(create_app(settings), settings)
     config.loop = loop
-    sock = listening_socket(config)
+    sock = listening_socket(settings.host, 0)
     server = ProxyServer(config, on_reload=lambda: None)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -57,3 +57,16 @@ def test_every_accepted_connection_has_tcp_nodelay(tmp_path: Path, loop: str) ->
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def test_a_taken_port_is_one_sentence_naming_the_address() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ListenError) as caught:
+            listening_socket("127.0.0.1", port)
+    assert str(caught.value) == (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use; another server holds it: stop it or give"
+        " another --port."
+    )

@@ -213,7 +213,8 @@ def click_through(page: Page, base: str, canary: str, *, screenshots: bool = Fal
     expect(page.get_by_role("button", name="Run query")).to_be_visible()
 
     page.get_by_role("link", name="What this console reports").first.click()
-    heading(page, "What this console reports")
+    # With telemetry off the page says so instead (and who turned it off).
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("What this console reports|Telemetry is off"))
     expect(page.get_by_test_id("telemetry-enabled")).not_to_have_text("…")
 
 

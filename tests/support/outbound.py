@@ -33,3 +33,11 @@ def opaque(fields: Mapping[str, object]) -> OutboundEvent:
     """
     # The one place a test's made-up event is passed off as an OutboundEvent, on purpose: a cast, not a conversion.
     return cast(OutboundEvent, fields)
+
+
+STATUS_CONTRACT = ("enabled", "mode", "upload", "test_events")
+
+
+def contract_keys(status: dict[str, object]) -> dict[str, object]:
+    """The keys of `/_telemetry/v1/status` that the contract fixes (the rest says more, for people)."""
+    return {key: status[key] for key in STATUS_CONTRACT}

@@ -239,26 +239,30 @@ def start_serve(
     env: Mapping[str, str] | None = None,
     ready_path: str = "/healthz",
     python: str = sys.executable,
+    host: str = "127.0.0.1",
+    port: int | None = None,
 ) -> ServeProcess:
     """Start `python -m console_proxy serve --port P ARGS...` with stdout and stderr in `tmp/serve.log`.
 
     `python` is the interpreter to run it with (another virtual environment's, for example).
 
-    The environment is `clean_env(tmp, env)`: HOME is `tmp` unless `env` sets it.
+    The environment is `clean_env(tmp, env)`: HOME is `tmp` unless `env` sets it. `host` and `port` (default: a
+    free one) are where it listens.
 
     Waits until `ready_path` answers 200; if the process exits first, the returned process has exited
     (check `proc.returncode` and `output()`).
     """
-    port = free_port()
+    port = free_port() if port is None else port
     output_path = tmp / "serve.log"
+    host_args = [] if host == "127.0.0.1" else ["--host", host]
     with open(output_path, "wb") as out:
         proc = spawn(
-            [python, "-m", "console_proxy", "serve", "--port", str(port), *args],
+            [python, "-m", "console_proxy", "serve", "--port", str(port), *host_args, *args],
             env=clean_env(tmp, env),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    served = ServeProcess(proc=proc, base=f"http://127.0.0.1:{port}", output_path=output_path)
+    served = ServeProcess(proc=proc, base=f"http://{host}:{port}", output_path=output_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while proc.poll() is None:
         try:

@@ -134,6 +134,14 @@ def describe_persistence(appendonly: str | None, appendfsync: str | None, save: 
     return "appendonly no, no snapshots: a Redis restart loses every queued event", False
 
 
+LOSES_NOTHING = "a Redis crash can lose nothing acknowledged"
+
+
+def loses_nothing(line: str) -> bool:
+    """Whether a durability line says that no acknowledged event can be lost (appendfsync always)."""
+    return line.endswith(LOSES_NOTHING)
+
+
 async def durability_line(client: Any, url: str) -> tuple[str, bool]:
     """One line for the log about the queue's persistence, and whether appendonly is on (False if unreadable)."""
     try:

@@ -41,3 +41,10 @@ def change_redis_dead_letters(url: str, *, replay: bool) -> int:
             keys=[keys.stream, keys.counters, keys.batch_of, keys.dead], args=[keys.prefix, GROUP, int(replay)]
         )
     return int(reply[2])
+
+
+def queue_exists(url: str) -> bool:
+    """Whether the queue at `url` was ever used: its stream or its counters exist."""
+    keys = queue_keys()
+    with sync_client(url) as client:
+        return bool(client.exists(keys.stream, keys.counters))

@@ -24,6 +24,7 @@ from console_proxy.delivery.redis.client import (
     async_client,
     close_async_client,
     durability_line,
+    loses_nothing,
     queue_keys,
     read_consumers,
     read_queue_stats,
@@ -103,7 +104,7 @@ class RedisQueue:
         queue unavailable (`writable` false) until `poll()` reaches it. Raises QueueError for a Redis without
         appendonly when `require_aof`."""
         self._client = async_client(self.url)
-        for name in ("PUT", "CLAIM", "FINISH", "ACK_NEXT", "SPLIT", "EXPIRE", "TOUCH"):
+        for name in ("PUT", "CLAIM", "FINISH", "ACK_NEXT", "SPLIT", "EXPIRE", "TOUCH", "LEAVE"):
             self._scripts[name] = self._client.register_script(getattr(redis_scripts, name))
         try:
             await self._connect()
@@ -112,17 +113,24 @@ class RedisQueue:
 
     async def close(self) -> None:
         if self._client is not None:
+            if self.writable:
+                try:
+                    await self._run("LEAVE", self.consumer)
+                except Exception as exc:  # a consumer left listed leaves within the lease, by the others' polls
+                    logger.warning("could not leave the redis queue's group: %s", type(exc).__name__)
             await close_async_client(self._client)
             self._client = None
 
     async def _connect(self) -> None:
         line, aof = await durability_line(self._client, self.url)
         if self.durability != line:
-            logger.info("%s", line)
+            # Where a Redis crash or restart can lose acknowledged events, that is a warning, not news.
+            logger.log(logging.INFO if loses_nothing(line) else logging.WARNING, "%s", line)
             self.durability = line
         if self._require_aof and not aof:
             raise QueueError(f"--queue-require-aof: {line}")
         await self._ensure_group()
+        await self._run("TOUCH", self.consumer, self._lease_ms)  # listed in the group from the start
         if self._down:
             logger.warning("redis queue reachable again")
         self._down = False
@@ -158,7 +166,12 @@ class RedisQueue:
     def unavailable(self, exc: BaseException) -> None:
         """Redis cannot be reached: not ready, puts refused, until `poll()` reaches it again."""
         if not self._down:
-            logger.error("redis queue unavailable (%s: %s); ingestion answers 503", type(exc).__name__, exc)
+            logger.error(
+                "redis queue unavailable (%s: %s); ingestion answers 503; trying again every %gs",
+                type(exc).__name__,
+                exc,
+                self.poll_interval_s,
+            )
         self._down = True
         self.writable = False
 
@@ -238,7 +251,7 @@ class RedisQueue:
         there is work (events to claim, or a batch of a consumer idle for the lease)."""
         if not self.writable:
             await self._connect()
-        reply = await self._run("TOUCH", self.consumer)
+        reply = await self._run("TOUCH", self.consumer, self._lease_ms)
         queued, size = await self._client.hmget(self.keys.counters, ["queued", "bytes"])
         self._queued, self._bytes = int(queued or 0), int(size or 0)
         pending = await self._client.xpending_range(
@@ -277,7 +290,7 @@ class RedisQueue:
                 sum(c.pending for c in consumers),
             ),
             (
-                "console_proxy_queue_reclaimed_batches",
+                "console_proxy_queue_reclaimed_batches_total",
                 "Batches taken over from a consumer idle past the lease (since the queue was created).",
                 int(reclaimed or 0),
             ),
@@ -309,3 +322,9 @@ class RedisQueue:
 
     def _hint(self) -> None:
         self.depth = self.unclaimed + self._held + (1 if self._orphans else 0)
+
+
+async def read_recent(client: Any, prefix: str | None = None) -> list[bytes]:
+    """The newest events the group kept (oldest first), as the PUT script wrote them: one JSON object each."""
+    rows: list[bytes] = await client.lrange(queue_keys(prefix).prefix + "recent", 0, -1)
+    return rows

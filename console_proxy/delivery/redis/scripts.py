@@ -72,7 +72,11 @@ local function now_ms()
 end
 """
 
-# ARGV: P, G, max_events, max_bytes, topic, event JSON... -> {queued, unclaimed, 1 taken | 0 full}
+# The newest events kept for /_telemetry/v1/recent, whichever process answers it (`P:recent`, a capped list).
+RECENT_EVENTS = 100
+
+# ARGV: P, G, max_events, max_bytes, topic, event JSON... -> {queued, unclaimed, 1 taken | 0 full}. Each event
+# also joins P:recent as `{"topic": ..., ...event}`, the newest RECENT_EVENTS kept.
 PUT = (
     _HEADER
     + """
@@ -88,8 +92,14 @@ redis.call('HINCRBY', C, 'accepted', n)
 redis.call('HINCRBY', C, 'queued', n)
 redis.call('HINCRBY', C, 'bytes', size)
 redis.call('HINCRBY', C, 'unclaimed', n)
+local shown = {}
+for i = math.max(first, #ARGV - RECENT + 1), #ARGV do
+  shown[#shown + 1] = '{"topic":"' .. ARGV[5] .. '",' .. string.sub(ARGV[i], 2)
+end
+call_chunked({'RPUSH', P .. 'recent'}, shown)
+redis.call('LTRIM', P .. 'recent', 0 - RECENT, -1)
 return hints(1)
-"""
+""".replace("RECENT", str(RECENT_EVENTS))
 )
 
 # A batch this consumer already holds (a retry), else a batch a consumer idle for the lease held (it keeps its
@@ -250,12 +260,24 @@ return hints(n, #old == tonumber(ARGV[4]) and 1 or 0)
 """
 )
 
-# ARGV: P, G, consumer -> {queued, unclaimed, held events}. Resets the idle time of this consumer's batches, so
-# a live consumer waiting out a long backoff keeps them past the lease.
+# ARGV: P, G, consumer, lease_ms -> {queued, unclaimed, held events}. Registers this consumer in the group (so a
+# process is listed from its start, before its first claim) with a heartbeat `P:alive:<consumer>` that lives for
+# the lease; removes every consumer whose heartbeat is gone and that holds nothing (a dead process: what it held
+# is taken over after the lease, and it leaves at the next poll after that). Resets the idle time of this
+# consumer's batches, so a live consumer waiting out a long backoff keeps them past the lease.
 TOUCH = (
     _HEADER
     + """
 local me = ARGV[3]
+redis.call('XGROUP', 'CREATECONSUMER', S, G, me)
+redis.call('SET', P .. 'alive:' .. me, '1', 'PX', tonumber(ARGV[4]))
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, G)) do
+  local name = field(c, 'name')
+  if name ~= me and tonumber(field(c, 'pending')) == 0 and redis.call('EXISTS', P .. 'alive:' .. name) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', S, G, name)
+    redis.call('DEL', P .. 'held:' .. name)
+  end
+end
 local n = 0
 for _, bid in ipairs(redis.call('LRANGE', P .. 'held:' .. me, 0, -1)) do
   local b = load(bid)
@@ -318,5 +340,22 @@ if replay and #rows > 0 then
   redis.call('HINCRBY', C, 'unclaimed', #rows)
 end
 return hints(#rows)
+"""
+)
+
+# ARGV: P, G, consumer -> {queued, unclaimed, 1 left | 0 stays}. A process that stops leaves the group at once
+# unless it still holds entries (then it stays listed until another takes them over after the lease).
+LEAVE = (
+    _HEADER
+    + """
+local me = ARGV[3]
+redis.call('DEL', P .. 'alive:' .. me)
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, G)) do
+  if field(c, 'name') == me and tonumber(field(c, 'pending')) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', S, G, me)
+    return hints(1)
+  end
+end
+return hints(0)
 """
 )

@@ -53,8 +53,27 @@ async def test_list_replay_and_purge_the_redis_queues_dead_letters(tmp_path: Pat
     assert batch is not None
     assert [e["event_id"] for e in json.loads(batch.body)["data"]] == ["e1", "e2"]
     await queue.dead_letter(batch.batch_id, 422)
-    assert run(tmp_path, "purge", "--queue", redis_server.url) == (0, f"purged: 2 dead letters in {where}\n", "")
+    code, out, err = run(tmp_path, "purge", "--queue", redis_server.url, "--dry-run")
+    assert (code, len(out.splitlines()), err) == (
+        0,
+        2,
+        f"would purge 2 dead letters in {where} (--dry-run: nothing changed)\n",
+    )
+    assert run(tmp_path, "purge", "--queue", redis_server.url)[0] == 1  # asked, and nobody said yes
+    assert run(tmp_path, "purge", "--queue", redis_server.url, "--yes") == (
+        0,
+        f"purged: 2 dead letters in {where}\n",
+        "",
+    )
     assert run(tmp_path, "list", "--queue", redis_server.url) == (0, "", f"0 dead letters in {where}\n")
     stats = queue.stats()
     assert stats.accepted == stats.forwarded + stats.spooled + stats.dead_lettered + stats.expired == 2
     await queue.close()
+
+
+def test_a_redis_without_the_queue_says_so(tmp_path: Path, redis_server: RedisServer) -> None:
+    assert run(tmp_path, "list", "--queue", redis_server.url) == (
+        1,
+        "",
+        f"no queue in the redis queue at {redis_server.url}: nothing was ever queued there; is --queue right?\n",
+    )

@@ -39,8 +39,8 @@ async def dead_lettered(state: Path, *events: OutboundEvent, topic: str = "conso
     await spool.close()
 
 
-def run(*args: str) -> Any:
-    return CliRunner().invoke(main, ["dead-letters", *args], env={"CONSOLE_PROXY_STATE_DIR": None})
+def run(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(main, ["dead-letters", *args], env={"CONSOLE_PROXY_STATE_DIR": None}, input=input)
 
 
 async def test_list_shows_each_dead_letter_and_writes_nothing(tmp_path: Path) -> None:
@@ -74,9 +74,28 @@ async def test_replay_puts_them_back_in_the_queue_with_their_original_ids(tmp_pa
     assert (stats.accepted, stats.dead_lettered, stats.spooled, stats.forwarded) == (2, 0, 2, 0)
 
 
-async def test_purge_deletes_them(tmp_path: Path) -> None:
+async def test_purge_asks_first_shows_with_dry_run_and_deletes_with_yes(tmp_path: Path) -> None:
     await dead_lettered(tmp_path, event(1))
-    result = run("purge", "--state-dir", str(tmp_path))
+    spool = tmp_path / "spool.db"
+    dry = run("purge", "--state-dir", str(tmp_path), "--dry-run")
+    assert (dry.exit_code, dry.stdout.split(" ", 1)[1], dry.stderr) == (
+        0,
+        f"400 {event(1)['event_id']} A/E1 /data/SOURCE\n",
+        f"would purge 1 dead letter in {spool} (--dry-run: nothing changed)\n",
+    )
+    unasked = run("purge", "--state-dir", str(tmp_path))  # no terminal: stdin is empty
+    assert (unasked.exit_code, unasked.stderr) == (
+        1,
+        f"Delete 1 dead letter in {spool} for good? [y/N]: \nnothing purged; give --yes to purge 1 dead letter"
+        " without asking.\n",
+    )
+    refused = run("purge", "--state-dir", str(tmp_path), input="n\n")
+    assert refused.exit_code == 1
+    assert run("list", "--state-dir", str(tmp_path)).stderr == f"1 dead letter in {spool}\n"
+    confirmed = run("purge", "--state-dir", str(tmp_path), input="y\n")
+    assert (confirmed.exit_code, confirmed.stdout) == (0, f"purged: 1 dead letter in {spool}\n")
+    await dead_lettered(tmp_path, event(1))
+    result = run("purge", "--state-dir", str(tmp_path), "--yes")
     assert (result.exit_code, result.stdout) == (0, f"purged: 1 dead letter in {tmp_path / 'spool.db'}\n")
     assert run("list", "--state-dir", str(tmp_path)).stderr == f"0 dead letters in {tmp_path / 'spool.db'}\n"
 
@@ -96,9 +115,13 @@ async def test_replay_refuses_while_a_proxy_holds_the_spool(tmp_path: Path) -> N
     )
 
 
-def test_without_a_spool_there_is_nothing_and_nothing_is_created(tmp_path: Path) -> None:
-    assert run("list", "--state-dir", str(tmp_path)).stderr == f"0 dead letters in {tmp_path / 'spool.db'}\n"
-    assert run("purge", "--state-dir", str(tmp_path)).exit_code == 0
+def test_a_folder_without_a_spool_says_so_and_nothing_is_created(tmp_path: Path) -> None:
+    expected = (
+        f"no spool at {tmp_path / 'spool.db'}: nothing was ever queued there; is --state-dir the one serve uses?\n"
+    )
+    for command in ("list", "purge"):
+        result = run(command, "--state-dir", str(tmp_path))
+        assert (result.exit_code, result.stderr) == (1, expected)
     assert list(tmp_path.iterdir()) == []
 
 
