@@ -230,6 +230,15 @@ OPTIONS: tuple[Option, ...] = (
         multiple=True,
     ),
     Option(
+        "forwarded_allow_ips",
+        "IPS",
+        "Proxies whose X-Forwarded-For/-Proto/-Host and Forwarded headers are believed: a comma-separated list of"
+        " IP addresses and networks (10.0.0.0/8), or * for any peer. Budgets and the Origin and Host checks then use"
+        " the client, scheme and host they give.",
+        "none: proxy headers are ignored, the client is the peer",
+        values.trusted_proxies,
+    ),
+    Option(
         "client_rate",
         "EVENTS_PER_S",
         "Events a second one client may send once its burst is spent; beyond it 429.",
@@ -255,6 +264,14 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "Most open WebSockets; beyond it the handshake is refused (close 1013).",
         str(defaults.DEFAULT_MAX_WEBSOCKETS),
+        lambda raw: values.whole_number(raw, 1),
+    ),
+    Option(
+        "max_websockets_per_client",
+        "N",
+        "Most open WebSockets of one client (its address, every loopback address one, and origin); beyond it the"
+        " handshake is refused (close 1013).",
+        str(defaults.DEFAULT_MAX_WEBSOCKETS_PER_CLIENT),
         lambda raw: values.whole_number(raw, 1),
     ),
     Option(

@@ -229,7 +229,7 @@ def serve(check: bool, **options: Any) -> None:
         workers = WorkerConfig(build, settings.request_timeout_s, **server_options(settings, log_config))
         raise SystemExit(run_workers(workers, sock))
     app = create_app(settings, rules_holder=holder, decision=decision, websocket=websocket)
-    server = ProxyServer(server_config(app, settings, log_config), on_reload=app.state.telemetry.request_rules_reload)
+    server = ProxyServer(server_config(app, settings, log_config), on_reload=app.state.telemetry.request_reload)
     # run(), not asyncio.run(serve()): run() makes the event loop config.loop names (uvloop when installed).
     server.run(sockets=[sock])
     if not server.started:

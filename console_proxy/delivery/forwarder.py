@@ -135,6 +135,7 @@ class Forwarder:
 
     async def start(self) -> None:
         """Start the background task (from the lifespan; no connection is opened before there is a batch)."""
+        self._flushing = False
         self._client = httpx.AsyncClient(
             transport=self._transport,
             timeout=httpx.Timeout(self._settings.upstream_timeout_s),

@@ -227,7 +227,9 @@ class LocalFileSink:
             return False
         return disk.f_bavail * disk.f_frsize >= READY_MIN_FREE_BYTES
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain: bool = True) -> None:
+        """Finish the writes in progress (their callers are waiting for them) and close the file; `drain` has
+        nothing more to send here."""
         if self._writer is not None:
             await asyncio.shield(self._writer)
         await asyncio.to_thread(self._close)

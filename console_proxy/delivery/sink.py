@@ -23,5 +23,6 @@ class Sink(Protocol):
     def ready(self) -> bool:
         """True while a `put` can succeed (used by /readyz)."""
 
-    async def aclose(self) -> None:
-        """Stop accepting, flush within the configured grace, release resources."""
+    async def aclose(self, *, drain: bool = True) -> None:
+        """Stop accepting, flush within the configured grace (none when `drain` is false: telemetry was turned
+        off, and nothing more may be sent), release resources. `start()` may open it again."""

@@ -64,6 +64,9 @@ def server_options(settings: Settings, log_config: dict[str, Any] | None = None)
         "lifespan": "on",
         "access_log": False,
         "server_header": False,
+        # uvicorn's own proxy headers trust X-Forwarded-For from 127.0.0.1 by default: from every local process.
+        # The app reads them itself, from --forwarded-allow-ips only (asgi/proxy_headers.py).
+        "proxy_headers": False,
         "log_level": "info",
         "log_config": log_config,
         "ws_max_size": WS_MAX_MESSAGE_BYTES,
