@@ -20,10 +20,6 @@ from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, DurableQueue
 
 logger = logging.getLogger("console_proxy")
 
-# /readyz wants room for one more batch of the largest kind a browser sends.
-READY_ROOM_EVENTS = 100
-READY_ROOM_BYTES = 64 * 1024
-
 
 class ForwardingSink:
     """Keeps each batch in `queue` before `put` returns; a forwarder task delivers the queue upstream.
@@ -77,14 +73,8 @@ class ForwardingSink:
         self.forwarder.wake()
 
     def ready(self) -> bool:
-        """Started, writable, intact, and room for a full batch (a full queue answers 503)."""
-        queue = self.queue
-        if not (self._started and not self._closing and queue.writable and queue.intact()):
-            return False
-        settings = self.settings
-        return queue.has_room(
-            min(READY_ROOM_EVENTS, settings.spool_max_events), min(READY_ROOM_BYTES, settings.spool_max_bytes)
-        )
+        """Started, not closing, and the queue would take the next batch now (`DurableQueue.ready`)."""
+        return self._started and not self._closing and self.queue.ready()
 
     async def aclose(self, *, drain: bool = True) -> None:
         """Refuse new batches, send for up to `shutdown_grace_s`; the rest stays queued for later. `drain=False`

@@ -30,6 +30,7 @@ from console_proxy.delivery.redis.client import (
     read_queue_stats,
     sync_client,
 )
+from console_proxy.delivery.sink import BatchSizes
 
 logger = logging.getLogger("console_proxy")
 
@@ -94,6 +95,7 @@ class RedisQueue:
         self.unclaimed = 0
         self.depth = 0
         self.writable = False
+        self._sizes = BatchSizes(max_events, max_bytes)
         self._down = False
         self.durability: str | None = None
 
@@ -180,6 +182,7 @@ class RedisQueue:
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         """Append the events to the stream before returning, or raise SinkRefused; never partially."""
         texts = [encode_event(event) for event in events]
+        self._sizes.saw(len(texts), sum(len(text) for text in texts))
         try:
             reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *texts)
         except REDIS_ERRORS as exc:
@@ -265,6 +268,10 @@ class RedisQueue:
         """Room in the group's queue for `events` more events of `size` bytes, by the last reading (refreshed
         twice a second by `poll()`; a hint for /readyz)."""
         return self._queued + events <= self._max_events and self._bytes + size <= self._max_bytes
+
+    def ready(self) -> bool:
+        """Reachable, and room in the group's queue for a batch like the largest this process was sent."""
+        return self.writable and self.has_room(*self._sizes.needed())
 
     def stats(self) -> QueueStats:
         """The group's counters in one reading (a single HMGET), from any thread (used at each scrape)."""
