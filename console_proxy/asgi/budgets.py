@@ -27,7 +27,7 @@ from console_proxy.delivery.queue_url import parse_sentinel_url
 
 logger = logging.getLogger("console_proxy")
 
-# A budget store that fails is logged at most this often.
+# A budget store that fails is logged once per outage, and at most this often.
 FAILURE_LOG_EVERY_S = 60.0
 # An IPv6 client is its network of this prefix length (a host is usually given a /64 of its own).
 IPV6_CLIENT_PREFIX = 64
@@ -98,6 +98,7 @@ class ClientBudget:
         self._shared: AsyncSlidingWindow | None = None
         self._shared_storage: AsyncRedisStorage | None = None
         self._failure_logged_at = -FAILURE_LOG_EVERY_S
+        self._failing = False
 
     async def aclose(self) -> None:
         """Close the shared store's connections (a budget in this process has none); the next take reopens."""
@@ -113,11 +114,14 @@ class ClientBudget:
         try:
             granted = await self._hit(client, cost)
         except Exception as exc:
+            # Once per outage (the queue's own line says when Redis is back), at most once a minute.
             now = time.monotonic()
-            if now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+            if not self._failing and now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
                 self._failure_logged_at = now
                 logger.warning("client budgets unavailable (%s); events pass unmetered", type(exc).__name__)
+            self._failing = True
             return None
+        self._failing = False
         return None if granted else max(1, math.ceil(cost / self._rate))
 
     async def _hit(self, client: str, cost: int) -> bool:

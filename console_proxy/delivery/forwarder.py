@@ -178,7 +178,7 @@ class Forwarder:
     async def _run(self) -> None:
         attempt = 0
         next_expiry = 0.0
-        paused = False  # the queue failed; said once, and once when it works again
+        paused = False  # the queue failed: said once, until a round goes through again
         while True:
             try:
                 if time.monotonic() >= next_expiry:
@@ -187,9 +187,7 @@ class Forwarder:
                         logger.warning("%d spooled events were older than the maximum age and expired", expired)
                     next_expiry = time.monotonic() + EXPIRE_EVERY_S
                 batch = await self._next_batch()
-                if paused:
-                    paused = False
-                    logger.warning("forwarding resumed: the queue answers again")
+                paused = False
                 if batch is None:
                     continue
                 retry = await self._attempt(batch)
