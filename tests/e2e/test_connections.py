@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -17,8 +18,9 @@ import websockets.sync.client
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
+from console_proxy.server.config import OTHER_OPEN_FILES
 
-from support.servers import serving, uvicorn_server
+from support.servers import serving, start_serve, uvicorn_server
 
 EVENTS = "/_telemetry/v1/events"
 WS = "/_telemetry/v1/ws"
@@ -203,3 +205,52 @@ def test_readyz_is_not_ready_while_the_local_file_cannot_take_a_batch(tmp_path: 
         assert httpx.get(base + "/readyz").status_code == 200
         assert httpx.post(base + EVENTS, json=big).status_code == 202
     assert codes[0] == 202 and codes[-1] == 503
+
+
+def test_connections_stay_within_the_open_files_limit_and_the_cap_is_said(tmp_path: Path) -> None:
+    # The default --max-connections (2,048) under a limit of 256 open files the process cannot raise.
+    limit = 256
+    args = ("--state-dir", str(tmp_path / "state"), "--request-timeout-s", "3")
+    served = start_serve(tmp_path, *args, wrap=lambda command: ["prlimit", f"--nofile={limit}:{limit}", "--", *command])
+    try:
+        port = int(served.base.rsplit(":", 1)[1])
+        # Connections that send nothing (yet): each holds a descriptor until the request deadline.
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        try:
+            # The refused ones are answered at once; the others have nothing to read until their deadline.
+            full = httpx.get(served.base + "/healthz", timeout=10)
+            answers = []
+            for sock in held:
+                sock.setblocking(False)
+                try:
+                    answers.append(sock.recv(12))
+                except BlockingIOError:
+                    answers.append(b"")  # held open, waiting for its request: within the cap
+            # Cut off by the request deadline, the held ones give their descriptors back.
+            for sock in held:
+                sock.setblocking(True)
+                sock.settimeout(30)
+                with contextlib.suppress(OSError):
+                    while sock.recv(100):
+                        pass
+            after = httpx.get(served.base + "/healthz", timeout=10).status_code
+        finally:
+            for sock in held:
+                sock.close()
+    finally:
+        code = served.stop()
+    output = served.output()
+    cap = limit - OTHER_OPEN_FILES
+    print(
+        f"{answers.count(b'')} connections held, {answers.count(b'HTTP/1.1 503')} refused with 503 under {limit} files"
+    )
+    assert (answers.count(b""), answers.count(b"HTTP/1.1 503"), full.status_code, after, code) == (
+        cap,
+        300 - cap,
+        503,
+        200,
+        0,
+    )
+    assert output.count(f"--max-connections 2048 is more than the open-files limit ({limit}, ulimit -n)") == 1
+    assert output.count("connections refused (503, closed at once)") == 1
+    assert "Too many open files" not in output and "Traceback" not in output
