@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from websockets.typing import Origin
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
@@ -126,7 +127,7 @@ def test_one_local_process_cannot_take_the_consoles_websocket_slots(tmp_path: Pa
             answers = [_answer(sock) for sock in held]
             # The console's page (its own Origin) is another client, with slots of its own.
             url = served.base.replace("http://", "ws://") + WS
-            with websockets.sync.client.connect(url, origin=served.base) as console:  # type: ignore[arg-type]
+            with websockets.sync.client.connect(url, origin=Origin(served.base)) as console:
                 console.send(json.dumps(BATCH))
                 assert console.recv(timeout=10) == '{"accepted":1,"dropped":0}'
         finally:
@@ -143,8 +144,8 @@ def test_a_thousand_half_open_connections_and_idle_websockets_starve_nobody(tmp_
     state = tmp_path / "state"
     # One client (every socket comes from loopback) may hold them all here: this is about the global limit.
     flood = str(FLOOD)
-    args = ("--state-dir", str(state), "--request-timeout-s", "3", "--max-websockets", flood)
-    args += ("--max-websockets-per-client", flood)
+    args = ["--state-dir", str(state), "--request-timeout-s", "3", "--max-websockets", flood]
+    args += ["--max-websockets-per-client", flood]
     with serving(tmp_path, *args) as served:
         port = int(served.base.rsplit(":", 1)[1])
         half_open = [_half_open(port) for _ in range(FLOOD)]

@@ -56,8 +56,8 @@ def ready(base: str) -> int:
 
 
 def upstream(tmp_path: Path, state: Path, collector: Collector, **options: Any) -> ServeProcess:
-    args = ("--upstream", collector.url, "--server-uuid", SERVER_UUID, "--state-dir", str(state), *FAST)
-    args += ("--client-burst", "100000")
+    args = ["--upstream", collector.url, "--server-uuid", SERVER_UUID, "--state-dir", str(state), *FAST]
+    args += ["--client-burst", "100000"]
     return start_serve(tmp_path, *args, **options)
 
 
