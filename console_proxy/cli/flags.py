@@ -255,7 +255,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_connections",
         "N",
-        "Most open connections and WebSockets together; beyond it 503.",
+        "Most open connections and WebSockets together; beyond it 503 at once. Capped within the open-files limit"
+        " (said at start).",
         str(defaults.DEFAULT_MAX_CONNECTIONS),
         lambda raw: values.whole_number(raw, 1),
     ),
