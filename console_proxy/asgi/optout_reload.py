@@ -12,8 +12,6 @@ from console_proxy.core.errors import SettingsError
 from console_proxy.hasura.optout import TelemetryDecision
 
 DECISION_POLL_INTERVAL_S = 2.0
-# The decision while the CLI config cannot be read or holds no boolean: off, the safe reading of a broken opt-out.
-UNREADABLE = "an unreadable CLI config (off until it reads well again)"
 
 logger = logging.getLogger("console_proxy")
 
@@ -21,7 +19,8 @@ logger = logging.getLogger("console_proxy")
 class DecisionReloader:
     """Decides again (`decide`, run in a worker thread) when `request()` is called or `fingerprint()` changes, and
     hands every new decision to `apply`. A CLI config that cannot be read or holds a bad value turns telemetry off
-    (with its one sentence in the log) until it reads well again.
+    (with its one sentence in the log; `unreadable()` is that decision) until it reads well again: off is the safe
+    reading of an opt-out that could not be read.
 
     `watch()` runs until cancelled."""
 
@@ -31,9 +30,11 @@ class DecisionReloader:
         fingerprint: Callable[[], Hashable],
         apply: Callable[[TelemetryDecision, str], Awaitable[None]],
         *,
+        unreadable: Callable[[], TelemetryDecision],
         interval: float = DECISION_POLL_INTERVAL_S,
     ) -> None:
         self._decide = decide
+        self._unreadable = unreadable
         self._fingerprint = fingerprint
         self._apply = apply
         self.interval = interval
@@ -51,7 +52,7 @@ class DecisionReloader:
             decision = await asyncio.to_thread(self._decide)
         except SettingsError as exc:
             logger.error("telemetry re-decided (%s): %s", reason, exc)
-            decision = TelemetryDecision(False, UNREADABLE)
+            decision = self._unreadable()
         await self._apply(decision, reason)
         return decision
 

@@ -25,9 +25,9 @@ from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings, resolve_state_dir
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
-from console_proxy.hasura.cli_config import cli_config_fingerprint, resolve_telemetry
+from console_proxy.hasura.cli_config import cli_config_fingerprint, cli_config_path, resolve_telemetry
 from console_proxy.hasura.identity import IdentityProvider
-from console_proxy.hasura.optout import TelemetryDecision, needs_cli_config
+from console_proxy.hasura.optout import CLI_CONFIG_KEY, TelemetryDecision, needs_cli_config
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.sources.base import Built, Context, Source, body_too_large
@@ -162,6 +162,7 @@ class TelemetryRuntime:
                     functools.partial(resolve_telemetry, settings, env, home=self._home),
                     functools.partial(cli_config_fingerprint, settings, home=self._home),
                     self._apply_decision,
+                    unreadable=self._unreadable_cli_config,
                     interval=self._rules_poll_s,
                 )
                 self._tasks.append(asyncio.create_task(self.decision_reloader.watch(), name="console-proxy opt-out"))
@@ -196,6 +197,11 @@ class TelemetryRuntime:
             await self.sink.aclose(drain=False)
             if not self._given_sink:
                 self.sink = None  # a new one when telemetry is on again
+
+    def _unreadable_cli_config(self) -> TelemetryDecision:
+        path = cli_config_path(self.settings, home=self._home)
+        source = f"{CLI_CONFIG_KEY} unreadable (off until it reads well again) in {path}"
+        return TelemetryDecision(False, source, setting="cli_config")
 
     async def _apply_decision(self, decision: TelemetryDecision, reason: str) -> None:
         """Take a decision made again while serving. Off takes effect before anything is stopped (the next request

@@ -48,9 +48,13 @@ def set_telemetry(config: Path, value: Any) -> None:
     config.write_text(json.dumps(document))
 
 
+# The contract's keys of /status, and the setting that decided.
+KEYS = ("enabled", "mode", "upload", "test_events", "decided_by")
+
+
 def status(base: str) -> dict[str, Any]:
     body: dict[str, Any] = httpx.get(base + STATUS).json()
-    return body
+    return {key: body[key] for key in KEYS}
 
 
 def answers(base: str) -> dict[str, Any]:
@@ -111,16 +115,17 @@ def test_turning_telemetry_off_and_on_while_serving_takes_effect_at_once(
     finally:
         code = served.stop()
     print(f"{trigger}: before {on}\n  off {off}\n  on again {again}\n  status while off: {held}")
+    decided_by = f"enable_telemetry in {config}"
     assert on == {
         "post": 202,
         "ws": '{"accepted":3,"dropped":0}',
-        "status": {"enabled": True, "mode": "cli", "upload": True, "test_events": "kept"},
+        "status": {"enabled": True, "mode": "cli", "upload": True, "test_events": "kept", "decided_by": decided_by},
         "readyz": 200,
     }
     assert off == {
         "post": 204,
         "ws": None,
-        "status": {"enabled": False, "mode": "cli", "upload": False, "test_events": "kept"},
+        "status": {"enabled": False, "mode": "cli", "upload": False, "test_events": "kept", "decided_by": decided_by},
         "readyz": 200,
     }
     assert again == on
