@@ -217,8 +217,8 @@ def forwarded(scope: Scope, trusted: TrustedProxies) -> Forwarded | None:
 def resolve(scope: Scope, trusted: TrustedProxies) -> Scope:
     """`scope` with its client, scheme and Host header as a trusted proxy gave them (and marked as resolved); the
     scope itself when the peer is not trusted or it was resolved before."""
-    if SCOPE_KEY in scope or scope["type"] not in ("http", "websocket"):
-        return scope
+    if not trusted or SCOPE_KEY in scope or scope["type"] not in ("http", "websocket"):
+        return scope  # (nobody trusted, the default: nothing to read, and no copy of the scope per request)
     said = forwarded(scope, trusted)
     resolved = dict(scope)
     resolved[SCOPE_KEY] = said

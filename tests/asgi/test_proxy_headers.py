@@ -97,6 +97,8 @@ def test_what_a_trusted_proxy_says(headers: dict[str, str], said: Forwarded | No
 def test_an_untrusted_peer_says_nothing() -> None:
     assert forwarded(scope("203.0.113.9", x_forwarded_for="198.51.100.1"), TRUSTED) is None
     assert forwarded(scope(x_forwarded_for="198.51.100.1"), TrustedProxies()) is None
+    untouched = scope(x_forwarded_for="198.51.100.1")
+    assert resolve(untouched, TrustedProxies()) is untouched
 
 
 def test_resolve_rewrites_client_scheme_and_host_once() -> None:
