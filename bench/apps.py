@@ -42,7 +42,7 @@ class _DiscardingSink:
     def ready(self) -> bool:
         return True
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain: bool = True) -> None:
         pass
 
 

@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from console_proxy.asgi.hosts import trusted_hosts
 from console_proxy.asgi.middleware import TelemetryMiddleware
+from console_proxy.asgi.proxy_headers import ProxyHeaders, trusted_proxies
 from console_proxy.asgi.request_metrics import RequestMetrics
 from console_proxy.asgi.runtime import TelemetryRuntime
 from console_proxy.asgi.websocket_limits import WebSocketLimits
@@ -95,15 +96,23 @@ def create_app(
         async with runtime.running():
             yield
 
-    # Outermost first: every answer is counted by path class and status. Then a request for a Host that is not
-    # this server's is answered 400 before anything else
-    # (DNS rebinding: a page on attacker.example whose name now points here must not read /recent or /metrics).
+    # Outermost first: every answer is counted by path class and status. Then the client, scheme and Host as the
+    # trusted proxies (if any) gave them; then a request for a Host that is not this server's is answered 400
+    # before anything else (DNS rebinding: a page on attacker.example whose name now points here must not read
+    # /recent or /metrics).
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestMetrics, metrics=runtime.metrics, prefix=prefix),
+            Middleware(ProxyHeaders, trusted=trusted_proxies(settings)),
             Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings), www_redirect=False),
-            Middleware(WebSocketLimits, max_websockets=settings.max_websockets, idle_s=settings.websocket_idle_s),
+            Middleware(
+                WebSocketLimits,
+                max_websockets=settings.max_websockets,
+                max_per_client=settings.max_websockets_per_client,
+                idle_s=settings.websocket_idle_s,
+                allowed_origin=settings.allowed_origin,
+            ),
             Middleware(TelemetryMiddleware, runtime=runtime),
         ],
         lifespan=lifespan,

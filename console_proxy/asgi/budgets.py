@@ -1,4 +1,4 @@
-"""Fair limits: each client (its address, and its Origin when it sends one) has a budget of events.
+"""Fair limits: each client (its address, and the origin decision of its requests) has a budget of events.
 
 A burst of `client_burst` events, refilled at `client_rate` events a second: a sliding window of
 `burst / rate` seconds from the `limits` library. In memory, or in Redis when the queue is there, so that
@@ -7,6 +7,7 @@ every worker and every machine sharing the queue shares each client's budget too
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -21,13 +22,15 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import Scope
 
-from console_proxy.asgi.origins import header
+from console_proxy.asgi.proxy_headers import parse_address
 from console_proxy.delivery.queue_url import parse_sentinel_url
 
 logger = logging.getLogger("console_proxy")
 
-# A budget store that fails is logged at most this often.
+# A budget store that fails is logged once per outage, and at most this often.
 FAILURE_LOG_EVERY_S = 60.0
+# An IPv6 client is its network of this prefix length (a host is usually given a /64 of its own).
+IPV6_CLIENT_PREFIX = 64
 # How often the in-process store sweeps out the keys of clients that went away.
 SWEEP_EVERY_S = 1.0
 
@@ -56,13 +59,26 @@ class SweepingMemoryStorage(MemoryStorage):
             super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
-def client_key(scope: Scope) -> str:
-    """Who is asking: the peer address, and the Origin when there is one (a page of the console and a script on
-    the same machine are different clients)."""
+def peer_key(scope: Scope) -> str:
+    """Who is asking, by what a client cannot choose: its address (the one a trusted proxy gave, or the peer's).
+    Every loopback address (127.0.0.0/8, ::1) is one client, since any local process may bind any of them; an IPv6
+    client is its /64, which one host usually holds whole; anything else that is not an address is `unknown`."""
     client = scope.get("client")
-    peer = str(client[0]) if client else "unknown"
-    origin = header(scope, b"origin")
-    return peer if origin is None else f"{peer} {origin.strip().lower()}"
+    ip = parse_address(str(client[0])) if client else None
+    if ip is None:
+        return "unknown"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(ip)
+
+
+def client_key(scope: Scope, origin: str | None) -> str:
+    """Whose budget a request spends: the peer (`peer_key`) and the origin decision (`origins.origin_of`), so that
+    a page of the console and a script on the same machine are different clients, and no header a client
+    rewrites (the Origin's or the Host's port, X-Forwarded-For from an untrusted peer) makes a new one."""
+    return f"{peer_key(scope)} {origin if origin is not None else 'foreign'}"
 
 
 class ClientBudget:
@@ -82,6 +98,7 @@ class ClientBudget:
         self._shared: AsyncSlidingWindow | None = None
         self._shared_storage: AsyncRedisStorage | None = None
         self._failure_logged_at = -FAILURE_LOG_EVERY_S
+        self._failing = False
 
     async def aclose(self) -> None:
         """Close the shared store's connections (a budget in this process has none); the next take reopens."""
@@ -97,11 +114,14 @@ class ClientBudget:
         try:
             granted = await self._hit(client, cost)
         except Exception as exc:
+            # Once per outage (the queue's own line says when Redis is back), at most once a minute.
             now = time.monotonic()
-            if now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+            if not self._failing and now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
                 self._failure_logged_at = now
                 logger.warning("client budgets unavailable (%s); events pass unmetered", type(exc).__name__)
+            self._failing = True
             return None
+        self._failing = False
         return None if granted else max(1, math.ceil(cost / self._rate))
 
     async def _hit(self, client: str, cost: int) -> bool:

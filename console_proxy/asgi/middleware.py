@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console_proxy.asgi.budgets import client_key
 from console_proxy.asgi.lifespan import run_lifespan
-from console_proxy.asgi.origins import allowed_origins, foreign_origin
+from console_proxy.asgi.origins import allowed_origins, origin_of
+from console_proxy.asgi.proxy_headers import resolve, trusted_proxies
 from console_proxy.asgi.runtime import TelemetryRuntime, log_unexpected
 from console_proxy.asgi.status import status_body
 from console_proxy.core.errors import BatchError, SinkRefused
@@ -141,6 +142,7 @@ class TelemetryMiddleware:
         for path, source in HTTP_SOURCES.items():
             self._http[path] = ("POST", functools.partial(self._events, source))
         self._allowed_origins = allowed_origins(self.settings.allowed_origin)
+        self._trusted = trusted_proxies(self.settings)
 
     def running(self) -> contextlib.AbstractAsyncContextManager[TelemetryRuntime]:
         """`async with middleware.running():` from an embedder's own lifespan (same as `runtime.running()`)."""
@@ -149,9 +151,9 @@ class TelemetryMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" and _local_path(scope) in self._http:
-            await self._guarded_http(scope, receive, send)
+            await self._guarded_http(resolve(scope, self._trusted), receive, send)
         elif kind == "websocket" and _local_path(scope) == WS_PATH:
-            await self._guarded_websocket(scope, receive, send)
+            await self._guarded_websocket(resolve(scope, self._trusted), receive, send)
         elif kind == "http" and _local_path(scope) == WS_PATH and _asks_for_websocket(scope):
             await self._websocket_as_http(send)
         elif kind == "lifespan":
@@ -164,7 +166,7 @@ class TelemetryMiddleware:
     async def _guarded_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = _local_path(scope)
         method, handler = self._http[path]
-        if method == "POST" and foreign_origin(scope, self._allowed_origins):
+        if method == "POST" and origin_of(scope, self._allowed_origins) is None:
             # Before anything else, a CORS preflight included: a page elsewhere may not write here.
             source = HTTP_SOURCES.get(path, WEBSOCKET_SOURCE)
             self.runtime.metrics.rejected(FOREIGN_ORIGIN, source.name)
@@ -207,22 +209,25 @@ class TelemetryMiddleware:
         if not runtime.enabled:
             await _respond(send, 204)
             return
+        client = client_key(scope, origin_of(scope, self._allowed_origins))
         try:
-            body = await _read_body(scope, receive, source)
-        except BatchError as exc:
-            runtime.metrics.rejected(exc.label, source.name)
+            try:
+                body = await _read_body(scope, receive, source)
+            except BatchError as exc:
+                # Refused before it reached the runtime, and still charged: refusing is work too.
+                await runtime.charge(client, source)
+                runtime.metrics.rejected(exc.label, source.name)
+                raise
+            if body is None:
+                return  # the client went away: nobody to answer
+            ack = await runtime.ingest(source, body, client=client)
+        except BatchError as exc:  # counted
             await _respond(send, exc.status, exc.body)
-            return
-        if body is None:
-            return  # the client went away: nobody to answer
-        try:
-            ack = await runtime.ingest(source, body, client=client_key(scope))
-        except BatchError as exc:  # counted by ingest
-            await _respond(send, exc.status, exc.body)
-        except SinkRefused as exc:  # counted by ingest
+        except SinkRefused as exc:  # counted
             await _respond(send, exc.status, _fixed(exc.reason), {"retry-after": str(exc.retry_after)})
         else:
-            await _respond(send, 202, ack.body())
+            # None: telemetry was turned off while the body was read; nothing was kept.
+            await (_respond(send, 204) if ack is None else _respond(send, 202, ack.body()))
 
     # WebSocket
 
@@ -240,7 +245,8 @@ class TelemetryMiddleware:
         if message["type"] != "websocket.connect":
             return
         runtime = self.runtime
-        if foreign_origin(scope, self._allowed_origins):
+        origin = origin_of(scope, self._allowed_origins)
+        if origin is None:
             runtime.metrics.rejected(FOREIGN_ORIGIN, WEBSOCKET_SOURCE.name)
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})  # before accept: HTTP 403
             return
@@ -248,7 +254,7 @@ class TelemetryMiddleware:
         if not runtime.started:
             await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER})
             return
-        client = client_key(scope)
+        client = client_key(scope, origin)
         while True:
             message = await receive()
             if message["type"] != "websocket.receive":
@@ -263,27 +269,33 @@ class TelemetryMiddleware:
         counted, and the socket stays open, so the messages the console sent after it are kept: only a protocol
         violation closes it, and the server's WebSocket library does that."""
         text = message.get("text")
-        if text is None:
-            self.runtime.metrics.rejected(WS_BINARY_MESSAGE)
-            await send({"type": "websocket.send", "text": _WS_BINARY.decode()})
-            return
         try:
-            body = text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate: the server's WebSocket library refuses invalid UTF-8 before it gets here.
-            self.runtime.metrics.rejected(WS_INVALID_TEXT)
-            await send({"type": "websocket.send", "text": _WS_INVALID_TEXT.decode()})
-            return
-        try:
+            if text is None:
+                await self._refuse_message(client, WS_BINARY_MESSAGE)
+                await send({"type": "websocket.send", "text": _WS_BINARY.decode()})
+                return
+            try:
+                body = text.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate: the server's WebSocket library refuses invalid UTF-8 before it gets here.
+                await self._refuse_message(client, WS_INVALID_TEXT)
+                await send({"type": "websocket.send", "text": _WS_INVALID_TEXT.decode()})
+                return
             # No media type to check: the handshake was the request.
             ack = await self.runtime.ingest(WEBSOCKET_SOURCE, body, client=client)
         except BatchError as exc:  # counted by ingest
             await send({"type": "websocket.send", "text": exc.body.decode()})
             return
-        except SinkRefused as exc:  # counted by ingest
+        except SinkRefused as exc:  # counted
             await send({"type": "websocket.send", "text": _fixed(exc.reason).decode()})
             return
-        await send({"type": "websocket.send", "text": ack.body().decode()})
+        if ack is not None:  # None: telemetry was turned off meanwhile, and the message is ignored
+            await send({"type": "websocket.send", "text": ack.body().decode()})
+
+    async def _refuse_message(self, client: str, label: str) -> None:
+        # Charged like any other message (SinkRefused 429 when over budget), then counted as refused.
+        await self.runtime.charge(client, WEBSOCKET_SOURCE)
+        self.runtime.metrics.rejected(label)
 
     async def _websocket_as_http(self, send: Send) -> None:
         # A server without WebSocket support passes the handshake on as a plain request (uvicorn does so

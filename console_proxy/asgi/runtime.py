@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -16,16 +17,17 @@ from typing import Any
 
 from console_proxy import sources
 from console_proxy.asgi.budgets import ClientBudget
+from console_proxy.asgi.optout_reload import DecisionReloader
 from console_proxy.asgi.recent import RecentEvents
 from console_proxy.asgi.rules_reload import RULES_POLL_INTERVAL_S, RulesReloader
-from console_proxy.core.errors import BatchError, Refusal, SinkRefused
+from console_proxy.core.errors import BatchError, ConsoleProxyError, Refusal, SinkRefused
 from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings, resolve_state_dir
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
-from console_proxy.hasura.cli_config import resolve_telemetry
+from console_proxy.hasura.cli_config import cli_config_fingerprint, cli_config_path, resolve_telemetry
 from console_proxy.hasura.identity import IdentityProvider
-from console_proxy.hasura.optout import TelemetryDecision
+from console_proxy.hasura.optout import CLI_CONFIG_KEY, TelemetryDecision, needs_cli_config
 from console_proxy.resources import default_rules_path
 from console_proxy.rules.route_rules import RulesHolder
 from console_proxy.sources.base import Built, Context, Source, body_too_large
@@ -34,6 +36,8 @@ logger = logging.getLogger("console_proxy")
 
 # The metric label of a batch refused because its client spent its budget (429).
 OVER_BUDGET = "client_over_budget"
+# The metric label of a batch refused because telemetry is on but its store could not be opened.
+NO_STORE = "store_unavailable"
 
 
 def _utc_now() -> datetime:
@@ -62,7 +66,9 @@ class TelemetryRuntime:
     `async with runtime.running():`) do the work, from a lifespan.
 
     Given parts (`rules_holder`, `sink`, `identity`) are used instead of the ones built from `settings`;
-    a given sink is still started and closed here. `env` defaults to `os.environ` at start.
+    a given sink is still started and closed here. `env` defaults to `os.environ` at start. `decision` is the
+    decision at start (made from `settings` and `env` when None); where the CLI config can decide, it is made
+    again on SIGHUP (`request_reload`) and when that file changes, and takes effect at once both ways.
     """
 
     def __init__(
@@ -77,10 +83,12 @@ class TelemetryRuntime:
         clock: Callable[[], datetime] = _utc_now,
         rules_poll_s: float = RULES_POLL_INTERVAL_S,
         metrics: Metrics | None = None,
+        home: Path | None = None,
     ) -> None:
         self.settings = settings
         self.rules_holder = rules_holder
         self.sink = sink
+        self._given_sink = sink is not None
         self.identity = identity
         self.decision = decision
         shared = settings.queue if settings.upstream is not None and settings.queue != "sqlite" else None
@@ -91,7 +99,12 @@ class TelemetryRuntime:
         self.metrics = metrics if metrics is not None else Metrics()
         self.budget = ClientBudget(settings.client_rate, settings.client_burst, redis_url=shared)
         self.reloader: RulesReloader | None = None
+        self.decision_reloader: DecisionReloader | None = None
         self._env = env
+        self._home = home
+        self._state_dir: Path | None = None
+        self._identity_task: asyncio.Task[None] | None = None
+        self._switching: asyncio.Lock | None = None
         self._clock = clock
         self._rules_poll_s = rules_poll_s
         self._tasks: list[asyncio.Task[Any]] = []
@@ -111,15 +124,19 @@ class TelemetryRuntime:
 
     def ready(self) -> bool:
         """Started with rules loaded, WebSocket served as far as is known, and (when enabled) a sink that can
-        take a batch."""
+        take a batch now."""
         if not self._started or self.rules_holder is None or self.websocket_unavailable:
             return False
         return not self.enabled or (self.sink is not None and self.sink.ready())
 
-    def request_rules_reload(self) -> None:
-        """Reload the rules soon (the SIGHUP handler); call from the event loop's thread."""
+    def request_reload(self) -> None:
+        """Reload the rules and decide again soon (the SIGHUP handler); call from the event loop's thread."""
         if self.reloader is not None:
             self.reloader.request()
+        if self.decision_reloader is not None:
+            self.decision_reloader.request()
+
+    request_rules_reload = request_reload
 
     async def start(self) -> None:
         """Decide, load the rules, start identity and the sink. Raises SettingsError or RulesError."""
@@ -128,7 +145,7 @@ class TelemetryRuntime:
         env = os.environ if self._env is None else self._env
         settings = self.settings
         if self.decision is None:
-            self.decision = await asyncio.to_thread(resolve_telemetry, settings, env)
+            self.decision = await asyncio.to_thread(resolve_telemetry, settings, env, home=self._home)
         if self.rules_holder is None:
             self.rules_holder = await asyncio.to_thread(RulesHolder, settings.rules, (settings.prefix,))
         held = self.rules_holder.path
@@ -138,22 +155,80 @@ class TelemetryRuntime:
                 self.rules_holder, rules_path, interval=self._rules_poll_s, on_reload=self.metrics.rules_reloaded
             )
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="console-proxy rules"))
+            self._switching = asyncio.Lock()
+            self._state_dir = resolve_state_dir(settings.state_dir, env)
+            if needs_cli_config(settings, env):
+                self.decision_reloader = DecisionReloader(
+                    functools.partial(resolve_telemetry, settings, env, home=self._home),
+                    functools.partial(cli_config_fingerprint, settings, home=self._home),
+                    self._apply_decision,
+                    unreadable=self._unreadable_cli_config,
+                    interval=self._rules_poll_s,
+                )
+                self._tasks.append(asyncio.create_task(self.decision_reloader.watch(), name="console-proxy opt-out"))
             if self.decision.enabled:
-                await self._start_delivery(settings, self.decision, resolve_state_dir(settings.state_dir, env))
+                await self._start_delivery(self.decision)
         except BaseException:
             await self._close()
             raise
         self._started = True
 
-    async def _start_delivery(self, settings: Settings, decision: TelemetryDecision, state_dir: Path) -> None:
+    async def _start_delivery(self, decision: TelemetryDecision) -> None:
+        settings = self.settings
+        assert self._state_dir is not None
         if self.identity is None:
-            self.identity = IdentityProvider(settings)
+            self.identity = IdentityProvider(settings, home=self._home)
         if settings.mode == "cli":
             await asyncio.to_thread(self.identity.load_cli_identity)
-        self._tasks.append(asyncio.create_task(self.identity.run(), name="console-proxy identity"))
+        self._identity_task = asyncio.create_task(self.identity.run(), name="console-proxy identity")
         if self.sink is None:
-            self.sink = make_sink(settings, decision, state_dir=state_dir, metrics=self.metrics)
+            self.sink = make_sink(settings, decision, state_dir=self._state_dir, metrics=self.metrics)
         await self.sink.start()
+
+    async def _stop_delivery(self) -> None:
+        """Telemetry turned off: the lookups stop, the forwarder stops sending at once (a batch in flight stays
+        queued), and the store is closed; what it holds stays where it is until telemetry is on again."""
+        if self._identity_task is not None:
+            self._identity_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._identity_task
+            self._identity_task = None
+        if self.sink is not None:
+            await self.sink.aclose(drain=False)
+            if not self._given_sink:
+                self.sink = None  # a new one when telemetry is on again
+
+    def _unreadable_cli_config(self) -> TelemetryDecision:
+        path = cli_config_path(self.settings, home=self._home)
+        source = f"{CLI_CONFIG_KEY} unreadable (off until it reads well again) in {path}"
+        return TelemetryDecision(False, source, setting="cli_config")
+
+    async def _apply_decision(self, decision: TelemetryDecision, reason: str) -> None:
+        """Take a decision made again while serving. Off takes effect before anything is stopped (the next request
+        is answered 204); on, once the store is open again."""
+        assert self._switching is not None
+        async with self._switching:
+            before = self.decision
+            if not self._started or before is None:
+                return
+            if decision.enabled == before.enabled:
+                self.decision = decision
+                return
+            if not decision.enabled:
+                self.decision = decision
+                logger.warning(
+                    "telemetry: off, decided by %s (%s): nothing more is kept or sent; what is queued stays",
+                    decision.source,
+                    reason,
+                )
+                await self._stop_delivery()
+                return
+            try:
+                await self._start_delivery(decision)
+            except (ConsoleProxyError, OSError) as exc:
+                logger.error("telemetry: on again (%s), but its store cannot be opened: %s", reason, exc)
+            self.decision = decision
+            logger.warning("telemetry: on again, decided by %s (%s)", decision.source, reason)
 
     async def stop(self) -> None:
         """Stop background work and close the sink (it flushes within its grace)."""
@@ -163,6 +238,9 @@ class TelemetryRuntime:
         await self._close()
 
     async def _close(self) -> None:
+        if self._identity_task is not None:
+            self._tasks.append(self._identity_task)
+            self._identity_task = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -186,42 +264,56 @@ class TelemetryRuntime:
         finally:
             await self.stop()
 
-    async def ingest(self, source: Source, body: bytes, *, client: str | None = None) -> Ack:
+    async def charge(self, client: str | None, source: Source, events: int = 1) -> None:
+        """Take `events` from `client`'s budget, at least one: an empty, invalid or refused message is work too.
+        Raises SinkRefused (429, counted) when the budget is spent; `client` None: no budget applies."""
+        if client is None:
+            return
+        wait_s = await self.budget.take(client, max(1, events))
+        if wait_s is not None:
+            self.metrics.rejected(OVER_BUDGET, source.name)
+            raise SinkRefused("too many events from this client", label=OVER_BUDGET, status=429, retry_after=wait_s)
+
+    async def ingest(self, source: Source, body: bytes, *, client: str | None = None) -> Ack | None:
         """The one way in for a batch, from any source and transport: parse, build, charge, count, keep.
 
         `body` is the batch as received; the transport checked its media type (the HTTP request's), and its size
         is checked here again, for a WebSocket message. `client` is whose budget the events are taken from
-        (`budgets.client_key`; None: no budget applies). Returns the ack once every topic's batch is durable;
-        raises BatchError or SinkRefused, already counted, for the caller to answer. A body that holds several
-        topics is kept as one batch per topic; a refusal after the first topic was kept asks the client to send
-        it all again (delivery is at least once).
+        (`budgets.client_key`; None: no budget applies). Returns the ack once every topic's batch is durable, or
+        None when telemetry is off (nothing is read or kept); raises BatchError or SinkRefused, already counted,
+        for the caller to answer. A body that holds several topics is kept as one batch per topic; a refusal after
+        the first topic was kept asks the client to send it all again (delivery is at least once).
         """
-        assert self.sink is not None
+        if not self.enabled:
+            return None
         try:
             if len(body) > source.max_body_bytes:
                 raise body_too_large()
             built = self._build(source, body)
         except BatchError as exc:
+            await self.charge(client, source)
             self.metrics.rejected(exc.label, source.name)
             raise
         if built is None:
             # The code broke, not a rule: answered as invalid and logged, but not counted as refused.
+            await self.charge(client, source)
             raise BatchError(400, "invalid batch", "invalid_batch")
         dropped = sum(built.dropped.values())
-        if client is not None:
-            # Every event the client sent counts, kept or dropped: dropping is work too.
-            wait_s = await self.budget.take(client, built.accepted + dropped)
-            if wait_s is not None:
-                self.metrics.rejected(OVER_BUDGET, source.name)
-                raise SinkRefused("too many events from this client", label=OVER_BUDGET, status=429, retry_after=wait_s)
+        # Every event the client sent counts, kept or dropped: dropping is work too.
+        await self.charge(client, source, built.accepted + dropped)
         for reason, n in built.dropped.items():
             self.metrics.dropped(reason, n, source.name)
         for reason, n in built.fields_dropped.items():
             self.metrics.fields_dropped(reason, n, source.name)
         self.metrics.received(built.accepted + dropped, source.name)
+        sink = self.sink
+        if not self.enabled:
+            return None  # turned off while the budget was asked: nothing is kept from that moment
         try:
+            if sink is None:
+                raise SinkRefused("telemetry store is unavailable", label=NO_STORE, retry_after=5)
             for topic, events in built.batches.items():
-                await self.sink.put(topic, events)
+                await sink.put(topic, events)
                 self.metrics.accepted(len(events), source.name)
                 self.recent.extend(events, topic)
         except SinkRefused as exc:

@@ -28,6 +28,7 @@ def _queue_reading(runtime: TelemetryRuntime) -> dict[str, Any] | None:
         "forwarded": stats.forwarded,
         "dead_lettered": stats.dead_lettered,
         "expired": stats.expired,
+        "lost": stats.lost,
         "last_delivery_at": stats.last_delivery_at,
     }
 

@@ -1,12 +1,18 @@
-"""WebSocket limits for the standalone server: how many may be open, and how long one may stay silent."""
+"""WebSocket limits for the standalone server: how many may be open, how many of them one client may hold, and how
+long one may stay silent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console_proxy.asgi.budgets import client_key
+from console_proxy.asgi.origins import allowed_origins, origin_of
+from console_proxy.core.settings import DEFAULT_MAX_WEBSOCKETS_PER_CLIENT
 
 logger = logging.getLogger("console_proxy")
 
@@ -18,15 +24,32 @@ REFUSAL_LOG_EVERY_S = 60.0
 
 
 class WebSocketLimits:
-    """Refuse a WebSocket handshake while `max_websockets` are open, and close one that sends nothing for
-    `idle_s` seconds (a console reconnects when it has something to say). HTTP passes straight through."""
+    """Refuse a WebSocket handshake while `max_websockets` are open, or while its client holds `max_per_client` of
+    them, and close one that sends nothing for `idle_s` seconds (a console reconnects when it has something to say).
+    HTTP passes straight through.
 
-    def __init__(self, app: ASGIApp, *, max_websockets: int, idle_s: float) -> None:
+    A client is whose budget its events spend (`budgets.client_key`: the address a trusted proxy gave or the peer's,
+    every loopback address one, and the origin decision), so one local process cannot take every slot, and a script
+    that sends no Origin cannot take the console page's.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_websockets: int,
+        idle_s: float,
+        max_per_client: int = DEFAULT_MAX_WEBSOCKETS_PER_CLIENT,
+        allowed_origin: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.max_websockets = max_websockets
+        self.max_per_client = max_per_client
         self.idle_s = idle_s
-        # Shared by every connection: the count is the point.
+        self._allowed = allowed_origins(allowed_origin)
+        # Shared by every connection: the counts are the point.
         self.open = 0
+        self.by_client: dict[str, int] = {}
         self._refused = 0
         self._refusal_logged_at = -REFUSAL_LOG_EVERY_S
 
@@ -34,14 +57,22 @@ class WebSocketLimits:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        if self.open >= self.max_websockets:
-            await self._refuse(receive, send)
+        client = client_key(scope, origin_of(scope, self._allowed))
+        held = self.by_client.get(client, 0)
+        if self.open >= self.max_websockets or held >= self.max_per_client:
+            await self._refuse(receive, send, full=self.open >= self.max_websockets)
             return
         self.open += 1
+        self.by_client[client] = held + 1
         try:
             await self.app(scope, self._idle_bounded(receive, send), send)
         finally:
             self.open -= 1
+            left = self.by_client[client] - 1
+            if left:
+                self.by_client[client] = left
+            else:
+                del self.by_client[client]
 
     def _idle_bounded(self, receive: Receive, send: Send) -> Receive:
         closed = False
@@ -60,13 +91,14 @@ class WebSocketLimits:
 
         return bounded
 
-    async def _refuse(self, receive: Receive, send: Send) -> None:
+    async def _refuse(self, receive: Receive, send: Send, *, full: bool) -> None:
         message = await receive()
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER})  # before accept: HTTP 403
         self._refused += 1
         now = time.monotonic()
         if now - self._refusal_logged_at >= REFUSAL_LOG_EVERY_S:
-            logger.warning("%d WebSocket handshakes refused: %d are open, the limit", self._refused, self.open)
+            why = "the limit" if full else f"a client held {self.max_per_client}, its limit"
+            logger.warning("%d WebSocket handshakes refused: %d are open, %s", self._refused, self.open, why)
             self._refused = 0
             self._refusal_logged_at = now

@@ -230,6 +230,15 @@ OPTIONS: tuple[Option, ...] = (
         multiple=True,
     ),
     Option(
+        "forwarded_allow_ips",
+        "IPS",
+        "Proxies whose X-Forwarded-For/-Proto/-Host and Forwarded headers are believed: a comma-separated list of"
+        " IP addresses and networks (10.0.0.0/8), or * for any peer. Budgets and the Origin and Host checks then use"
+        " the client, scheme and host they give.",
+        "none: proxy headers are ignored, the client is the peer",
+        values.trusted_proxies,
+    ),
+    Option(
         "client_rate",
         "EVENTS_PER_S",
         "Events a second one client may send once its burst is spent; beyond it 429.",
@@ -246,7 +255,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_connections",
         "N",
-        "Most open connections and WebSockets together; beyond it 503.",
+        "Most open connections and WebSockets together; beyond it 503 at once. Capped within the open-files limit"
+        " (said at start).",
         str(defaults.DEFAULT_MAX_CONNECTIONS),
         lambda raw: values.whole_number(raw, 1),
     ),
@@ -255,6 +265,14 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "Most open WebSockets; beyond it the handshake is refused (close 1013).",
         str(defaults.DEFAULT_MAX_WEBSOCKETS),
+        lambda raw: values.whole_number(raw, 1),
+    ),
+    Option(
+        "max_websockets_per_client",
+        "N",
+        "Most open WebSockets of one client (its address, every loopback address one, and origin); beyond it the"
+        " handshake is refused (close 1013).",
+        str(defaults.DEFAULT_MAX_WEBSOCKETS_PER_CLIENT),
         lambda raw: values.whole_number(raw, 1),
     ),
     Option(

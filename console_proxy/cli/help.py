@@ -37,10 +37,12 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "allowed_host",
             "allowed_origin",
+            "forwarded_allow_ips",
             "client_rate",
             "client_burst",
             "max_connections",
             "max_websockets",
+            "max_websockets_per_client",
             "request_timeout_s",
             "websocket_idle_s",
         ),

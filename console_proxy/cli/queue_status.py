@@ -32,7 +32,9 @@ def redis_queue_lines(settings: Settings) -> list[str]:
     lines = [
         f"queue: {stats.spooled} events, {stats.spooled_bytes} bytes in the redis stream at {where} "
         f"({stats.accepted} accepted, {stats.forwarded} forwarded, {stats.dead_lettered} dead-lettered, "
-        f"{stats.expired} expired; {dead} dead letters kept)",
+        f"{stats.expired} expired"
+        + (f", {stats.lost} lost when Redis lost its data" if stats.lost else "")
+        + f"; {dead} dead letters kept)",
         f"consumers: {len(consumers)}",
     ]
     lines += [f"  {c.name}: {c.pending} pending, idle {c.idle_ms / 1000:.1f} s" for c in consumers]

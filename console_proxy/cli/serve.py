@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import logging.config
@@ -40,8 +41,8 @@ from console_proxy.server.config import (
     NO_WEBSOCKET,
     ListenError,
     ProxyServer,
+    connections_within_open_files,
     listening_socket,
-    raise_open_files_limit,
     server_config,
     server_options,
     websocket_supported,
@@ -205,7 +206,8 @@ def serve(check: bool, **options: Any) -> None:
     log_config = logging_config(settings.log_format)
     logging.config.dictConfig(log_config)
     websocket = websocket_supported()
-    raise_open_files_limit(settings.max_connections)
+    connections, capped = connections_within_open_files(settings.max_connections)
+    settings = dataclasses.replace(settings, max_connections=connections)
     try:
         sock = listening_socket(settings.host, settings.port)
     except ListenError as error:
@@ -222,6 +224,8 @@ def serve(check: bool, **options: Any) -> None:
         logger.error("%s", NO_WEBSOCKET)
     if queue_line is not None:
         logger.warning("%s", queue_line)
+    if capped is not None:
+        logger.warning("%s", capped)
 
     if settings.workers > 1:
         # uvicorn's supervisor: each worker builds its own runtime (its forwarder, one consumer of the group).
@@ -229,7 +233,7 @@ def serve(check: bool, **options: Any) -> None:
         workers = WorkerConfig(build, settings.request_timeout_s, **server_options(settings, log_config))
         raise SystemExit(run_workers(workers, sock))
     app = create_app(settings, rules_holder=holder, decision=decision, websocket=websocket)
-    server = ProxyServer(server_config(app, settings, log_config), on_reload=app.state.telemetry.request_rules_reload)
+    server = ProxyServer(server_config(app, settings, log_config), on_reload=app.state.telemetry.request_reload)
     # run(), not asyncio.run(serve()): run() makes the event loop config.loop names (uvloop when installed).
     server.run(sockets=[sock])
     if not server.started:

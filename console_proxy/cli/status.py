@@ -119,6 +119,23 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
     return lines
 
 
+def held_lines(settings: Settings, state_dir: Path) -> list[str]:
+    """While telemetry is off: what an earlier run left in the spool stays there, unsent (read, never written)."""
+    if settings.upstream is None or settings.queue != "sqlite":
+        return []
+    path = state_dir / SPOOL_FILE_NAME
+    try:
+        stats = read_spool_stats(path)
+    except sqlite3.Error as error:
+        return [f"spool: {path} cannot be read ({error})"]
+    if stats is None or stats.spooled == 0:
+        return []
+    return [
+        f"spool: {stats.spooled} events kept in {path}, not sent while telemetry is off; sent when it is on again,"
+        " unless older than --spool-max-age-s by then"
+    ]
+
+
 def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup | None) -> list[str]:
     """The whole report; `lookup` is None when telemetry is off (nothing is looked up then)."""
     lines = [
@@ -128,7 +145,7 @@ def status_lines(settings: Settings, decision: TelemetryDecision, lookup: Lookup
     ]
     if lookup is None:
         lines += ["attached: nothing (telemetry is off)", "upstream: none (telemetry is off: nothing is kept or sent)"]
-        return lines
+        return lines + held_lines(settings, state_dir_of(settings))
     lines += identity_lines(settings, lookup)
     lines.append(
         "test events: dropped (--drop-test-events)"

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from console_proxy.asgi.origins import normalize_origin
+from console_proxy.asgi.proxy_headers import TRUST_EVERYONE, TrustedProxies
 from console_proxy.core.errors import SettingsError
 from console_proxy.core.events import valid_uuid
 from console_proxy.delivery.queue_url import parse_sentinel_url
@@ -159,6 +160,15 @@ def origins(raw: Raw) -> tuple[str, ...]:
             raise raw.fail('origins such as "https://console.example.com" or "http://localhost:8080"')
         origins.append(normalized)
     return tuple(origins)
+
+
+def trusted_proxies(raw: Raw) -> tuple[str, ...]:
+    items = tuple(_items(raw))
+    try:
+        TrustedProxies.parse(items)
+    except ValueError:
+        raise raw.fail(f'IP addresses and networks such as "10.0.0.1,192.168.0.0/16", or "{TRUST_EVERYONE}"') from None
+    return items
 
 
 def rate(raw: Raw) -> float:

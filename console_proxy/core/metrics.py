@@ -42,8 +42,9 @@ class QueueStats:
     """One consistent reading of a queue (the SQLite spool or the Redis stream): its lifetime counters, depth and
     size now.
 
-    `accepted == forwarded + spooled + dead_lettered + expired` holds in every reading, across restarts,
-    because every change of the queue updates the counters in the same transaction (or script).
+    `accepted == forwarded + spooled + dead_lettered + expired + lost` holds in every reading, across restarts,
+    because every change of the queue updates the counters in the same transaction (or script); `lost` is what a
+    Redis without persistence dropped on a restart, as the gate's own last reading had it.
     """
 
     accepted: int
@@ -53,6 +54,8 @@ class QueueStats:
     spooled: int
     spooled_bytes: int
     last_delivery_at: float | None
+    # Accepted, then gone with a Redis that kept nothing (a restart without persistence): never silently.
+    lost: int = 0
 
 
 class Metrics:
@@ -134,6 +137,7 @@ class Metrics:
             MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
             ProcessCollector(registry=self.registry)
+        self._read_failing: set[str] = set()
         self.registry.register(_Collector(self))
 
     # ---- hooks (called on the event loop) ---------------------------------------------------------------------
@@ -219,6 +223,7 @@ class Metrics:
             ("forwarded", stats.forwarded, "Events the collector took (2xx)."),
             ("dead_lettered", stats.dead_lettered, "Events the collector refused for good (4xx), kept aside."),
             ("expired", stats.expired, "Events removed from the queue for being older than the maximum age."),
+            ("lost", stats.lost, "Events accepted and then lost with a Redis that kept nothing (restarted)."),
         ):
             yield CounterMetricFamily(f"console_proxy_events_{name}", text, value=value)
         yield GaugeMetricFamily("console_proxy_spool_events", "Events in the queue now.", value=stats.spooled)
@@ -238,8 +243,9 @@ class Metrics:
         try:
             gauges = self._queue_gauges()
         except Exception as exc:  # an unreachable queue must not break the scrape
-            logger.error("cannot read the queue for metrics: %s", exc)
+            self._read_failed("cannot read the queue for metrics: %s", exc)
             return
+        self._read_failing.discard("cannot read the queue for metrics: %s")
         for name, text, value in gauges:
             if name.endswith("_total"):
                 yield CounterMetricFamily(name.removesuffix("_total"), text, value=value)
@@ -249,10 +255,18 @@ class Metrics:
     def _read_stats(self) -> QueueStats | None:
         assert self._stats is not None
         try:
-            return self._stats()
+            stats = self._stats()
         except Exception as exc:  # an unreadable queue must not break the scrape
-            logger.error("cannot read the spool for metrics: %s", exc)
+            self._read_failed("cannot read the spool for metrics: %s", exc)
             return None
+        self._read_failing.discard("cannot read the spool for metrics: %s")
+        return stats
+
+    def _read_failed(self, message: str, exc: Exception) -> None:
+        # Once per outage, not once per scrape: the queue's own lines say when it is back.
+        if message not in self._read_failing:
+            self._read_failing.add(message)
+            logger.error(message, exc)
 
 
 class _Collector(Collector):

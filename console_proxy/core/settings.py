@@ -36,6 +36,8 @@ DEFAULT_CLIENT_RATE = 100.0  # events a second, per client, once its burst is sp
 DEFAULT_CLIENT_BURST = 1000  # events
 DEFAULT_MAX_CONNECTIONS = 2048
 DEFAULT_MAX_WEBSOCKETS = 1024
+# Of which one client (its address and origin decision, as for its budget) may hold this many.
+DEFAULT_MAX_WEBSOCKETS_PER_CLIENT = 64
 DEFAULT_REQUEST_TIMEOUT_S = 10.0  # to send a request's headers and body
 DEFAULT_WEBSOCKET_IDLE_S = 300.0
 DEFAULT_LOG_FORMAT = "text"
@@ -83,10 +85,14 @@ class Settings:
     allowed_host: tuple[str, ...] = ()
     # Origins besides the console's own (scheme://host[:port]) whose pages may send events.
     allowed_origin: tuple[str, ...] = ()
+    # The proxies whose X-Forwarded-For/-Proto/-Host and Forwarded headers are believed: IP addresses, networks
+    # ("10.0.0.0/8"), or "*"; none by default (docs/design.md, "Origins, hosts and limits").
+    forwarded_allow_ips: tuple[str, ...] = ()
     client_rate: float = DEFAULT_CLIENT_RATE
     client_burst: int = DEFAULT_CLIENT_BURST
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_websockets: int = DEFAULT_MAX_WEBSOCKETS
+    max_websockets_per_client: int = DEFAULT_MAX_WEBSOCKETS_PER_CLIENT
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     websocket_idle_s: float = DEFAULT_WEBSOCKET_IDLE_S
     # The standalone server's log lines: "text" (a UTC time, the level, the message) or "json" (an object a line).

@@ -60,8 +60,8 @@ class Retry:
     """The batch must be sent again; not sooner than `after_s` when the collector said so."""
 
     after_s: float | None
-    # What went wrong, for the log line that also says when the next attempt is.
-    why: str = "upstream attempt failed"
+    # What went wrong, for the log line that also says when the next attempt is; None: said already.
+    why: str | None = "upstream attempt failed"
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -135,6 +135,7 @@ class Forwarder:
 
     async def start(self) -> None:
         """Start the background task (from the lifespan; no connection is opened before there is a batch)."""
+        self._flushing = False
         self._client = httpx.AsyncClient(
             transport=self._transport,
             timeout=httpx.Timeout(self._settings.upstream_timeout_s),
@@ -177,6 +178,7 @@ class Forwarder:
     async def _run(self) -> None:
         attempt = 0
         next_expiry = 0.0
+        paused = False  # the queue failed: said once, until a round goes through again
         while True:
             try:
                 if time.monotonic() >= next_expiry:
@@ -185,14 +187,18 @@ class Forwarder:
                         logger.warning("%d spooled events were older than the maximum age and expired", expired)
                     next_expiry = time.monotonic() + EXPIRE_EVERY_S
                 batch = await self._next_batch()
+                paused = False
                 if batch is None:
                     continue
                 retry = await self._attempt(batch)
                 self._round.set()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the queue is unwritable; keep trying, slowly
-                retry = Retry(after_s=None, why=f"forwarding paused: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # the queue is unwritable or unreachable; keep trying, slowly
+                # Said once per outage, and not at all when the queue said it is down itself.
+                why = None if paused or not getattr(self._queue, "writable", True) else "forwarding paused"
+                paused = True
+                retry = Retry(after_s=None, why=f"{why}: {type(exc).__name__}: {exc}" if why else None)
                 self._round.set()
             if retry is None:
                 attempt = 0
@@ -205,7 +211,8 @@ class Forwarder:
                 jitter=self._jitter,
             )
             attempt += 1
-            logger.warning("%s; will retry in %.2fs (attempt %d)", retry.why, delay, attempt + 1)
+            if retry.why is not None:
+                logger.warning("%s; will retry in %.2fs (attempt %d)", retry.why, delay, attempt + 1)
             if self._metrics is not None:
                 self._metrics.retried()
             await self._sleep(delay)

@@ -20,10 +20,6 @@ from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, DurableQueue
 
 logger = logging.getLogger("console_proxy")
 
-# /readyz wants room for one more batch of the largest kind a browser sends.
-READY_ROOM_EVENTS = 100
-READY_ROOM_BYTES = 64 * 1024
-
 
 class ForwardingSink:
     """Keeps each batch in `queue` before `put` returns; a forwarder task delivers the queue upstream.
@@ -55,6 +51,7 @@ class ForwardingSink:
         self._started = False
 
     async def start(self) -> None:
+        self._closing = False
         # A store that cannot be written now is logged by the queue; ready() stays false and every put answers 503
         # until a write succeeds. Only what must stop the start (a Redis without the required AOF) is raised.
         with contextlib.suppress(SinkRefused):
@@ -76,17 +73,12 @@ class ForwardingSink:
         self.forwarder.wake()
 
     def ready(self) -> bool:
-        """Started, writable, intact, and room for a full batch (a full queue answers 503)."""
-        queue = self.queue
-        if not (self._started and not self._closing and queue.writable and queue.intact()):
-            return False
-        settings = self.settings
-        return queue.has_room(
-            min(READY_ROOM_EVENTS, settings.spool_max_events), min(READY_ROOM_BYTES, settings.spool_max_bytes)
-        )
+        """Started, not closing, and the queue would take the next batch now (`DurableQueue.ready`)."""
+        return self._started and not self._closing and self.queue.ready()
 
-    async def aclose(self) -> None:
-        """Refuse new batches, send for up to `shutdown_grace_s`; the rest stays queued for later."""
+    async def aclose(self, *, drain: bool = True) -> None:
+        """Refuse new batches, send for up to `shutdown_grace_s`; the rest stays queued for later. `drain=False`
+        (telemetry turned off) sends nothing more: a batch in flight is cut off and stays queued, unsent."""
         if self._closing:
             return
         self._closing = True
@@ -94,12 +86,14 @@ class ForwardingSink:
             await stop_task(self._watcher)
             self._watcher = None
         if self._started:
-            try:
-                async with asyncio.timeout(self.settings.shutdown_grace_s):
-                    await self.forwarder.drain()
-            except TimeoutError:
-                logger.warning("shutdown grace over; %d events stay %s", self.queue.depth, self.queue.kept_where)
+            if drain:
+                try:
+                    async with asyncio.timeout(self.settings.shutdown_grace_s):
+                        await self.forwarder.drain()
+                except TimeoutError:
+                    logger.warning("shutdown grace over; %d events stay %s", self.queue.depth, self.queue.kept_where)
             await self.forwarder.aclose()
+            self._started = False
         self.metrics.attach_spool(None)
         self.metrics.attach_queue_gauges(None)
         await self.queue.close()

@@ -14,12 +14,11 @@ from pathlib import Path
 
 from console_proxy.core.errors import ConsoleProxyError, SinkRefused
 from console_proxy.core.events import OutboundEvent, encode_batch, new_id
+from console_proxy.delivery.sink import READY_MAX_BYTES, READY_MAX_EVENTS, BatchSizes
 
 LOCAL_EVENTS_FILE = "events.jsonl"
 # A full file is not emptied by anyone but the operator: ask the browser to come back much later.
 LOCAL_FILE_FULL_RETRY_AFTER_S = 60
-# /readyz says not ready when less than this is left, in the file's budget or on the disk: a batch would not fit.
-READY_MIN_FREE_BYTES = 64 * 1024
 # How much of the file's end is read on open to find a torn last line.
 TAIL_SCAN_BYTES = 1024 * 1024
 
@@ -68,6 +67,9 @@ class LocalFileSink:
     def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self._sizes = BatchSizes(READY_MAX_EVENTS, max_bytes if max_bytes is not None else READY_MAX_BYTES)
+        # A write failed and was logged: the next failures are not, until a write succeeds.
+        self._failing = False
         self._fd: int | None = None
         self._writer_lock: int | None = None
         self._full = False
@@ -142,6 +144,7 @@ class LocalFileSink:
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         line = encode_batch(topic, new_id(), events)
+        self._sizes.saw(len(events), len(line) + 1)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((line + b"\n", done))
         if self._writer is None or self._writer.done():
@@ -169,7 +172,7 @@ class LocalFileSink:
             try:
                 fd = self._current_fd()
             except OSError as exc:
-                logger.error("cannot open the local event file: %s", exc.strerror)
+                self._failed("cannot open the local event file: %s", exc)
                 raise _unwritable() from None
             size = os.fstat(fd).st_size
             if self.max_bytes is not None and size + len(lines) > self.max_bytes:
@@ -196,11 +199,20 @@ class LocalFileSink:
                     start = os.fstat(target).st_size
                     self._write(target, lines)
             except OSError as exc:
-                logger.error("cannot write the local event file: %s", exc.strerror)
+                self._failed("cannot write the local event file: %s", exc)
                 # Refused lines must not stay half-written in front of the next ones.
                 with contextlib.suppress(OSError):
                     os.ftruncate(target, start)
                 raise _unwritable() from None
+            if self._failing:
+                self._failing = False
+                logger.warning("%s can be written again", self.path)
+
+    def _failed(self, message: str, exc: OSError) -> None:
+        # One line per outage, not one per refused batch.
+        if not self._failing:
+            self._failing = True
+            logger.error(message + "; batches get 503 until it can", exc.strerror)
 
     @staticmethod
     def _write(fd: int, lines: bytes) -> None:
@@ -210,24 +222,31 @@ class LocalFileSink:
         os.fsync(fd)
 
     def ready(self) -> bool:
-        """Open, and room for a batch both in the file's budget and on the disk."""
+        """Whether a batch like the largest this sink was sent would be written now: the file open, the file at the
+        path (or, when it was moved away, its directory) writable by this process, its bytes and that batch within
+        `max_bytes`, and room for it on the disk. A failed write is not remembered: its cause is looked at again."""
         if self._fd is None:
             return False
+        size = self._sizes.needed()[1]
         try:
-            size = os.stat(self.path).st_size
+            held = os.stat(self.path).st_size
+            writable = os.access(self.path, os.W_OK)
         except FileNotFoundError:
-            size = 0  # moved away: the next write starts a new file
+            held = 0  # moved away: the next write starts a new file
+            writable = os.access(self.path.parent, os.W_OK)
         except OSError:
             return False
-        if self.max_bytes is not None and size + min(READY_MIN_FREE_BYTES, self.max_bytes) > self.max_bytes:
+        if not writable or (self.max_bytes is not None and held + size > self.max_bytes):
             return False
         try:
             disk = os.statvfs(self.path.parent)
         except OSError:
             return False
-        return disk.f_bavail * disk.f_frsize >= READY_MIN_FREE_BYTES
+        return disk.f_bavail * disk.f_frsize >= size
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain: bool = True) -> None:
+        """Finish the writes in progress (their callers are waiting for them) and close the file; `drain` has
+        nothing more to send here."""
         if self._writer is not None:
             await asyncio.shield(self._writer)
         await asyncio.to_thread(self._close)

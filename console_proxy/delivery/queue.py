@@ -61,6 +61,9 @@ class DurableQueue(Queue, Protocol):
 
     def has_room(self, events: int, size: int) -> bool: ...
 
+    def ready(self) -> bool:
+        """Whether the next batch (one like the largest seen) would be taken now: for /readyz."""
+
     def intact(self) -> bool:
         """The store is still the one opened (a spool file moved away is not)."""
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
 from console_proxy.core.errors import SinkRefused
 from console_proxy.core.events import OutboundEvent
 
-__all__ = ["OutboundEvent", "Sink", "SinkRefused"]
+__all__ = ["BatchSizes", "OutboundEvent", "Sink", "SinkRefused"]
 
 
 class Sink(Protocol):
@@ -23,5 +24,36 @@ class Sink(Protocol):
     def ready(self) -> bool:
         """True while a `put` can succeed (used by /readyz)."""
 
-    async def aclose(self) -> None:
-        """Stop accepting, flush within the configured grace, release resources."""
+    async def aclose(self, *, drain: bool = True) -> None:
+        """Stop accepting, flush within the configured grace (none when `drain` is false: telemetry was turned
+        off, and nothing more may be sent), release resources. `start()` may open it again."""
+
+
+# The largest batch a store is asked to have room for, to be ready: what one browser request can hold.
+READY_MAX_EVENTS = 100
+READY_MAX_BYTES = 64 * 1024
+# Before any batch was seen: one event of a usual size.
+FIRST_BATCH_BYTES = 512
+
+
+@dataclasses.dataclass
+class BatchSizes:
+    """How large a batch readiness must find room for: the largest one seen so far (kept or refused for lack of
+    room), at least one event of a usual size, at most what one request can hold. A batch larger than the store's
+    whole bound is left out: it is refused whatever the store holds, and says nothing of the next one.
+
+    So a store is not ready exactly when a batch like the largest it was sent would now be refused."""
+
+    max_events: int
+    max_bytes: int
+    events: int = 1
+    size: int = FIRST_BATCH_BYTES
+
+    def saw(self, events: int, size: int) -> None:
+        if events <= self.max_events and size <= self.max_bytes:
+            self.events = min(READY_MAX_EVENTS, max(self.events, events))
+            self.size = min(READY_MAX_BYTES, max(self.size, size))
+
+    def needed(self) -> tuple[int, int]:
+        """(events, bytes) to have room for, within the store's bounds."""
+        return min(self.events, self.max_events), min(self.size, self.max_bytes)

@@ -90,3 +90,14 @@ def resolve_telemetry(
     return decide_telemetry(
         settings, env, read_cli_config(path), setting_name=setting_name, cli_config_source=str(path)
     )
+
+
+def cli_config_fingerprint(settings: Settings, *, home: Path | None = None) -> tuple[str, int, int, int] | None:
+    """Which CLI config file decides and its (mtime, size, inode), for noticing a change with one `stat`; None
+    when no file is there."""
+    path = cli_config_path(settings, home=home)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino

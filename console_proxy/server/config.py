@@ -64,6 +64,9 @@ def server_options(settings: Settings, log_config: dict[str, Any] | None = None)
         "lifespan": "on",
         "access_log": False,
         "server_header": False,
+        # uvicorn's own proxy headers trust X-Forwarded-For from 127.0.0.1 by default: from every local process.
+        # The app reads them itself, from --forwarded-allow-ips only (asgi/proxy_headers.py).
+        "proxy_headers": False,
         "log_level": "info",
         "log_config": log_config,
         "ws_max_size": WS_MAX_MESSAGE_BYTES,
@@ -79,7 +82,8 @@ def server_options(settings: Settings, log_config: dict[str, Any] | None = None)
 def server_config(app: ASGIApp, settings: Settings, log_config: dict[str, Any] | None = None) -> uvicorn.Config:
     """uvicorn's settings for the standalone server in one process; the protocol is httptools when installed (as
     http "auto" would), with a deadline for each request."""
-    return uvicorn.Config(app, http=timed_protocol(settings.request_timeout_s), **server_options(settings, log_config))
+    http = timed_protocol(settings.request_timeout_s, max_connections=settings.max_connections)
+    return uvicorn.Config(app, http=http, **server_options(settings, log_config))
 
 
 class ListenError(Exception):
@@ -125,12 +129,24 @@ def websocket_supported() -> bool:
     return AutoWebSocketsProtocol is not None
 
 
-def raise_open_files_limit(max_connections: int) -> None:
-    # --max-connections means nothing if the process runs out of descriptors first (a soft limit of 1024 is
-    # common): then accept() fails and asyncio logs each failure.
+def connections_within_open_files(max_connections: int) -> tuple[int, str | None]:
+    """`max_connections`, or less when the process cannot open that many files: the soft limit is raised towards
+    the hard one where allowed, and the cap is what the limit leaves after OTHER_OPEN_FILES. Returns the cap and, when
+    it is below `max_connections`, the line to say so at start.
+
+    --max-connections means nothing if the process runs out of descriptors first (a soft limit of 1024 is common):
+    accept() then fails, connections are reset, and nobody says why."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = max_connections + OTHER_OPEN_FILES
     if soft != resource.RLIM_INFINITY and soft < wanted:
         new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return max_connections, None
+    cap = max(1, soft - OTHER_OPEN_FILES)
+    return cap, (
+        f"connections: --max-connections {max_connections} is more than the open-files limit ({soft}, ulimit -n)"
+        f" allows; at most {cap} at once (raise the limit to allow more)"
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import time
 from typing import Any
 
 import h11
@@ -41,6 +43,34 @@ class _Deadline:
             transport.close()  # nothing logged: a line per slow client is what a flood would feed on
 
 
+# The answer to a connection beyond --max-connections, before anything is read: its descriptor is freed at once.
+_FULL = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# Connections refused for the cap are logged at most this often, with a count.
+CAP_LOG_EVERY_S = 60.0
+
+logger = logging.getLogger("console_proxy")
+
+
+class _CapNotices:
+    """The cap's log line: when it is first hit, then at most once every CAP_LOG_EVERY_S with the count since."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+        self.said_at: float | None = None
+
+    def refused_one(self, cap: int) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if self.said_at is None or now - self.said_at >= CAP_LOG_EVERY_S:
+            logger.warning(
+                "%d connections refused (503, closed at once): %d are open, the cap (--max-connections, within the "
+                "open-files limit)",
+                self.refused,
+                cap,
+            )
+            self.refused, self.said_at = 0, now
+
+
 class RequestDeadline:
     """Mixed in before one of uvicorn's HTTP protocols: a client gets `request_timeout_s` to send a request (headers
     and body), counted from the connection or from the end of the previous response.
@@ -49,9 +79,13 @@ class RequestDeadline:
     (`awaiting_request()`); the deadline is lifted for good when the connection becomes a WebSocket."""
 
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    # Connections beyond this many are answered 503 and closed as soon as they are accepted (None: no cap).
+    max_connections: int | None = None
+    cap_notices: _CapNotices = _CapNotices()
     # The protocol's own attributes, which the mixin reads.
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
+    connections: set[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,6 +99,14 @@ class RequestDeadline:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]  # the protocol's, after this in the MRO
+        cap = self.max_connections
+        if cap is not None and len(self.connections) > cap:
+            # uvicorn's own limit answers 503 only once a request has come in: a connection that sends nothing
+            # would hold its descriptor, and enough of them exhaust the process's. This one is let go now.
+            self.cap_notices.refused_one(cap)
+            self.transport.write(_FULL)  # the protocol's own, set by its connection_made
+            self.transport.close()
+            return
         self._deadline.arm(self.loop, self.request_timeout_s, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -111,7 +153,11 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
     return TimedHttpToolsProtocol
 
 
-def timed_protocol(request_timeout_s: float, *, httptools: bool = True) -> type[asyncio.Protocol]:
-    """The protocol class for uvicorn's `http=`: httptools when installed (what "auto" picks), else h11."""
+def timed_protocol(
+    request_timeout_s: float, *, httptools: bool = True, max_connections: int | None = None
+) -> type[asyncio.Protocol]:
+    """The protocol class for uvicorn's `http=`: httptools when installed (what "auto" picks), else h11; with the
+    request deadline and, given `max_connections`, the cap applied as each connection is accepted."""
     base = (_httptools_protocol() if httptools else None) or TimedH11Protocol
-    return type(base.__name__, (base,), {"request_timeout_s": request_timeout_s})
+    attributes = {"request_timeout_s": request_timeout_s, "max_connections": max_connections}
+    return type(base.__name__, (base,), {**attributes, "cap_notices": _CapNotices()})

@@ -56,6 +56,7 @@ class WorkerConfig(uvicorn.Config):
         super().__init__(WORKER_APP, **options)  # type: ignore[arg-type]
         self._build = build
         self._request_timeout_s = request_timeout_s
+        self._max_connections = self.limit_concurrency
         self._parent = os.getpid()
 
     def load(self) -> None:
@@ -69,7 +70,7 @@ class WorkerConfig(uvicorn.Config):
                 # A worker that cannot build its app (a rules file broken since the start) stops: uvicorn's
                 # supervisor keeps the old workers, or stops the server at start.
                 raise SystemExit(STARTUP_FAILURE) from exc
-            self.http = timed_protocol(self._request_timeout_s)
+            self.http = timed_protocol(self._request_timeout_s, max_connections=self._max_connections)
         super().load()
 
 

@@ -83,7 +83,7 @@ class UnreadySink:
     def ready(self) -> bool:
         return False
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain: bool = True) -> None:
         pass
 
 

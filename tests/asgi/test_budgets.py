@@ -9,7 +9,7 @@ import anyio
 import pytest
 from limits.storage import MemoryStorage
 
-from console_proxy.asgi.budgets import SWEEP_EVERY_S, ClientBudget, SweepingMemoryStorage, client_key
+from console_proxy.asgi.budgets import SWEEP_EVERY_S, ClientBudget, SweepingMemoryStorage, client_key, peer_key
 
 from support.redis_server import RedisServer
 from support.servers import free_port
@@ -39,16 +39,36 @@ def test_hits_start_limits_own_sweep_at_most_once_a_second(monkeypatch: pytest.M
     assert started == [100.0, 101.0, 102.1]
 
 
-def test_client_key_is_the_peer_and_the_origin() -> None:
-    assert client_key(scope()) == "10.0.0.1"
-    assert client_key(scope(origin="http://A.example")) == "10.0.0.1 http://a.example"
+@pytest.mark.parametrize(
+    ("peer", "key"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("127.0.0.1", "loopback"),
+        ("127.0.0.2", "loopback"),
+        ("127.255.3.9", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.5", "loopback"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ("unknown", "unknown"),
+        (None, "unknown"),
+    ],
+)
+def test_a_client_is_its_address_with_every_loopback_address_one(peer: str | None, key: str) -> None:
+    assert peer_key({"type": "http", "headers": [], "client": (peer, 0) if peer else None}) == key
+
+
+def test_client_key_is_the_peer_and_the_origin_decision_never_the_raw_header() -> None:
+    assert client_key(scope(), "-") == "10.0.0.1 -"
+    assert client_key(scope(origin="http://Evil.example:1234"), "self") == "10.0.0.1 self"
+    assert client_key(scope(), None) == "10.0.0.1 foreign"
 
 
 async def test_a_budget_grants_the_burst_then_refuses_with_a_retry_after() -> None:
     budget = ClientBudget(rate=10.0, burst=50)
     assert [await budget.take("a", 20) for _ in range(3)] == [None, None, 2]
     assert await budget.take("b", 20) is None  # another client has its own budget
-    assert await budget.take("a", 0) is None
     assert await ClientBudget(rate=1.0, burst=5).take("c", 100) is None  # a batch over the burst costs the burst
     # ... and waits what the whole burst takes to refill.
     over = ClientBudget(rate=10.0, burst=100)

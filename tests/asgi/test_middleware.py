@@ -395,7 +395,7 @@ class RefusingSink:
     def ready(self) -> bool:
         return True
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain: bool = True) -> None:
         pass
 
 

@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from console_proxy.asgi.hosts import trusted_hosts
-from console_proxy.asgi.origins import allowed_origins, foreign_origin, normalize_origin
+from console_proxy.asgi.origins import (
+    NO_ORIGIN,
+    OWN_ORIGIN,
+    allowed_origins,
+    foreign_origin,
+    normalize_origin,
+    origin_of,
+)
+from console_proxy.asgi.proxy_headers import TrustedProxies, resolve
 from console_proxy.core.settings import Settings
 
 ALLOWED = allowed_origins(["https://console.example.com", "http://localhost:3000"])
@@ -34,6 +42,39 @@ def scope(**headers: str) -> dict[str, object]:
 )
 def test_foreign_origin(headers: dict[str, str], foreign: bool) -> None:
     assert foreign_origin(scope(**headers), ALLOWED) is foreign
+
+
+@pytest.mark.parametrize(
+    ("headers", "decision"),
+    [
+        ({}, NO_ORIGIN),
+        ({"host": "127.0.0.1:9695", "origin": "http://127.0.0.1:9695"}, OWN_ORIGIN),
+        ({"host": "127.0.0.1:1234", "origin": "http://127.0.0.1:1234"}, OWN_ORIGIN),  # any port: the same decision
+        ({"host": "x", "origin": "HTTPS://Console.Example.com:443"}, "https://console.example.com"),
+        ({"host": "127.0.0.1:9695", "origin": "http://evil.example"}, None),
+    ],
+)
+def test_the_origin_decision_is_one_of_few_names_whatever_the_headers_say(
+    headers: dict[str, str], decision: str | None
+) -> None:
+    assert origin_of(scope(**headers), ALLOWED) == decision
+
+
+@pytest.mark.parametrize(
+    ("proto", "origin", "decision"),
+    [
+        ("https", "https://console.example.org", OWN_ORIGIN),
+        ("http", "https://console.example.org", None),  # the proxy says the page was asked for over http
+        ("https", "http://console.example.org", None),
+        (None, "http://console.example.org", OWN_ORIGIN),  # no scheme given: only the host and port count
+    ],
+)
+def test_the_scheme_counts_when_a_trusted_proxy_gave_it(proto: str | None, origin: str, decision: str | None) -> None:
+    headers = {"host": "127.0.0.1:9695", "x_forwarded_host": "console.example.org", "origin": origin}
+    if proto is not None:
+        headers["x_forwarded_proto"] = proto
+    trusted = TrustedProxies.parse(["10.0.0.1"])
+    assert origin_of(resolve(scope(**headers), trusted), ALLOWED) == decision
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ A real local event file under tmp_path is the sink unless a test needs a sink th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -129,7 +130,7 @@ class RefusingSink:
     def ready(self) -> bool:
         return False
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain: bool = True) -> None:
         pass
 
 
@@ -176,3 +177,49 @@ async def test_start_and_stop_are_idempotent_and_a_stopped_runtime_is_not_ready(
     await runtime.stop()
     await runtime.stop()
     assert (runtime.started, runtime.enabled, runtime.ready()) == (False, False, False)
+
+
+async def test_an_opt_out_written_while_running_stops_the_embedder_calls_and_an_opt_in_restarts_them(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"enable_telemetry": false}')
+    settings = Settings(mode="cli", cli_config=config, state_dir=tmp_path / "state", server_uuid=SERVER_UUID)
+    runtime = TelemetryRuntime(settings, env={}, clock=lambda: NOW, home=tmp_path)
+    async with runtime.running():
+        assert runtime.decision_reloader is not None
+        assert await runtime.record_cli_command("hasura version", is_error=False) is None
+        assert not (tmp_path / "state").exists()  # off from the start: not even the state directory
+        config.write_text('{"enable_telemetry": true, "uuid": "22222222-2222-4333-8444-555555555555"}')
+        await runtime.decision_reloader.redecide("test")
+        assert runtime.enabled and await runtime.record_cli_command("hasura version", is_error=False) == Ack(1, 0)
+        assert await runtime.ingest(EVENTS, batch(("Data/SET_TABLE", "/")), client="10.0.0.1") == Ack(1, 0)
+        config.write_text('{"enable_telemetry": false}')
+        await runtime.decision_reloader.redecide("test")
+        assert runtime.sink is None and (runtime.enabled, runtime.upload, runtime.ready()) == (False, False, True)
+        assert await runtime.record_cli_command("hasura version", is_error=False) is None
+        assert await runtime.ingest(EVENTS, batch(("Data/SET_TABLE", "/")), client="10.0.0.1") is None
+    assert [event["cli_uuid"] for event in kept(tmp_path)] == ["22222222-2222-4333-8444-555555555555"] * 2
+
+
+async def test_the_opt_out_is_only_watched_where_the_cli_config_can_decide(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    for settings, env in [
+        (Settings(mode="server", cli_config=config), {}),
+        (Settings(mode="cli", cli_config=config, enable_telemetry=True), {}),
+        (Settings(mode="cli", cli_config=config), {"HASURA_GRAPHQL_ENABLE_TELEMETRY": "false"}),
+    ]:
+        runtime = TelemetryRuntime(dataclasses.replace(settings, state_dir=tmp_path / "state"), env=env)
+        async with runtime.running():
+            assert runtime.decision_reloader is None
+
+
+async def test_empty_and_invalid_batches_are_charged_to_the_client(tmp_path: Path) -> None:
+    async with runtime_for(tmp_path, client_burst=3, client_rate=0.001).running() as runtime:
+        assert await runtime.ingest(EVENTS, b"[]", client="a") == Ack(0, 0)
+        for _ in range(2):
+            with pytest.raises(BatchError):
+                await runtime.ingest(EVENTS, b"{", client="a")
+        with pytest.raises(SinkRefused) as refused:
+            await runtime.ingest(EVENTS, b"{", client="a")
+    assert refused.value.status == 429

@@ -99,6 +99,7 @@ async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
         "console_proxy_events_forwarded_total": 4,
         "console_proxy_events_dead_lettered_total": 1,
         "console_proxy_events_expired_total": 2,
+        "console_proxy_events_lost_total": 0,
         "console_proxy_spool_events": 3,
         "console_proxy_spool_bytes": 300,
         "console_proxy_last_delivery_timestamp_seconds": 1_795_000_000.5,

@@ -197,15 +197,15 @@ async def test_an_unwritable_spool_is_not_ready_and_answers_503(tmp_path: Path, 
 
 async def test_not_ready_while_the_spool_has_no_room_for_a_batch(tmp_path: Path, collector: Collector) -> None:
     collector.down()
-    sink = sink_for(tmp_path, settings_for(collector, spool_max_events=150))
+    sink = sink_for(tmp_path, settings_for(collector, spool_max_events=55))
     await sink.start()
     try:
         assert sink.ready()
         for batch in batches(10, 5):
             await sink.put("console", batch)
-        assert sink.ready()  # 50 spooled: room for a batch of 100
+        assert sink.ready()  # 50 spooled: room for a batch like the largest seen, 5 events
         await sink.put("console", [event(999)])
-        assert not sink.ready()  # 51: a batch of 100 would get 503
+        assert not sink.ready()  # 51: a batch of 5 would get 503
         collector.up()
         await collector.events_soon(51)
         await sink.forwarder.drain()

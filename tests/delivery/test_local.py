@@ -195,7 +195,9 @@ async def test_ready_only_while_the_file_has_room_for_a_batch(tmp_path: Path) ->
     await sink.start()
     assert sink.ready()
     await sink.put("console", [opaque({"pad": "x" * 40 * 1024})])
-    assert not sink.ready()
+    assert sink.ready()  # room for another batch like it
+    await sink.put("console", [opaque({"pad": "x" * 40 * 1024})])
+    assert not sink.ready()  # 80 KiB of 100: a batch like the largest one would be refused
     path.unlink()
     assert sink.ready()
     await sink.aclose()

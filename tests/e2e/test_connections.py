@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import socket
 import statistics
@@ -13,11 +15,13 @@ import httpx
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from websockets.typing import Origin
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
+from console_proxy.server.config import OTHER_OPEN_FILES
 
-from support.servers import serving, uvicorn_server
+from support.servers import serving, start_serve, uvicorn_server
 
 EVENTS = "/_telemetry/v1/events"
 WS = "/_telemetry/v1/ws"
@@ -80,12 +84,14 @@ def _half_open(port: int) -> socket.socket:
     return sock
 
 
-def _handshake(port: int, host: str = "127.0.0.1") -> socket.socket:
-    """A WebSocket handshake on a raw socket (no Origin: not a page); the answer is left to read."""
-    sock = socket.create_connection(("127.0.0.1", port))
+def _handshake(port: int, host: str = "127.0.0.1", *, source: str = "127.0.0.1", origin: str = "") -> socket.socket:
+    """A WebSocket handshake on a raw socket from `source` (no Origin unless given: not a page); the answer is left
+    to read."""
+    sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
     key = base64.b64encode(os.urandom(16)).decode()
+    sent_origin = f"Origin: {origin}\r\n" if origin else ""
     sock.sendall(
-        f"GET {WS} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"GET {WS} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{sent_origin}"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     sock.settimeout(30)
@@ -103,9 +109,43 @@ def _idle_websocket(port: int) -> socket.socket:
     return sock
 
 
+def _answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(1000)
+        assert chunk, answer
+        answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_one_local_process_cannot_take_the_consoles_websocket_slots(tmp_path: Path) -> None:
+    # The defaults: 1,024 WebSockets in all, 64 for one client. Every loopback address is one client.
+    with serving(tmp_path, "--state-dir", str(tmp_path / "state")) as served:
+        port = int(served.base.rsplit(":", 1)[1])
+        held = [_handshake(port, source=f"127.0.0.{2 + i % 8}") for i in range(1024)]
+        try:
+            answers = [_answer(sock) for sock in held]
+            # The console's page (its own Origin) is another client, with slots of its own.
+            url = served.base.replace("http://", "ws://") + WS
+            with websockets.sync.client.connect(url, origin=Origin(served.base)) as console:
+                console.send(json.dumps(BATCH))
+                assert console.recv(timeout=10) == '{"accepted":1,"dropped":0}'
+        finally:
+            for sock in held:
+                sock.close()
+        assert served.stop() == 0
+    opened = answers.count(b"HTTP/1.1 101 Switching Protocols")
+    print(f"1,024 WebSocket handshakes from one local process over 8 source addresses: {opened} opened")
+    assert (opened, answers.count(b"HTTP/1.1 403 Forbidden")) == (64, 1024 - 64)
+    assert served.output().count("WebSocket handshakes refused") == 1
+
+
 def test_a_thousand_half_open_connections_and_idle_websockets_starve_nobody(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    args = ("--state-dir", str(state), "--request-timeout-s", "3", "--max-websockets", str(FLOOD))
+    # One client (every socket comes from loopback) may hold them all here: this is about the global limit.
+    flood = str(FLOOD)
+    args = ["--state-dir", str(state), "--request-timeout-s", "3", "--max-websockets", flood]
+    args += ["--max-websockets-per-client", flood]
     with serving(tmp_path, *args) as served:
         port = int(served.base.rsplit(":", 1)[1])
         half_open = [_half_open(port) for _ in range(FLOOD)]
@@ -166,3 +206,52 @@ def test_readyz_is_not_ready_while_the_local_file_cannot_take_a_batch(tmp_path: 
         assert httpx.get(base + "/readyz").status_code == 200
         assert httpx.post(base + EVENTS, json=big).status_code == 202
     assert codes[0] == 202 and codes[-1] == 503
+
+
+def test_connections_stay_within_the_open_files_limit_and_the_cap_is_said(tmp_path: Path) -> None:
+    # The default --max-connections (2,048) under a limit of 256 open files the process cannot raise.
+    limit = 256
+    args = ("--state-dir", str(tmp_path / "state"), "--request-timeout-s", "3")
+    served = start_serve(tmp_path, *args, wrap=lambda command: ["prlimit", f"--nofile={limit}:{limit}", "--", *command])
+    try:
+        port = int(served.base.rsplit(":", 1)[1])
+        # Connections that send nothing (yet): each holds a descriptor until the request deadline.
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        try:
+            # The refused ones are answered at once; the others have nothing to read until their deadline.
+            full = httpx.get(served.base + "/healthz", timeout=10)
+            answers = []
+            for sock in held:
+                sock.setblocking(False)
+                try:
+                    answers.append(sock.recv(12))
+                except BlockingIOError:
+                    answers.append(b"")  # held open, waiting for its request: within the cap
+            # Cut off by the request deadline, the held ones give their descriptors back.
+            for sock in held:
+                sock.setblocking(True)
+                sock.settimeout(30)
+                with contextlib.suppress(OSError):
+                    while sock.recv(100):
+                        pass
+            after = httpx.get(served.base + "/healthz", timeout=10).status_code
+        finally:
+            for sock in held:
+                sock.close()
+    finally:
+        code = served.stop()
+    output = served.output()
+    cap = limit - OTHER_OPEN_FILES
+    print(
+        f"{answers.count(b'')} connections held, {answers.count(b'HTTP/1.1 503')} refused with 503 under {limit} files"
+    )
+    assert (answers.count(b""), answers.count(b"HTTP/1.1 503"), full.status_code, after, code) == (
+        cap,
+        300 - cap,
+        503,
+        200,
+        0,
+    )
+    assert output.count(f"--max-connections 2048 is more than the open-files limit ({limit}, ulimit -n)") == 1
+    assert output.count("connections refused (503, closed at once)") == 1
+    assert "Too many open files" not in output and "Traceback" not in output

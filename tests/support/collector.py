@@ -207,10 +207,11 @@ def read_metrics(text: str) -> dict[str, float]:
 
 
 def invariant_holds(values: dict[str, float]) -> bool:
-    """accepted = forwarded + spooled + dead_lettered + expired, in one scrape."""
+    """accepted = forwarded + spooled + dead_lettered + expired + lost, in one scrape."""
     return values["console_proxy_events_accepted_total"] == (
         values["console_proxy_events_forwarded_total"]
         + values["console_proxy_spool_events"]
         + values["console_proxy_events_dead_lettered_total"]
         + values["console_proxy_events_expired_total"]
+        + values.get("console_proxy_events_lost_total", 0.0)
     )

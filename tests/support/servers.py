@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -241,10 +241,12 @@ def start_serve(
     python: str = sys.executable,
     host: str = "127.0.0.1",
     port: int | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> ServeProcess:
     """Start `python -m console_proxy serve --port P ARGS...` with stdout and stderr in `tmp/serve.log`.
 
-    `python` is the interpreter to run it with (another virtual environment's, for example).
+    `python` is the interpreter to run it with (another virtual environment's, for example); `wrap` turns the command
+    into the one to run (`support.small_disk.SmallDisk.command`, say).
 
     The environment is `clean_env(tmp, env)`: HOME is `tmp` unless `env` sets it. `host` and `port` (default: a
     free one) are where it listens.
@@ -256,8 +258,9 @@ def start_serve(
     output_path = tmp / "serve.log"
     host_args = [] if host == "127.0.0.1" else ["--host", host]
     with open(output_path, "wb") as out:
+        command = [python, "-m", "console_proxy", "serve", "--port", str(port), *host_args, *args]
         proc = spawn(
-            [python, "-m", "console_proxy", "serve", "--port", str(port), *host_args, *args],
+            wrap(command) if wrap is not None else command,
             env=clean_env(tmp, env),
             stdout=out,
             stderr=subprocess.STDOUT,

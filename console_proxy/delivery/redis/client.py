@@ -188,7 +188,7 @@ def _int(value: Any) -> int:
 
 def read_queue_stats(client: Any, keys: QueueKeys) -> QueueStats:
     """The group's counters, read in one command (they only change inside scripts, so they agree)."""
-    names = ["accepted", "forwarded", "dead_lettered", "expired", "queued", "bytes", "last_delivery_at"]
+    names = ["accepted", "forwarded", "dead_lettered", "expired", "queued", "bytes", "last_delivery_at", "lost"]
     values = dict(zip(names, client.hmget(keys.counters, names), strict=True))
     last = float(values["last_delivery_at"]) if values["last_delivery_at"] is not None else 0.0
     return QueueStats(
@@ -199,6 +199,7 @@ def read_queue_stats(client: Any, keys: QueueKeys) -> QueueStats:
         spooled=_int(values["queued"]),
         spooled_bytes=_int(values["bytes"]),
         last_delivery_at=last or None,
+        lost=_int(values["lost"]),
     )
 
 

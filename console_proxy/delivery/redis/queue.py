@@ -30,6 +30,7 @@ from console_proxy.delivery.redis.client import (
     read_queue_stats,
     sync_client,
 )
+from console_proxy.delivery.sink import BatchSizes
 
 logger = logging.getLogger("console_proxy")
 
@@ -48,8 +49,12 @@ def _consumer_name() -> str:
 
 
 # How often a process looks at the shared queue for work other processes accepted (or left behind), renews
-# its claims, and retries a Redis that went away.
+# its claims, retries a Redis that went away, and sees whether Redis lost its data.
 POLL_INTERVAL_S = 0.5
+# While Redis keeps nothing (appendonly no), it is said again this often.
+PERSISTENCE_EVERY_S = 600.0
+# The counters read at each poll: the last reading is what a Redis that lost its data is restored from.
+_COUNTERS = ("accepted", "forwarded", "dead_lettered", "expired", "lost", "queued", "bytes")
 
 
 class RedisQueue:
@@ -72,9 +77,16 @@ class RedisQueue:
         prefix: str | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval_s: float = POLL_INTERVAL_S,
+        persistence_every_s: float = PERSISTENCE_EVERY_S,
     ) -> None:
         self.url = url
         self.poll_interval_s = poll_interval_s
+        self.persistence_every_s = persistence_every_s
+        self._persistence_said_at = time.monotonic()
+        # The queue's epoch as this process last saw it, and the counters then (docs/delivery.md, "Redis that
+        # keeps nothing").
+        self._epoch: str | None = None
+        self._last: dict[str, int] = {}
         self.keys = queue_keys(prefix)
         self.consumer = _consumer_name()
         self._max_events = max_events
@@ -94,6 +106,7 @@ class RedisQueue:
         self.unclaimed = 0
         self.depth = 0
         self.writable = False
+        self._sizes = BatchSizes(max_events, max_bytes)
         self._down = False
         self.durability: str | None = None
 
@@ -104,7 +117,7 @@ class RedisQueue:
         queue unavailable (`writable` false) until `poll()` reaches it. Raises QueueError for a Redis without
         appendonly when `require_aof`."""
         self._client = async_client(self.url)
-        for name in ("PUT", "CLAIM", "FINISH", "ACK_NEXT", "SPLIT", "EXPIRE", "TOUCH", "LEAVE"):
+        for name in ("PUT", "CLAIM", "FINISH", "ACK_NEXT", "SPLIT", "EXPIRE", "TOUCH", "LEAVE", "EPOCH"):
             self._scripts[name] = self._client.register_script(getattr(redis_scripts, name))
         try:
             await self._connect()
@@ -123,14 +136,12 @@ class RedisQueue:
 
     async def _connect(self) -> None:
         line, aof = await durability_line(self._client, self.url)
-        if self.durability != line:
-            # Where a Redis crash or restart can lose acknowledged events, that is a warning, not news.
-            logger.log(logging.INFO if loses_nothing(line) else logging.WARNING, "%s", line)
-            self.durability = line
+        self._say_durability(line, aof, again=False)
         if self._require_aof and not aof:
             raise QueueError(f"--queue-require-aof: {line}")
         await self._ensure_group()
         await self._run("TOUCH", self.consumer, self._lease_ms)  # listed in the group from the start
+        await self._check_epoch()
         if self._down:
             logger.warning("redis queue reachable again")
         self._down = False
@@ -180,6 +191,7 @@ class RedisQueue:
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
         """Append the events to the stream before returning, or raise SinkRefused; never partially."""
         texts = [encode_event(event) for event in events]
+        self._sizes.saw(len(texts), sum(len(text) for text in texts))
         try:
             reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *texts)
         except REDIS_ERRORS as exc:
@@ -188,6 +200,9 @@ class RedisQueue:
             ) from exc
         if not reply[2]:
             raise SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S)
+        # The last reading keeps up with this process's own puts, so that a loss right after them is counted whole.
+        self._last["accepted"] = self._last.get("accepted", 0) + len(texts)
+        self._last["queued"] = int(reply[0])
 
     async def claim(self, max_events: int) -> Batch | None:
         """A batch this consumer holds, else one a dead consumer held (same batch_id), else a new one; or None."""
@@ -252,8 +267,12 @@ class RedisQueue:
         if not self.writable:
             await self._connect()
         reply = await self._run("TOUCH", self.consumer, self._lease_ms)
-        queued, size = await self._client.hmget(self.keys.counters, ["queued", "bytes"])
-        self._queued, self._bytes = int(queued or 0), int(size or 0)
+        await self._check_epoch()
+        values = await self._client.hmget(self.keys.counters, list(_COUNTERS))
+        self._last = {name: int(value or 0) for name, value in zip(_COUNTERS, values, strict=True)}
+        self._queued, self._bytes = self._last["queued"], self._last["bytes"]
+        if time.monotonic() - self._persistence_said_at >= self.persistence_every_s:
+            self._say_durability(*await durability_line(self._client, self.url), again=True)
         pending = await self._client.xpending_range(
             self.keys.stream, GROUP, min="-", max="+", count=1, idle=self._lease_ms
         )
@@ -261,10 +280,48 @@ class RedisQueue:
         self._hint()
         return int(reply[1]) > 0 or self._orphans
 
+    def _say_durability(self, line: str, aof: bool, *, again: bool) -> None:
+        """The persistence line: once when it changes, and again every `persistence_every_s` while Redis keeps
+        nothing, as a warning (a restart then loses every queued event)."""
+        keeps_nothing = not aof and "persistence unknown" not in line
+        if self.durability != line or (again and keeps_nothing):
+            if keeps_nothing:
+                minutes = self.persistence_every_s / 60
+                logger.warning("%s (said again every %g minutes while it is so)", line, minutes)
+            else:
+                # Where a Redis crash or restart can lose acknowledged events, that is a warning, not news.
+                logger.log(logging.INFO if loses_nothing(line) else logging.WARNING, "%s", line)
+            self.durability = line
+        if again or keeps_nothing:
+            self._persistence_said_at = time.monotonic()
+
+    async def _check_epoch(self) -> None:
+        """Whether Redis lost the queue since the last poll: its epoch gone. Then the counters are added back from
+        the last reading and what was queued is counted as lost (by the first process to see it), and said once."""
+        last = [self._last.get(name, 0) for name in _COUNTERS[:6]]
+        reply = await self._run("EPOCH", new_id(), self._epoch or "", *last)
+        state, epoch, lost = int(reply[2]), reply[3].decode(), int(reply[4])
+        if state == 2:
+            logger.error(
+                "the redis queue lost its data (a restart without persistence, or a flush): %d accepted events that "
+                "were queued are gone, counted as lost",
+                lost,
+            )
+        elif state == 1 and self._epoch is not None:
+            logger.error(
+                "the redis queue lost its data (a restart without persistence, or a flush); another process counted "
+                "what was queued as lost"
+            )
+        self._epoch = epoch
+
     def has_room(self, events: int, size: int) -> bool:
         """Room in the group's queue for `events` more events of `size` bytes, by the last reading (refreshed
         twice a second by `poll()`; a hint for /readyz)."""
         return self._queued + events <= self._max_events and self._bytes + size <= self._max_bytes
+
+    def ready(self) -> bool:
+        """Reachable, and room in the group's queue for a batch like the largest this process was sent."""
+        return self.writable and self.has_room(*self._sizes.needed())
 
     def stats(self) -> QueueStats:
         """The group's counters in one reading (a single HMGET), from any thread (used at each scrape)."""
@@ -313,7 +370,8 @@ class RedisQueue:
             if "NOGROUP" not in str(exc):
                 raise
             # The stream (and so the group) is gone: a Redis restarted without persistence, or flushed.
-            logger.error("the redis queue's consumer group was gone (redis lost its data?); created it again")
+            # The stream (and so the group) is gone: _check_epoch says what was lost, once; this is not news.
+            logger.info("the redis queue's consumer group was missing; created it again")
             await self._ensure_group()
             reply = await self._scripts[script](keys=keys, args=argv)
         self._queued, self.unclaimed = int(reply[0]), max(0, int(reply[1]))

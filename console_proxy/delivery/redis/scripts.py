@@ -359,3 +359,32 @@ end
 return hints(0)
 """
 )
+
+# The queue's epoch: a random id in the counters hash. When it is gone, Redis lost the hash (a restart without
+# persistence, a flush): the counters are added back from the caller's last reading, and what was queued then is
+# counted as lost, once per lost epoch whichever process sees it first.
+# ARGV: P, G, new epoch, known epoch ('' for none), last accepted, forwarded, dead_lettered, expired, lost, queued
+# -> {queued, unclaimed, 0 unchanged | 1 adopted | 2 restored, epoch, lost now}
+EPOCH = (
+    _HEADER
+    + """
+local known = ARGV[4]
+local cur = redis.call('HGET', C, 'epoch')
+if cur and cur == known then return hints(0, cur, 0) end
+if not cur then
+  cur = ARGV[3]
+  redis.call('HSET', C, 'epoch', cur)
+end
+if known ~= '' and redis.call('HGET', C, 'restored_from') ~= known then
+  redis.call('HSET', C, 'restored_from', known)
+  redis.call('HINCRBY', C, 'accepted', tonumber(ARGV[5]))
+  redis.call('HINCRBY', C, 'forwarded', tonumber(ARGV[6]))
+  redis.call('HINCRBY', C, 'dead_lettered', tonumber(ARGV[7]))
+  redis.call('HINCRBY', C, 'expired', tonumber(ARGV[8]))
+  local lost = tonumber(ARGV[9]) + tonumber(ARGV[10])
+  redis.call('HINCRBY', C, 'lost', lost)
+  return hints(2, cur, lost)
+end
+return hints(1, cur, 0)
+"""
+)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +34,19 @@ INSERT OR IGNORE INTO counters VALUES ('accepted', 0), ('forwarded', 0), ('dead_
 """
 # Spool files written before batches carried a topic: every event in them was a console event.
 _TOPIC_COLUMN = "ALTER TABLE {table} ADD COLUMN topic TEXT NOT NULL DEFAULT 'console'"
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back when the body (or the commit) raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
@@ -148,12 +163,6 @@ def migrate(conn: sqlite3.Connection) -> None:
     ]
     if not missing:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         for table in missing:
             conn.execute(_TOPIC_COLUMN.format(table=table))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

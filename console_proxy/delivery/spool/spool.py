@@ -7,9 +7,7 @@ import contextlib
 import functools
 import itertools
 import logging
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -19,14 +17,10 @@ from console_proxy.core.errors import SinkRefused
 from console_proxy.core.events import OutboundEvent, encode_envelope, encode_events, new_id
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, Batch
-from console_proxy.delivery.spool.db import (
-    SPOOL_FILE_NAME,
-    connect,
-    lock_spool,
-    open_spool,
-    read_spool_stats,
-    read_stats,
-)
+from console_proxy.delivery.sink import BatchSizes
+from console_proxy.delivery.spool.db import SPOOL_FILE_NAME, read_spool_stats, transaction
+from console_proxy.delivery.spool.files import SpoolFile
+from console_proxy.delivery.spool.held import Held, HeldClaims, no_room
 from console_proxy.delivery.spool.thread import Job, SpoolThread, settle
 
 __all__ = ["SPOOL_FILE_NAME", "Spool", "read_spool_stats"]
@@ -43,10 +37,8 @@ _CLAIM = (
     "AND topic = (SELECT topic FROM events WHERE batch_id IS NULL ORDER BY seq LIMIT 1) ORDER BY seq LIMIT ?)"
 )
 _INSERT_EVENT = "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) VALUES (?, ?, ?, ?, ?)"
-
-
-def _gone() -> SinkRefused:
-    return SinkRefused("spool is missing", label="spool_missing", retry_after=QUEUE_RETRY_AFTER_S)
+# While claims are held in memory (a full disk), writing them to the file is tried at most this often.
+RECORD_EVERY_S = 1.0
 
 
 def _closed() -> SinkRefused:
@@ -54,7 +46,10 @@ def _closed() -> SinkRefused:
 
 
 class Spool:
-    """A bounded durable queue. Every SQLite call runs in one dedicated thread; the async methods wait on it."""
+    """A bounded durable queue. Every SQLite call runs in one dedicated thread; the async methods wait on it.
+
+    When the file has no room to record a claim or an answer (a full disk), forwarding goes on with them held in
+    memory (`held.HeldClaims`) until they can be written."""
 
     def __init__(
         self, path: Path, *, max_events: int, max_bytes: int, max_age_s: float, clock: Callable[[], float] = time.time
@@ -64,22 +59,27 @@ class Spool:
         self._max_bytes = max_bytes
         self._max_age_s = max_age_s
         self._clock = clock
+        self._file = SpoolFile(path)
         self._thread: SpoolThread[list[Row]] = SpoolThread(
-            "console-proxy-spool", put_group=self._put_group, on_exit=self._close_files
+            "console-proxy-spool", put_group=self._put_group, on_exit=self._file.close
         )
-        self._conn: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._reader_lock = threading.Lock()
-        self._lock_fd: int | None = None
-        # (st_dev, st_ino) of the file opened; None before the first open. Puts check that the path still names it.
-        self._file_id: tuple[int, int] | None = None
         # Only the spool thread writes these; other threads read them as hints.
         self.depth = 0
         self.unclaimed = 0
         self._claim_size = 0  # the forwarder's batch size, from its last claim: what an ack claims next
         self._preclaimed: str | None = None  # the batch an ack claimed, not yet returned by claim()
         self.bytes = 0
-        self.writable = False
+        self._held = HeldClaims()
+        self._record_tried_at = -RECORD_EVERY_S
+        self._sizes = BatchSizes(max_events, max_bytes)
+
+    @property
+    def writable(self) -> bool:
+        return self._file.writable
+
+    @writable.setter
+    def writable(self, value: bool) -> None:
+        self._file.writable = value
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -102,6 +102,7 @@ class Spool:
             (event["event_id"], text, size, topic, now)
             for event, (text, size) in zip(events, encode_events(events), strict=True)
         ]
+        self._sizes.saw(len(rows), sum(row[2] for row in rows))
         await self._thread.put(rows, closed=_closed)
 
     async def claim(self, max_events: int) -> Batch | None:
@@ -111,11 +112,11 @@ class Spool:
 
     async def ack(self, batch_id: str) -> int:
         """The collector took the batch: delete its events and count them forwarded."""
-        return await self._call(functools.partial(self._do_ack, batch_id))
+        return await self._call(functools.partial(self._finish, batch_id, "forwarded", 0))
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its events to the dead-letter table."""
-        return await self._call(functools.partial(self._do_dead_letter, batch_id, status))
+        return await self._call(functools.partial(self._finish, batch_id, "dead_lettered", status))
 
     async def split(self, batch_id: str) -> None:
         """Claim the events of a batch as two batches of their own (new ids), first half first."""
@@ -129,10 +130,7 @@ class Spool:
         """A consistent reading in one read transaction, from any thread (used at each metrics scrape).
 
         Read-only: a scrape never creates a spool file (sqlite3.Error when there is none)."""
-        with self._reader_lock:
-            if self._reader is None:
-                self._reader = connect(self.path, readonly=True)
-            return read_stats(self._reader)
+        return self._held.counted(self._file.read_stats())
 
     kept_where = "spooled for the next start"
 
@@ -140,7 +138,14 @@ class Spool:
         return []  # its figures are all in stats()
 
     async def watch(self, wake: Callable[[], None], sleep: Callable[[float], Awaitable[None]]) -> None:
-        return  # one process owns the file: nothing arrives that the forwarder was not woken for
+        """While claims and answers are held in memory (a full disk), try to write them every RECORD_EVERY_S: the
+        forwarder may have nothing left to send that would try. One process owns the file, so nothing else
+        arrives that the forwarder was not woken for."""
+        while True:
+            await sleep(RECORD_EVERY_S)
+            if self._held.active:
+                with contextlib.suppress(SinkRefused, sqlite3.Error):
+                    await self._call(functools.partial(self._record_held, None, now=True))
 
     def has_room(self, events: int, size: int) -> bool:
         """Room for `events` more events of `size` bytes in all, by the last known depth (a hint for /readyz)."""
@@ -148,77 +153,36 @@ class Spool:
 
     def intact(self) -> bool:
         """The path still names the file this spool opened (a hint for /readyz, from any thread)."""
-        return self._file_id is None or self._current_file_id() == self._file_id
+        return self._file.intact()
 
-    def _drop_reader(self) -> None:
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+    def can_take(self, events: int, size: int) -> bool:
+        """Whether a batch of `events` events and `size` bytes would be taken now (for /readyz, from any thread):
+        room within the bounds, and the file fit for writing it (`SpoolFile.fit_for`); not while what was
+        delivered cannot even be removed."""
+        return self.has_room(events, size) and not self._held.done and self._file.fit_for(size)
+
+    def ready(self) -> bool:
+        """Whether a batch like the largest this spool was sent would be taken now (`can_take`)."""
+        return self.can_take(*self._sizes.needed())
 
     async def _call(self, run: Callable[[], R]) -> R:
-        return await self._thread.call(run, closed=_closed)
+        return await self._thread.call(functools.partial(self._guarded, run), closed=_closed)
 
     # ---- on the spool thread ---------------------------------------------------------------------------------
 
-    def _close_files(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-        self._drop_reader()
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._do_open()
-        assert self._conn is not None
-        return self._conn
-
-    def _current_file_id(self) -> tuple[int, int] | None:
+    def _guarded(self, run: Callable[[], R]) -> R:
+        """`run()` once the side files are fit for SQLite (SinkRefused otherwise); they are looked at again after."""
+        self._file.guard()
         try:
-            named = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return named.st_dev, named.st_ino
-
-    def _check_file(self) -> None:
-        """Before a put: the path must still name the file this spool wrote, or nothing is acknowledged.
-
-        A deleted spool is not re-created behind the operator's back (503 until it is back, or a restart); a
-        replaced one is opened in its place."""
-        if self._conn is None or self._file_id is None or self._current_file_id() == self._file_id:
-            return
-        logger.error("spool %s was deleted or replaced while open; batches are refused until it is back", self.path)
-        self._drop_reader()
-        # SQLite does not delete the -wal of a file renamed while open, and would replay its frames into whatever
-        # file is opened at the path next. Checkpoint them into the file they belong to (its inode is still open)
-        # and leave an empty -wal behind.
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._conn.close()
-        self._conn = None
-        self.writable = False
-        raise _gone()
+            return run()
+        finally:
+            self._file.seen()
 
     def _do_open(self) -> None:
-        if self._file_id is not None and not self.path.exists():
-            self.writable = False
-            raise _gone()  # was open, then deleted: never quietly start an empty spool in its place
-        try:
-            if self._lock_fd is None:
-                self._lock_fd = lock_spool(self.path)
-            self._conn = open_spool(self.path)
-            self._file_id = self._current_file_id()
-        except (sqlite3.Error, OSError) as exc:
-            self.writable = False
-            logger.error("spool %s cannot be opened: %s", self.path, exc)
-            raise SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=QUEUE_RETRY_AFTER_S) from exc
-        self._drop_reader()
-        self.depth, self.bytes = self._conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
-        (self.unclaimed,) = self._conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
-        self.writable = True
+        conn = self._file.open()
+        self.depth, self.bytes = conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
+        (self.unclaimed,) = conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
+        self._file.cleared()
 
     def _put_group(self, puts: list[Job[list[Row]]]) -> None:
         depth, size = self.depth, self.bytes
@@ -226,8 +190,9 @@ class Spool:
         refused: list[concurrent.futures.Future[Any]] = []
         accepted: list[list[Row]] = []
         try:
-            self._check_file()
-            conn = self._db()
+            self._file.guard()
+            self._file.check_file()
+            conn = self._file.db()
             for put in puts:
                 rows = put.put or []
                 need = sum(row[2] for row in rows)
@@ -237,35 +202,47 @@ class Spool:
                 accepted.append(rows)
                 depth, size = depth + len(rows), size + need
                 taken.append(put.future)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 # One statement for the whole group, prepared once and run for every row.
                 conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(accepted))
                 added = depth - self.depth
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = 'accepted'", (added,))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except (sqlite3.Error, OSError, SinkRefused) as exc:
-            self.writable = False
-            refusal = exc if isinstance(exc, SinkRefused) else None
-            if refusal is None:
-                logger.error("spool %s is unwritable: %s", self.path, exc)
-                refusal = SinkRefused("spool is unwritable", label="spool_unwritable", retry_after=QUEUE_RETRY_AFTER_S)
+            refusal = exc if isinstance(exc, SinkRefused) else self._file.failed(exc, "put")
             for put in puts:
                 settle(put.future, error=refusal.copy())
             return
+        finally:
+            self._file.seen()
         self.unclaimed += depth - self.depth
-        self.depth, self.bytes, self.writable = depth, size, True
+        self.depth, self.bytes = depth, size
+        self._file.cleared()
         for future in taken:
             settle(future, None)
         for future in refused:
             settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S))
 
     def _do_claim(self, max_events: int) -> Batch | None:
-        conn = self._db()
+        conn = self._file.db()
+        self._record_held(conn)
+        if self._held.active:
+            return self._claim_held(conn, max_events)
+        try:
+            return self._claim_in_file(conn, max_events)
+        except sqlite3.OperationalError as exc:
+            if not no_room(exc):
+                raise
+            self._hold(exc)
+            return self._claim_held(conn, max_events)
+
+    def _claim_held(self, conn: sqlite3.Connection, max_events: int) -> Batch | None:
+        before = set(self._held.held)
+        batch = self._held.claim(conn, max_events)
+        if batch is not None and batch.batch_id in self._held.held and batch.batch_id not in before:
+            self.unclaimed -= batch.count  # claimed now, in memory
+        return batch
+
+    def _claim_in_file(self, conn: sqlite3.Connection, max_events: int) -> Batch | None:
         if self._preclaimed is not None and max_events != self._claim_size:
             # An ack claimed it for a batch of another size, and nothing was sent under it: let it go.
             released = conn.execute("UPDATE events SET batch_id = NULL WHERE batch_id = ?", (self._preclaimed,))
@@ -288,6 +265,62 @@ class Spool:
         body = encode_envelope(topic, batch_id, (text for _, text in rows))
         return Batch(batch_id=batch_id, topic=topic, count=len(rows), body=body)
 
+    def _hold(self, exc: BaseException) -> None:
+        """The file has no room to record a claim or an answer: from now on they are held in memory."""
+        self._file.writable, self._file.failure = False, "room"
+        logger.error(
+            "spool %s: the disk is full (%s); forwarding goes on with its claims and deliveries held in memory until "
+            "they can be written (a restart before then sends those events again, with the same event_ids)",
+            self.path,
+            exc,
+        )
+
+    def _record_held(self, conn: sqlite3.Connection | None, *, now: bool = False) -> None:
+        """Try to write what is held (at most once every RECORD_EVERY_S unless `now`); once it is, the spool is
+        back to recording everything in the file."""
+        held = self._held
+        if not held.active or (not now and time.monotonic() - self._record_tried_at < RECORD_EVERY_S):
+            return
+        self._record_tried_at = time.monotonic()
+        try:
+            removed = held.record(conn if conn is not None else self._file.db())
+        except sqlite3.Error:
+            return
+        # The batches held in memory are claimed in the file now; their events were already off `unclaimed`.
+        self._file.cleared()
+        logger.warning("spool %s: the disk has room again; %d delivered events left the file", self.path, removed)
+
+    def _finish(self, batch_id: str, counter: str, status: int) -> int:
+        """The collector answered the batch: its events leave the queue, counted under `counter`."""
+        conn = self._file.db()
+        held = self._held
+        if batch_id in held.held:
+            return self._finish_held(conn, held.held[batch_id], counter, status)
+        if counter == "forwarded":
+            remove = functools.partial(self._remove, "batch_id = ?", (batch_id,), counter, claim_next=self._claim_size)
+        else:
+            copy = (
+                "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at, topic) "
+                "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ?, topic FROM events WHERE batch_id = ?"
+            )
+            args = (status, self._clock(), batch_id)
+            remove = functools.partial(self._remove, "batch_id = ?", (batch_id,), "dead_lettered", copy, args)
+        try:
+            return remove()
+        except sqlite3.OperationalError as exc:
+            if not no_room(exc):
+                raise
+            if not held.active:
+                self._hold(exc)
+            return self._finish_held(conn, held.adopt(conn, batch_id), counter, status)
+
+    def _finish_held(self, conn: sqlite3.Connection, batch: Held, counter: str, status: int) -> int:
+        n = self._held.finish(batch, counter, status, self._clock())
+        self.depth -= n
+        self.bytes -= batch.size
+        self._record_held(conn)
+        return n
+
     def _remove(
         self,
         where: str,
@@ -297,10 +330,9 @@ class Spool:
         extra_args: tuple[Any, ...] = (),
         claim_next: int = 0,
     ) -> int:
-        conn = self._db()
+        conn = self._file.db()
         claimed, preclaimed = 0, None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             if extra is not None:
                 conn.execute(extra, extra_args)
             n, size, unclaimed = conn.execute(
@@ -315,46 +347,43 @@ class Spool:
                 # the next claim() finds it claimed and only reads it.
                 preclaimed = new_id()
                 claimed = conn.execute(_CLAIM, (preclaimed, claim_next)).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.depth -= n
         self.bytes -= size
         self.unclaimed -= unclaimed + claimed
         if claimed:
             self._preclaimed = preclaimed
-        self.writable = True
+        self._file.cleared()
         return int(n)
 
-    def _do_ack(self, batch_id: str) -> int:
-        return self._remove("batch_id = ?", (batch_id,), "forwarded", claim_next=self._claim_size)
-
-    def _do_dead_letter(self, batch_id: str, status: int) -> int:
-        copy = (
-            "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at, topic) "
-            "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ?, topic FROM events WHERE batch_id = ?"
-        )
-        return self._remove("batch_id = ?", (batch_id,), "dead_lettered", copy, (status, self._clock(), batch_id))
-
     def _do_split(self, batch_id: str) -> None:
-        conn = self._db()
+        conn = self._file.db()
+        held = self._held
+        if batch_id in held.held:
+            held.split(held.held[batch_id])
+            return
         seqs = [seq for (seq,) in conn.execute("SELECT seq FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,))]
         half = (len(seqs) + 1) // 2
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for part in (seqs[:half], seqs[half:]):
-                if part:
-                    conn.execute(
-                        "UPDATE events SET batch_id = ? WHERE batch_id = ? AND seq BETWEEN ? AND ?",
-                        (new_id(), batch_id, part[0], part[-1]),
-                    )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            with transaction(conn):
+                for part in (seqs[:half], seqs[half:]):
+                    if part:
+                        conn.execute(
+                            "UPDATE events SET batch_id = ? WHERE batch_id = ? AND seq BETWEEN ? AND ?",
+                            (new_id(), batch_id, part[0], part[-1]),
+                        )
+        except sqlite3.OperationalError as exc:
+            if not no_room(exc):
+                raise
+            if not held.active:
+                self._hold(exc)
+            held.split(held.adopt(conn, batch_id))
 
     def _do_expire(self) -> int:
-        return self._remove("enqueued_at < ?", (self._clock() - self._max_age_s,), "expired")
+        if self._held.active:
+            return 0  # nothing can be removed now; they expire once the disk has room
+        try:
+            return self._remove("enqueued_at < ?", (self._clock() - self._max_age_s,), "expired")
+        except sqlite3.OperationalError as exc:
+            if not no_room(exc):
+                raise
+            return 0
