@@ -8,6 +8,8 @@ standing in for Docker's) to 127.0.0.1 and 127.0.0.2, where the two gates listen
 from __future__ import annotations
 
 import json
+import random
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -111,3 +113,41 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition never held"
         time.sleep(0.05)
+
+
+@contextmanager
+def client_addresses(count: int) -> Iterator[list[str]]:
+    """Addresses on the loopback interface that are not loopback addresses, as clients elsewhere have: the gate
+    counts all of 127.0.0.0/8 as one client, however a trusted proxy names them. Random in 198.18.0.0/15 (the
+    benchmarking range), so that two suites running at once do not share them; root adds them (CI runs as root)."""
+    base = random.randrange(1, 250)
+    addresses = [f"198.18.{base}.{10 + n}" for n in range(count)]
+    added: list[str] = []
+    try:
+        for address in addresses:
+            done = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, text=True)
+            assert done.returncode == 0, f"adding a test address to lo needs root: {done.stderr.strip()}"
+            added.append(address)
+        yield addresses
+    finally:
+        for address in added:
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
+
+
+def test_clients_behind_nginx_get_their_own_budgets(
+    tmp_path: Path, redis_server: RedisServer, collector: Collector
+) -> None:
+    # The gates trust nginx (its connections come from 127.0.0.1) to say who the client is: X-Forwarded-For.
+    budget = ("--client-burst", "3", "--client-rate", "0.01", "--forwarded-allow-ips", "127.0.0.1")
+    with deployment(tmp_path, redis_server, collector, *budget) as (port, _gates):
+        public = f"http://127.0.0.1:{port}"
+
+        def client(address: str) -> httpx.Client:
+            return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10.0)
+
+        with client_addresses(2) as (one, two), client(one) as first, client(two) as second:
+            assert first.post(public + EVENTS, json=batch("A/ONE", "A/TWO", "A/THREE")).status_code == 202
+            over = first.post(public + EVENTS, json=batch("A/FOUR"))
+            assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
+            # Another client behind the same nginx still has its whole budget.
+            assert second.post(public + EVENTS, json=batch("B/ONE", "B/TWO", "B/THREE")).status_code == 202
