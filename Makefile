@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,redis,collector]'
+	$(BIN)/pip install --quiet -e '.[test,redis,collector,tls]'
 
 run: install console
 	$(BIN)/console-proxy serve $(RUN_ARGS)

@@ -17,21 +17,32 @@ WS_TRY_AGAIN_LATER = 1013
 REFUSAL_LOG_EVERY_S = 60.0
 
 
+def _local_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 class WebSocketLimits:
     """Refuse a WebSocket handshake while `max_websockets` are open, and close one that sends nothing for
-    `idle_s` seconds (a console reconnects when it has something to say). HTTP passes straight through."""
+    `idle_s` seconds (a console reconnects when it has something to say). HTTP passes straight through, and so do
+    WebSockets on paths other than `paths` (None: every path), such as GraphQL subscriptions relayed to Hasura,
+    which may be silent for hours."""
 
-    def __init__(self, app: ASGIApp, *, max_websockets: int, idle_s: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_websockets: int, idle_s: float, paths: frozenset[str] | None = None
+    ) -> None:
         self.app = app
         self.max_websockets = max_websockets
         self.idle_s = idle_s
+        self.paths = paths
         # Shared by every connection: the count is the point.
         self.open = 0
         self._refused = 0
         self._refusal_logged_at = -REFUSAL_LOG_EVERY_S
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] != "websocket" or (self.paths is not None and _local_path(scope) not in self.paths):
             await self.app(scope, receive, send)
             return
         if self.open >= self.max_websockets:

@@ -278,4 +278,56 @@ OPTIONS: tuple[Option, ...] = (
         defaults.DEFAULT_LOG_FORMAT,
         values.log_format,
     ),
+    Option(
+        "ssl_certfile",
+        "FILE",
+        "Serve HTTPS with this certificate (PEM, its chain after it), as uvicorn's --ssl-certfile.",
+        "none: plain HTTP",
+        values.existing_file,
+    ),
+    Option(
+        "ssl_keyfile",
+        "FILE",
+        "The certificate's private key (PEM), when --ssl-certfile does not hold it.",
+        "none",
+        values.existing_file,
+    ),
+    Option(
+        "hasura_url",
+        "URL",
+        "Reverse-proxy mode: relay every request but the gate's own to this Hasura server, published in its place.",
+        "none: serve the console's static files (--static)",
+        values.http_url,
+    ),
+    Option(
+        "public_url",
+        "URL",
+        "The gate's URL as browsers reach it (behind TLS or another proxy): put in console pages and scripts, and a"
+        " Host name the server answers.",
+        "none: the scheme and Host of each request",
+        values.public_url,
+    ),
+    Option(
+        "gate_decides_console",
+        "BOOL",
+        "Reverse-proxy mode: the gate's decision alone sets the console's window.__env.enableTelemetry (for a"
+        " Hasura run with HASURA_GRAPHQL_ENABLE_TELEMETRY=false to stop its own egress).",
+        "false: on only when the gate's decision and Hasura's page both say on",
+        values.boolean,
+    ),
+    Option(
+        "hasura_connect_s",
+        "SECONDS",
+        "Reverse-proxy mode: longest wait for Hasura to take a connection; then 504.",
+        str(defaults.DEFAULT_HASURA_CONNECT_S),
+        lambda raw: values.seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "hasura_read_s",
+        "SECONDS",
+        "Reverse-proxy mode: longest wait for each read from Hasura, then 504 (0: none; migrations, pg_dump and"
+        " large run_sql results take their time).",
+        "0: none",
+        lambda raw: values.seconds(raw, zero_ok=True) or None,
+    ),
 )

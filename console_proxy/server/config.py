@@ -73,6 +73,11 @@ def server_options(settings: Settings, log_config: dict[str, Any] | None = None)
         "ws_ping_interval": WS_PING_INTERVAL_S,
         "ws_ping_timeout": WS_PING_TIMEOUT_S,
         "workers": settings.workers,
+        "ssl_certfile": settings.ssl_certfile,
+        "ssl_keyfile": settings.ssl_keyfile,
+        # Relaying to Hasura, the gate extends X-Forwarded-For with the peer itself: uvicorn must not replace the
+        # peer with what a (loopback) client claims in that header.
+        "proxy_headers": settings.hasura_url is None,
     }
 
 
