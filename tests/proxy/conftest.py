@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 
 from console_proxy.asgi.app import create_app
 from console_proxy.core.settings import Settings
 
-from support.hasura_standin import StandIn, serve_standin
+from support.hasura_standin import Relayed, StandIn, Start, serve_standin
 from support.servers import uvicorn_server
 
 SERVER_UUID = "11111111-2222-4333-8444-555555555555"
-
-
-@dataclasses.dataclass
-class Relayed:
-    standin: StandIn
-    hasura: str
-    gate: str
-    app: Starlette
-
-
-Start = Callable[..., contextlib.AbstractContextManager[Relayed]]
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import httpx
 import pytest
 
 from support import standin_console
-from support.hasura_standin import CHUNK, StandIn
-
-from .conftest import Start
+from support.hasura_standin import CHUNK, StandIn, Start
 
 LITERAL = standin_console.TELEMETRY_LITERAL.encode()
 MARKER = b"data-console-proxy"

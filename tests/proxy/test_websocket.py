@@ -11,9 +11,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from console_proxy.proxy.websocket import sendable
 
+from support.hasura_standin import Start
 from support.standin_console import ADMIN_SECRET
-
-from .conftest import Start
 
 INIT = {"type": "connection_init", "payload": {"headers": {"x-hasura-admin-secret": ADMIN_SECRET}}}
 
@@ -67,9 +66,8 @@ def test_hasuras_close_code_and_reason_reach_the_client(relayed: Start) -> None:
 
 def test_a_subscription_outlives_the_telemetry_sockets_idle_limit(relayed: Start) -> None:
     with relayed(websocket_idle_s=0.5) as r:
-        with connect(ws(r.gate) + "/_telemetry/v1/ws") as telemetry:
-            with pytest.raises(ConnectionClosed) as closed:
-                telemetry.recv(timeout=10)
+        with connect(ws(r.gate) + "/_telemetry/v1/ws") as telemetry, pytest.raises(ConnectionClosed) as closed:
+            telemetry.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
         with connect(ws(r.gate) + "/v1/graphql", subprotocols=["graphql-transport-ws"]) as socket:
             socket.send(json.dumps(INIT))

@@ -29,7 +29,7 @@ import hashlib
 import json
 import mimetypes
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -65,6 +65,19 @@ class StandIn:
         if path.startswith(cdn):
             path = "versioned/" + path.removeprefix(cdn)
         return standin_console.assets(self.era).get(path)
+
+
+@dataclasses.dataclass
+class Relayed:
+    """A stand-in and a gate relaying to it (tests/proxy/conftest.py's `relayed` fixture makes them)."""
+
+    standin: StandIn
+    hasura: str
+    gate: str
+    app: Starlette
+
+
+Start = Callable[..., contextlib.AbstractContextManager[Relayed]]
 
 
 def _gzipped_if_accepted(request: Request, body: bytes, media_type: str) -> Response:
