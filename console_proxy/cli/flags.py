@@ -253,7 +253,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_websockets",
         "N",
-        "Most open WebSockets; beyond it the handshake is refused (close 1013).",
+        "Most open telemetry WebSockets (GraphQL ones relayed to Hasura are not counted); beyond it the handshake is"
+        " refused (close 1013).",
         str(defaults.DEFAULT_MAX_WEBSOCKETS),
         lambda raw: values.whole_number(raw, 1),
     ),
@@ -267,7 +268,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "websocket_idle_s",
         "SECONDS",
-        "A WebSocket that sends nothing for this long is closed (1001).",
+        "A telemetry WebSocket that sends nothing for this long is closed (1001); GraphQL ones relayed to Hasura never.",
         str(defaults.DEFAULT_WEBSOCKET_IDLE_S),
         lambda raw: values.seconds(raw, zero_ok=False),
     ),

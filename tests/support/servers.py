@@ -16,13 +16,14 @@ import dataclasses
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import uvicorn
@@ -241,6 +242,8 @@ def start_serve(
     python: str = sys.executable,
     host: str = "127.0.0.1",
     port: int | None = None,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
 ) -> ServeProcess:
     """Start `python -m console_proxy serve --port P ARGS...` with stdout and stderr in `tmp/serve.log`.
 
@@ -249,8 +252,8 @@ def start_serve(
     The environment is `clean_env(tmp, env)`: HOME is `tmp` unless `env` sets it. `host` and `port` (default: a
     free one) are where it listens.
 
-    Waits until `ready_path` answers 200; if the process exits first, the returned process has exited
-    (check `proc.returncode` and `output()`).
+    Waits until `ready_path` answers 200 (over `scheme`, https for `--ssl-certfile`, checked with `verify`); if
+    the process exits first, the returned process has exited (check `proc.returncode` and `output()`).
     """
     port = free_port() if port is None else port
     output_path = tmp / "serve.log"
@@ -262,11 +265,11 @@ def start_serve(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    served = ServeProcess(proc=proc, base=f"http://{host}:{port}", output_path=output_path)
+    served = ServeProcess(proc=proc, base=f"{scheme}://{host}:{port}", output_path=output_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while proc.poll() is None:
         try:
-            if httpx.get(served.base + ready_path, timeout=1.0).status_code == 200:
+            if httpx.get(served.base + ready_path, timeout=1.0, verify=verify).status_code == 200:
                 return served
         except httpx.TransportError:
             pass
@@ -278,9 +281,9 @@ def start_serve(
 
 
 @contextlib.contextmanager
-def serving(tmp: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[ServeProcess]:
-    """`start_serve` as a context manager that always stops the process."""
-    served = start_serve(tmp, *args, env=env)
+def serving(tmp: Path, *args: str, env: Mapping[str, str] | None = None, **options: Any) -> Iterator[ServeProcess]:
+    """`start_serve` as a context manager that always stops the process (`options` go to `start_serve`)."""
+    served = start_serve(tmp, *args, env=env, **options)
     try:
         yield served
     finally:
