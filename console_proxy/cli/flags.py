@@ -268,7 +268,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "websocket_idle_s",
         "SECONDS",
-        "A telemetry WebSocket that sends nothing for this long is closed (1001); GraphQL ones relayed to Hasura never.",
+        "A telemetry WebSocket that sends nothing for this long is closed (1001); relayed GraphQL ones never are.",
         str(defaults.DEFAULT_WEBSOCKET_IDLE_S),
         lambda raw: values.seconds(raw, zero_ok=False),
     ),

@@ -76,11 +76,8 @@ def test_the_server_and_cli_bodies_reach_the_gate_over_tls_as_telemetry_hasura_i
     assert answers == [(202, expected) for _, _, expected in BODIES]
     events = kept(state)
     topics = [topic for topic, _ in events]
-    assert topics == ["server_metrics_v2", "server_metrics_v2_test", "server_metrics_v2", "server_metrics_v2"] + [
-        "cli_test",
-        "cli",
-        "cli",
-    ]
+    servers = ["server_metrics_v2", "server_metrics_v2_test", "server_metrics_v2", "server_metrics_v2"]
+    assert topics == [*servers, "cli_test", "cli", "cli"]
     assert [event["command"] for topic, event in events if topic.startswith("cli")] == [
         "hasura migrate apply",
         "hasura console",
@@ -95,11 +92,13 @@ def test_the_server_and_cli_bodies_reach_the_gate_over_tls_as_telemetry_hasura_i
 def test_the_consoles_socket_at_v1_ws_is_the_gates(tmp_path: Path) -> None:
     messages = [message for message, expected, _ in ERAS if expected is not None][:3]
     state = tmp_path / "state"
-    with serving(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID) as gate:
-        with connect(gate.base.replace("http", "ws") + "/v1/ws") as socket:
-            for message in messages:
-                socket.send(text(message))
-                assert json.loads(socket.recv(timeout=10)) == {"accepted": 1, "dropped": 0}
+    with (
+        serving(tmp_path, "--state-dir", str(state), "--server-uuid", SERVER_UUID) as gate,
+        connect(gate.base.replace("http", "ws") + "/v1/ws") as socket,
+    ):
+        for message in messages:
+            socket.send(text(message))
+            assert json.loads(socket.recv(timeout=10)) == {"accepted": 1, "dropped": 0}
     assert len(kept(state)) == 3
 
 
