@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -31,6 +32,25 @@ _UNREACHABLE = json.dumps({"error": "hasura is unreachable"}).encode()
 _TIMED_OUT = json.dumps({"error": "hasura did not answer in time"}).encode()
 # Headers that no longer hold for a changed body.
 _STALE = (b"content-length", b"etag", b"accept-ranges", b"content-md5", b"digest")
+
+
+class Throttled:
+    """A warning logged at most once per `every_s` seconds, with how many were held back since: a Hasura that is
+    down costs a line a minute, not a line a request."""
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every_s = every_s
+        self._clock = clock
+        self._last = -every_s
+        self._held = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = self._clock()
+        if now - self._last < self._every_s:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        logger.warning(message + (" (%d more like it since)" if held else ""), *args, *((held,) if held else ()))
 
 
 class ClientGone(Exception):  # noqa: N818 -- an event, not a failure
@@ -77,6 +97,8 @@ class HttpRelay:
         self._timeout = {"connect": connect_timeout_s, "read": read_timeout_s, "write": None, "pool": None}
         self._transport = transport
         self._owned = transport is None
+        self._unreachable = Throttled()
+        self._broken = Throttled()
         public = target.public_url
         self._page_gate_url = rewrite.gate_socket_url(public, scheme="", host="") if public else None
 
@@ -116,7 +138,7 @@ class HttpRelay:
             return
         except httpx.HTTPError as exc:
             self.metrics.relay_failed("unreachable")
-            logger.warning("hasura is unreachable: %s", type(exc).__name__)
+            self._unreachable.warn("hasura is unreachable: %s", type(exc).__name__)
             await fixed_answer(send, BAD_GATEWAY, _UNREACHABLE)
             return
         try:
@@ -162,7 +184,7 @@ class HttpRelay:
                     return
         except httpx.HTTPError:
             self.metrics.relay_failed("broken")
-            logger.warning("hasura's response broke off before its end; the client gets a 502")
+            self._broken.warn("hasura's response broke off before its end; the client gets a 502")
             await fixed_answer(send, BAD_GATEWAY, _UNREACHABLE)
             return
         body = b"".join(buffered)
@@ -229,7 +251,7 @@ class HttpRelay:
         except httpx.HTTPError:
             # Too late for a status: the connection is closed without the body's end, so the client knows.
             self.metrics.relay_failed("broken")
-            logger.warning("hasura's response broke off after it started; the client's connection is closed")
+            self._broken.warn("hasura's response broke off after it started; the client's connection is closed")
             return
         await send({"type": "http.response.body", "body": b""})
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +18,11 @@ from starlette.types import Receive, Scope, Send
 
 from console_proxy.core.metrics import Metrics
 from console_proxy.proxy.headers import get, websocket_request_headers
+from console_proxy.proxy.relay import Throttled
 from console_proxy.proxy.target import Target
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
-
-logger = logging.getLogger("console_proxy")
 
 # Where Hasura serves WebSocket: the GraphQL API, its older path, and the Relay API.
 RELAYED_PATHS = frozenset({"/v1/graphql", "/v1alpha1/graphql", "/v1beta1/relay"})
@@ -61,6 +59,7 @@ class WebSocketRelay:
         self.metrics = metrics
         self._connect_timeout_s = connect_timeout_s
         self._connect = connect
+        self._unreachable = Throttled()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -114,7 +113,7 @@ class WebSocketRelay:
             return None
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             self.metrics.relay_failed("unreachable")
-            logger.warning("hasura's WebSocket is unreachable: %s", type(exc).__name__)
+            self._unreachable.warn("hasura's WebSocket is unreachable: %s", type(exc).__name__)
             await _deny(scope, send, 502, _DENIED[502])
             return None
         return connection

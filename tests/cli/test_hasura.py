@@ -213,10 +213,11 @@ def test_a_bad_gate_url_exits_2(tmp_path: Path) -> None:
 
 def test_the_readmes_alias_runs_the_cli(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    alias = next(line for line in readme.splitlines() if line.startswith("alias hasura="))
+    alias = next(line.strip() for line in readme.splitlines() if line.strip().startswith("alias hasura="))
     cli = hasura_cli.install(tmp_path / "bin")
-    env = {**wrapper_env(tmp_path), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{cli.parent}"}
+    path = os.pathsep.join([str(Path(sys.executable).parent), str(cli.parent), "/usr/bin", "/bin"])
+    env = {**wrapper_env(tmp_path), "PATH": path}
     script = f"shopt -s expand_aliases\n{alias}\nhasura version\n"
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run(["/bin/bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert (done.returncode, done.stdout.split()[-1]) == (0, f"version={hasura_cli.VERSION}")
     assert standin_runs(tmp_path)[0]["args"] == ["version"]

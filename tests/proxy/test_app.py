@@ -6,17 +6,16 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings
 from console_proxy.proxy.app import HasuraProxy
 
-Message = dict[str, Any]
-
 
 async def call(proxy: HasuraProxy, scope: dict[str, Any]) -> list[Message]:
     sent: list[Message] = []
-    incoming = [{"type": "http.request", "body": b""}, {"type": "http.disconnect"}]
+    incoming: list[Message] = [{"type": "http.request", "body": b""}, {"type": "http.disconnect"}]
 
     async def receive() -> Message:
         return incoming.pop(0) if incoming else {"type": "http.disconnect"}
@@ -43,6 +42,11 @@ def scope(host: bytes) -> dict[str, Any]:
     }
 
 
+def record(relayed: list[httpx.Request], request: httpx.Request, status: int) -> httpx.Response:
+    relayed.append(request)
+    return httpx.Response(status)
+
+
 def proxy(transport: httpx.AsyncBaseTransport) -> HasuraProxy:
     return HasuraProxy(
         Settings(hasura_url="http://hasura:8080"), metrics=Metrics(), enabled=lambda: True, transport=transport
@@ -53,7 +57,7 @@ def proxy(transport: httpx.AsyncBaseTransport) -> HasuraProxy:
 @pytest.mark.parametrize("host", [b"localhost:80'x", b'gate"', b"gate:8x", b"a b"])
 async def test_a_host_that_could_not_be_written_into_a_script_is_refused(host: bytes) -> None:
     relayed: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: relayed.append(request) or httpx.Response(200))
+    transport = httpx.MockTransport(lambda request: record(relayed, request, 200))
     sent = await call(proxy(transport), scope(host))
     assert sent[0]["status"] == 400
     assert sent[1]["body"] == b'{"error": "invalid host header"}'
@@ -73,7 +77,7 @@ async def test_a_failure_nobody_raised_on_purpose_is_a_502_never_a_500() -> None
 @pytest.mark.anyio
 async def test_the_request_goes_to_hasura_as_the_client_wrote_it() -> None:
     relayed: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: relayed.append(request) or httpx.Response(204))
+    transport = httpx.MockTransport(lambda request: record(relayed, request, 204))
     request = {**scope(b"gate:8080"), "path": "/v1/a b", "raw_path": b"/v1/a%20b", "query_string": b"x=%2F&y=1"}
     sent = await call(proxy(transport), request)
     assert sent[0]["status"] == 204

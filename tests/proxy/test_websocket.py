@@ -8,12 +8,14 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from console_proxy.proxy.websocket import sendable
 
 from support.hasura_standin import Start
 from support.standin_console import ADMIN_SECRET
 
+TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 INIT = {"type": "connection_init", "payload": {"headers": {"x-hasura-admin-secret": ADMIN_SECRET}}}
 
 
@@ -29,7 +31,7 @@ def receive(socket: ClientConnection) -> dict[str, object]:
 
 @pytest.mark.parametrize("path", ["/v1/graphql", "/v1alpha1/graphql"])
 def test_a_graphql_ws_subscription_runs_through_the_gate(relayed: Start, path: str) -> None:
-    with relayed() as r, connect(ws(r.gate) + path, subprotocols=["graphql-transport-ws"]) as socket:
+    with relayed() as r, connect(ws(r.gate) + path, subprotocols=[TRANSPORT_WS]) as socket:
         assert socket.subprotocol == "graphql-transport-ws"
         socket.send(json.dumps(INIT))
         assert receive(socket) == {"type": "connection_ack"}
@@ -45,7 +47,7 @@ def test_a_graphql_ws_subscription_runs_through_the_gate(relayed: Start, path: s
 
 
 def test_the_apollo_protocol_is_chosen_by_hasura_from_the_header_as_it_came(relayed: Start) -> None:
-    with relayed() as r, connect(ws(r.gate) + "/v1/graphql", subprotocols=["graphql-ws"]) as socket:
+    with relayed() as r, connect(ws(r.gate) + "/v1/graphql", subprotocols=[Subprotocol("graphql-ws")]) as socket:
         assert socket.subprotocol == "graphql-ws"
         socket.send(json.dumps(INIT))
         assert [receive(socket), receive(socket)] == [{"type": "connection_ack"}, {"type": "ka"}]
@@ -56,7 +58,7 @@ def test_the_apollo_protocol_is_chosen_by_hasura_from_the_header_as_it_came(rela
 
 def test_hasuras_close_code_and_reason_reach_the_client(relayed: Start) -> None:
     bad = {"type": "connection_init", "payload": {"headers": {"x-hasura-admin-secret": "wrong"}}}
-    with relayed() as r, connect(ws(r.gate) + "/v1/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+    with relayed() as r, connect(ws(r.gate) + "/v1/graphql", subprotocols=[TRANSPORT_WS]) as socket:
         socket.send(json.dumps(bad))
         with pytest.raises(ConnectionClosed) as closed:
             socket.recv(timeout=10)
@@ -69,7 +71,7 @@ def test_a_subscription_outlives_the_telemetry_sockets_idle_limit(relayed: Start
         with connect(ws(r.gate) + "/_telemetry/v1/ws") as telemetry, pytest.raises(ConnectionClosed) as closed:
             telemetry.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
-        with connect(ws(r.gate) + "/v1/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+        with connect(ws(r.gate) + "/v1/graphql", subprotocols=[TRANSPORT_WS]) as socket:
             socket.send(json.dumps(INIT))
             assert receive(socket) == {"type": "connection_ack"}
             time.sleep(1.5)  # silent for three idle limits: the relayed socket has none
@@ -82,7 +84,7 @@ def test_a_path_hasura_serves_no_websocket_on_is_404_and_hasura_down_is_502(rela
         connect(ws(r.gate) + "/v1/metadata")
     assert refused.value.response.status_code == 404
     with relayed(hasura_url="http://127.0.0.1:1") as r, pytest.raises(InvalidStatus) as down:
-        connect(ws(r.gate) + "/v1/graphql", subprotocols=["graphql-transport-ws"])
+        connect(ws(r.gate) + "/v1/graphql", subprotocols=[TRANSPORT_WS])
     assert down.value.response.status_code == 502
     assert down.value.response.body == b'{"error": "hasura is unreachable"}'
 

@@ -262,12 +262,14 @@ async def _apollo(websocket: WebSocket, subprotocol: str | None) -> None:
 
 
 @contextlib.contextmanager
-def serve_standin(standin: StandIn | None = None, **config: object) -> Iterator[tuple[StandIn, str]]:
-    """Serve a StandIn under uvicorn on a loopback port; yield it and its base URL. `config` goes to uvicorn
-    (ssl_certfile and ssl_keyfile for the CDN's HTTPS)."""
+def serve_standin(
+    standin: StandIn | None = None, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None
+) -> Iterator[tuple[StandIn, str]]:
+    """Serve a StandIn under uvicorn on a loopback port; yield it and its base URL (with ssl_certfile and
+    ssl_keyfile, over HTTPS: the CDN's)."""
     standin = standin or StandIn()
     try:
-        with uvicorn_server(app(standin), **config) as base:
+        with uvicorn_server(app(standin), ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile) as base:
             yield standin, base
     finally:
         standin.release.set()  # a held stream must not keep the server from stopping

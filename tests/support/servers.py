@@ -150,8 +150,12 @@ def uvicorn_server(
     lifespan: LifespanType = "on",
     http: type[asyncio.Protocol] | HTTPProtocolType = "auto",
     ws: WSProtocolType = "auto",
+    proxy_headers: bool = True,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> Iterator[str]:
-    """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL.
+    """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL (http://, also when
+    it serves TLS with `ssl_certfile`).
 
     Raises RuntimeError when the server does not start (for example when the lifespan startup fails), and when
     it does not stop within STOP_TIMEOUT_S: then its event loop's tasks are cancelled, so that nothing of it
@@ -161,7 +165,17 @@ def uvicorn_server(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan=lifespan, http=http, ws=ws, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            lifespan=lifespan,
+            http=http,
+            ws=ws,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=proxy_headers,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
     )
     exit_codes: list[object] = []
     loops: list[asyncio.AbstractEventLoop] = []
