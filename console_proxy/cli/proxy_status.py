@@ -30,10 +30,13 @@ def proxy_lines(settings: Settings, *, transport: httpx.BaseTransport | None = N
         return []
     from console_proxy.cli.status import display_url
 
-    decides = "the gate's decision alone" if settings.gate_decides_console else "the gate's decision and Hasura's"
+    decides = (
+        "the gate's decision says on (--gate-decides-console)"
+        if settings.gate_decides_console
+        else "the gate's decision and Hasura's page both say on"
+    )
     lines = [
         f"reverse proxy: relaying to {display_url(settings.hasura_url)}; the console's telemetry is on when {decides}"
-        " say so",
     ]
     base = gate_url(settings)
     try:
