@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.servers import free_port, spawn, start_serve, stop_process  # noqa: E402
+from support.servers import free_port, spawn, start_serve, stop_process
 
 STANDIN = (
     "import sys, uvicorn; sys.path.insert(0, {tests!r}); from support.hasura_standin import StandIn, app; "
