@@ -217,7 +217,7 @@ OPTIONS: tuple[Option, ...] = (
         "allowed_host",
         "HOST",
         "Another Host name the server answers (repeatable; *.example.com for subdomains).",
-        "none: the bound address, localhost, 127.0.0.1 and [::1]",
+        "none: the bound address, localhost, 127.0.0.1, [::1], telemetry.hasura.io and the --public-url host",
         values.host_names,
         multiple=True,
     ),
