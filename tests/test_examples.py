@@ -104,6 +104,17 @@ def gate_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: re.sub(r"\$\{HASURA_GRAPHQL_ADMIN_SECRET[^}]*\}", SECRET, v) for k, v in service["environment"].items()}
 
 
+def healthy(service: dict[str, Any], replace: dict[str, str]) -> bool:
+    """Whether the service's health check, run here with `replace` applied to its code, passes."""
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    code = test[3]
+    for old, new in replace.items():
+        assert old in code
+        code = code.replace(old, new)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
+
+
 def test_the_recipe_makes_the_certificate_and_a_trust_store_with_the_public_cas_and_ours(tmp_path: Path) -> None:
     run_recipe(tmp_path)
     trust = tmp_path / "certs" / "trust"
@@ -125,6 +136,7 @@ def test_the_relaying_gate_starts_with_the_examples_settings(prepared: Path) -> 
         status = httpx.get(gate.base + "/_telemetry/v1/status").json()
         hasura = httpx.get(gate.base + "/v1/version")
         by_name = httpx.get(gate.base + "/v1/version", headers={"host": "localhost:8080"})
+        assert healthy(service, {"http://127.0.0.1:8080": gate.base})
     assert health.json() == {"status": "live"}
     assert status["rewrites"] == {"page": 0, "script": 0}
     assert (hasura.status_code, by_name.status_code) == (502, 502)  # no Hasura here: relayed, and unreachable
@@ -141,6 +153,9 @@ def test_the_collector_gate_takes_the_servers_report_as_telemetry_hasura_io(prep
         serving(prepared, *args, env=gate_env(service), scheme="https", verify=ready) as gate,
         httpx.Client(verify=context, headers={"host": TELEMETRY_HOST}) as client,
     ):
+        port = gate.base.rsplit(":", 1)[1]
+        ca = str(prepared / "certs" / "ca.pem")
+        assert healthy(service, {"'127.0.0.1', 443": f"'127.0.0.1', {port}", "/certs/ca.pem": ca})
         answer = client.post(
             gate.base + "/v1/http",
             content=json.dumps(hasura_bodies.V2_NEWEST).encode(),
