@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,redis,collector]'
+	$(BIN)/pip install --quiet -e '.[test,redis,collector,tls]'
 
 run: install console
 	$(BIN)/console-proxy serve $(RUN_ARGS)
@@ -91,8 +91,10 @@ typecheck: install-test
 pytest: install-test redis postgres nginx collector-ui
 	$(BIN)/pytest
 
-# The stages of ../shared/contract-check that CI runs: every part of the contract that is built.
-CONTRACT_STAGES := all queue origins consoles sources collector
+# The stages of ../shared/contract-check that CI runs: every part of the contract that is built. Not collector-paths:
+# its /v1/ws check looks for an answer in what its WebSocket helper returns, which is never one (the helper returns
+# "" on success), so it cannot pass; tests/e2e/test_collector_paths.py checks the same paths with a real client.
+CONTRACT_STAGES := all queue origins consoles sources collector dropin
 
 contract: install-test redis collector-ui
 	@if [ -x "$(CONTRACT_CHECK)" ]; then for stage in $(CONTRACT_STAGES); do \

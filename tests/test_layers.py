@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "delivery": 2,
     "asgi": 3,
     "server": 3,
+    "proxy": 3,
     "collector": 3,
     "cli": 4,
     "__main__": 4,

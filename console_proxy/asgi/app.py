@@ -1,4 +1,5 @@
-"""The standalone server's app: the console's static files under the prefix, health checks, the middleware."""
+"""The standalone server's app: the console's static files under the prefix (or, in reverse-proxy mode, the relay to
+Hasura), health checks, the middleware."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from console_proxy.asgi.hosts import trusted_hosts
 from console_proxy.asgi.middleware import TelemetryMiddleware
@@ -27,10 +28,14 @@ from console_proxy.core.settings import Settings
 from console_proxy.delivery.sink import Sink
 from console_proxy.hasura.identity import IdentityProvider
 from console_proxy.hasura.optout import TelemetryDecision
+from console_proxy.proxy.app import HasuraProxy
 from console_proxy.resources import default_static_dir
 from console_proxy.rules.route_rules import RulesHolder
+from console_proxy.sources import WS_PATHS
 
 INDEX_FILE = "index.html"
+# The gate's probes, in every mode; in reverse-proxy mode the bare /healthz, /readyz and /metrics are Hasura's.
+PROBES = "/_telemetry/v1"
 
 
 class ConsoleFiles(StaticFiles):
@@ -56,8 +61,10 @@ def create_app(
     decision: TelemetryDecision | None = None,
     websocket: bool = True,
 ) -> Starlette:
-    """The standalone server: the console under `settings.prefix`, `/healthz`, `/readyz`, and
-    TelemetryMiddleware in front. Its lifespan runs the telemetry runtime (`app.state.telemetry`).
+    """The standalone server: the console under `settings.prefix`, `/healthz`, `/readyz`, `/metrics` (also under
+    `/_telemetry/v1/`), and TelemetryMiddleware in front. Its lifespan runs the telemetry runtime
+    (`app.state.telemetry`). With `settings.hasura_url` (reverse-proxy mode), everything but the gate's own paths
+    is relayed to Hasura (`app.state.proxy`) and the probes are only under `/_telemetry/v1/`.
 
     `websocket=False` says the server it runs under cannot serve WebSocket: `/readyz` is then never
     ready, since the console sends its events over `/_telemetry/v1/ws`."""
@@ -82,18 +89,25 @@ def create_app(
     async def to_console(request: Request) -> Response:
         return RedirectResponse(prefix + "/", status_code=307)
 
-    routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ]
-    if prefix:
-        routes.append(Route("/", to_console, methods=["GET"]))
-    routes.append(Mount(prefix, app=ConsoleFiles(directory=settings.static or default_static_dir(), html=True)))
+    probes = [("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)]
+    routes: list[BaseRoute] = [Route(PROBES + path, endpoint, methods=["GET"]) for path, endpoint in probes]
+    proxy: HasuraProxy | None = None
+    inner: ASGIApp
+    if settings.hasura_url is not None:
+        proxy = HasuraProxy(settings, metrics=runtime.metrics, enabled=lambda: runtime.enabled)
+        inner = proxy
+    else:
+        routes += [Route(path, endpoint, methods=["GET"]) for path, endpoint in probes]
+        if prefix:
+            routes.append(Route("/", to_console, methods=["GET"]))
+        inner = ConsoleFiles(directory=settings.static or default_static_dir(), html=True)
+    routes.append(Mount(prefix if proxy is None else "", app=inner))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.running():
+        async with runtime.running(), contextlib.AsyncExitStack() as stack:
+            if proxy is not None:
+                await stack.enter_async_context(proxy.running())
             yield
 
     # Outermost first: every answer is counted by path class and status. Then the client, scheme and Host as the
@@ -112,10 +126,12 @@ def create_app(
                 max_per_client=settings.max_websockets_per_client,
                 idle_s=settings.websocket_idle_s,
                 allowed_origin=settings.allowed_origin,
+                paths=WS_PATHS,
             ),
             Middleware(TelemetryMiddleware, runtime=runtime),
         ],
         lifespan=lifespan,
     )
     app.state.telemetry = runtime
+    app.state.proxy = proxy
     return app

@@ -18,7 +18,16 @@ from console_proxy.asgi.runtime import TelemetryRuntime, log_unexpected
 from console_proxy.asgi.status import status_body
 from console_proxy.core.errors import BatchError, SinkRefused
 from console_proxy.core.settings import Settings
-from console_proxy.sources import EVENTS_PATH, HTTP_SOURCES, WEBSOCKET_SOURCE, WS_PATH, Source
+from console_proxy.sources import (
+    EVENTS_PATH,
+    HASURA_HTTP_PATH,
+    HTTP_SOURCES,
+    WEBSOCKET_SOURCE,
+    WS_PATH,
+    WS_PATHS,
+    Source,
+    hasura_http,
+)
 from console_proxy.sources.base import body_too_large, check_media_type
 
 __all__ = ["EVENTS_PATH", "RECENT_PATH", "STATUS_PATH", "WS_PATH", "TelemetryMiddleware"]
@@ -119,7 +128,8 @@ def _local_path(scope: Scope) -> str:
 
 
 class TelemetryMiddleware:
-    """Serve `/_telemetry/v1/events|ws|status|recent` in front of `app`; pass everything else through.
+    """Serve `/_telemetry/v1/events|ws|server|cli|status|recent`, and Hasura's own collector paths `/v1/ws` and
+    `/v1/http`, in front of `app`; pass everything else through.
 
     `__init__` does no I/O and starts nothing. The runtime (decision, rules, identity, sink) starts when
     the wrapped app's lifespan starts up, or when an embedder enters `middleware.running()` itself.
@@ -141,6 +151,7 @@ class TelemetryMiddleware:
         }
         for path, source in HTTP_SOURCES.items():
             self._http[path] = ("POST", functools.partial(self._events, source))
+        self._http[HASURA_HTTP_PATH] = ("POST", functools.partial(self._events, hasura_http.SOURCE))
         self._allowed_origins = allowed_origins(self.settings.allowed_origin)
         self._trusted = trusted_proxies(self.settings)
 
@@ -152,9 +163,9 @@ class TelemetryMiddleware:
         kind = scope["type"]
         if kind == "http" and _local_path(scope) in self._http:
             await self._guarded_http(resolve(scope, self._trusted), receive, send)
-        elif kind == "websocket" and _local_path(scope) == WS_PATH:
+        elif kind == "websocket" and _local_path(scope) in WS_PATHS:
             await self._guarded_websocket(resolve(scope, self._trusted), receive, send)
-        elif kind == "http" and _local_path(scope) == WS_PATH and _asks_for_websocket(scope):
+        elif kind == "http" and _local_path(scope) in WS_PATHS and _asks_for_websocket(scope):
             await self._websocket_as_http(send)
         elif kind == "lifespan":
             await run_lifespan(self.app, self.runtime, scope, receive, send)
@@ -168,7 +179,7 @@ class TelemetryMiddleware:
         method, handler = self._http[path]
         if method == "POST" and origin_of(scope, self._allowed_origins) is None:
             # Before anything else, a CORS preflight included: a page elsewhere may not write here.
-            source = HTTP_SOURCES.get(path, WEBSOCKET_SOURCE)
+            source = hasura_http.SOURCE if path == HASURA_HTTP_PATH else HTTP_SOURCES.get(path, WEBSOCKET_SOURCE)
             self.runtime.metrics.rejected(FOREIGN_ORIGIN, source.name)
             await _respond(send, 403, _FOREIGN_ORIGIN)
             return
@@ -220,6 +231,8 @@ class TelemetryMiddleware:
                 raise
             if body is None:
                 return  # the client went away: nobody to answer
+            if source is hasura_http.SOURCE:
+                source = self._routed(body)
             ack = await runtime.ingest(source, body, client=client)
         except BatchError as exc:  # counted
             await _respond(send, exc.status, exc.body)
@@ -228,6 +241,14 @@ class TelemetryMiddleware:
         else:
             # None: telemetry was turned off while the body was read; nothing was kept.
             await (_respond(send, 204) if ack is None else _respond(send, 202, ack.body()))
+
+    def _routed(self, body: bytes) -> Source:
+        """The server's or the CLI's source for a body of Hasura's `/v1/http`; BatchError, counted, for neither."""
+        try:
+            return hasura_http.route(body)
+        except BatchError as exc:
+            self.runtime.metrics.rejected(exc.label, hasura_http.NAME)
+            raise
 
     # WebSocket
 

@@ -45,6 +45,9 @@ async def status_body(runtime: TelemetryRuntime) -> dict[str, Any]:
         "test_events": "dropped" if settings.drop_test_events else "kept",
         "decided_by": decision.source if decision is not None else None,
     }
+    if settings.hasura_url is not None:
+        # Reverse-proxy mode: how many console pages got the page script, and scripts their URL replaced.
+        body["rewrites"] = runtime.metrics.rewrites()
     if decision is not None and not decision.enabled:
         body["how_to_turn_on"] = decision.how_to_turn_on()
         return body

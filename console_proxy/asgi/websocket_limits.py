@@ -23,10 +23,17 @@ WS_TRY_AGAIN_LATER = 1013
 REFUSAL_LOG_EVERY_S = 60.0
 
 
+def _local_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 class WebSocketLimits:
     """Refuse a WebSocket handshake while `max_websockets` are open, or while its client holds `max_per_client` of
     them, and close one that sends nothing for `idle_s` seconds (a console reconnects when it has something to say).
-    HTTP passes straight through.
+    HTTP passes straight through, and so do WebSockets on paths other than `paths` (None: every path), such as
+    GraphQL subscriptions relayed to Hasura, which may be silent for hours.
 
     A client is whose budget its events spend (`budgets.client_key`: the address a trusted proxy gave or the peer's,
     every loopback address one, and the origin decision), so one local process cannot take every slot, and a script
@@ -41,12 +48,14 @@ class WebSocketLimits:
         idle_s: float,
         max_per_client: int = DEFAULT_MAX_WEBSOCKETS_PER_CLIENT,
         allowed_origin: Iterable[str] = (),
+        paths: frozenset[str] | None = None,
     ) -> None:
         self.app = app
         self.max_websockets = max_websockets
         self.max_per_client = max_per_client
         self.idle_s = idle_s
         self._allowed = allowed_origins(allowed_origin)
+        self.paths = paths
         # Shared by every connection: the counts are the point.
         self.open = 0
         self.by_client: dict[str, int] = {}
@@ -54,7 +63,7 @@ class WebSocketLimits:
         self._refusal_logged_at = -REFUSAL_LOG_EVERY_S
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] != "websocket" or (self.paths is not None and _local_path(scope) not in self.paths):
             await self.app(scope, receive, send)
             return
         client = client_key(scope, origin_of(scope, self._allowed))

@@ -16,3 +16,6 @@ EXIT_QUEUE = 4
 EXIT_NO_QUEUE = 1
 # `dead-letters purge` was not confirmed (no --yes, and no "y" typed).
 EXIT_NOT_CONFIRMED = 1
+# `console-proxy hasura`: the Hasura CLI was not found, or could not be run (as a shell says it).
+EXIT_CANNOT_RUN = 126
+EXIT_NOT_FOUND = 127

@@ -217,7 +217,7 @@ OPTIONS: tuple[Option, ...] = (
         "allowed_host",
         "HOST",
         "Another Host name the server answers (repeatable; *.example.com for subdomains).",
-        "none: the bound address, localhost, 127.0.0.1 and [::1]",
+        "none: the bound address, localhost, 127.0.0.1, [::1], telemetry.hasura.io and the --public-url host",
         values.host_names,
         multiple=True,
     ),
@@ -263,7 +263,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_websockets",
         "N",
-        "Most open WebSockets; beyond it the handshake is refused (close 1013).",
+        "Most open telemetry WebSockets (GraphQL ones relayed to Hasura are not counted); beyond it the handshake is"
+        " refused (close 1013).",
         str(defaults.DEFAULT_MAX_WEBSOCKETS),
         lambda raw: values.whole_number(raw, 1),
     ),
@@ -285,7 +286,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "websocket_idle_s",
         "SECONDS",
-        "A WebSocket that sends nothing for this long is closed (1001).",
+        "A telemetry WebSocket that sends nothing for this long is closed (1001); relayed GraphQL ones never are.",
         str(defaults.DEFAULT_WEBSOCKET_IDLE_S),
         lambda raw: values.seconds(raw, zero_ok=False),
     ),
@@ -295,5 +296,57 @@ OPTIONS: tuple[Option, ...] = (
         "Log lines as text (UTC time, level, message) or as one JSON object a line.",
         defaults.DEFAULT_LOG_FORMAT,
         values.log_format,
+    ),
+    Option(
+        "ssl_certfile",
+        "FILE",
+        "Serve HTTPS with this certificate (PEM, its chain after it), as uvicorn's --ssl-certfile.",
+        "none: plain HTTP",
+        values.existing_file,
+    ),
+    Option(
+        "ssl_keyfile",
+        "FILE",
+        "The certificate's private key (PEM), when --ssl-certfile does not hold it.",
+        "none",
+        values.existing_file,
+    ),
+    Option(
+        "hasura_url",
+        "URL",
+        "Reverse-proxy mode: relay every request but the gate's own to this Hasura server, published in its place.",
+        "none: serve the console's static files (--static)",
+        values.http_url,
+    ),
+    Option(
+        "public_url",
+        "URL",
+        "The gate's URL as browsers reach it (behind TLS or another proxy): put in console pages and scripts, and a"
+        " Host name the server answers.",
+        "none: the scheme and Host of each request",
+        values.public_url,
+    ),
+    Option(
+        "gate_decides_console",
+        "BOOL",
+        "Reverse-proxy mode: the gate's decision alone sets the console's window.__env.enableTelemetry (for a"
+        " Hasura run with HASURA_GRAPHQL_ENABLE_TELEMETRY=false to stop its own egress).",
+        "false: on only when the gate's decision and Hasura's page both say on",
+        values.boolean,
+    ),
+    Option(
+        "hasura_connect_s",
+        "SECONDS",
+        "Reverse-proxy mode: longest wait for Hasura to take a connection; then 504.",
+        str(defaults.DEFAULT_HASURA_CONNECT_S),
+        lambda raw: values.seconds(raw, zero_ok=False),
+    ),
+    Option(
+        "hasura_read_s",
+        "SECONDS",
+        "Reverse-proxy mode: longest wait for each read from Hasura, then 504 (0: none; migrations, pg_dump and"
+        " large run_sql results take their time).",
+        "0: none",
+        lambda raw: values.seconds(raw, zero_ok=True) or None,
     ),
 )

@@ -10,7 +10,23 @@ from console_proxy.cli.values import flag_of
 
 # (title, fields): the groups of docs/flags.md, in the order --help shows them.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Serving", ("config", "url", "host", "port", "static", "prefix", "workers", "log_format", "check", "help")),
+    (
+        "Serving",
+        (
+            "config",
+            "url",
+            "host",
+            "port",
+            "static",
+            "prefix",
+            "workers",
+            "log_format",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "check",
+            "help",
+        ),
+    ),
     ("Rules", ("rules", "drop_test_events")),
     ("Where events go", ("upstream", "state_dir", "queue", "queue_lease_s", "queue_require_aof")),
     (
@@ -46,6 +62,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "request_timeout_s",
             "websocket_idle_s",
         ),
+    ),
+    (
+        "In front of Hasura",
+        ("hasura_url", "public_url", "gate_decides_console", "hasura_connect_s", "hasura_read_s"),
     ),
 )
 OTHER = "Other"

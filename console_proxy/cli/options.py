@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,7 +111,26 @@ def settings_from(
             raise given["retry_cap_s"].fail(f"at least --retry-base-s ({base:g})")
         raise given["retry_base_s"].fail(f"at most --retry-cap-s ({cap:g})")
     _check_queue(values, given)
+    _check_tls(values, given)
+    if values.get("hasura_url") is not None and values.get("hasura_endpoint") is None:
+        # The relayed Hasura is the one whose UUID and version every event carries.
+        values["hasura_endpoint"] = values["hasura_url"]
     return Settings(**values)
+
+
+def _check_tls(values: Mapping[str, Any], given: Mapping[str, Raw]) -> None:
+    certfile, keyfile = values.get("ssl_certfile"), values.get("ssl_keyfile")
+    if keyfile is not None and certfile is None:
+        raise given["ssl_keyfile"].fail("a key for --ssl-certfile, which is not set")
+    if certfile is None:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as error:
+        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or type(error).__name__
+        raise given["ssl_certfile"].fail(
+            f"a PEM certificate whose key is in it or in --ssl-keyfile (it cannot be loaded: {reason})"
+        ) from None
 
 
 def _check_queue(values: Mapping[str, Any], given: Mapping[str, Raw]) -> None:

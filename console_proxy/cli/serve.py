@@ -62,8 +62,18 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
     """What a person needs to know once the server listens: where the console is, where events go, and why."""
     static = settings.static or default_static_dir()
     rules = holder.path if holder.path is not None else default_rules_path()
+    public = settings.public_url or base
+    if settings.hasura_url is not None:
+        first = (
+            f"console-proxy {__version__}: relaying to Hasura at {display_url(settings.hasura_url)}; its console is"
+            f" at {public}/console through the gate, the gate's probes at {base}/_telemetry/v1/healthz|readyz|metrics"
+        )
+    else:
+        first = (
+            f"console-proxy {__version__}: the console is at {base}{settings.prefix.rstrip('/')}/ (files from {static})"
+        )
     lines = [
-        f"console-proxy {__version__}: the console is at {base}{settings.prefix.rstrip('/')}/ (files from {static})",
+        first,
         f"rules: {rules} ({holder.rules.template_count} templates), reloaded on SIGHUP and when the file changes",
     ]
     if not decision.enabled:
@@ -215,7 +225,8 @@ def serve(check: bool, **options: Any) -> None:
         raise SystemExit(EXIT_SERVER) from None
     host, port = sock.getsockname()[:2]
     host_text = f"[{host}]" if ":" in host else host
-    for line in startup_lines(settings, f"http://{host_text}:{port}", decision, holder):
+    scheme = "https" if settings.ssl_certfile is not None else "http"
+    for line in startup_lines(settings, f"{scheme}://{host_text}:{port}", decision, holder):
         logger.info("%s", line)
     warning = identity_warning(settings) if decision.enabled else None
     if warning is not None:

@@ -25,6 +25,7 @@ from console_proxy.cli.options import (
     settings_from,
     state_dir_of,
 )
+from console_proxy.cli.proxy_status import proxy_lines
 from console_proxy.cli.queue_status import redis_queue_lines
 from console_proxy.core.settings import Settings
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
@@ -255,5 +256,5 @@ def status(url: str | None, **options: object) -> None:
         source = setting_source(options, env, "enable_telemetry", file)
         decision = resolve_telemetry(settings, env, setting_name=source)
         lookup = lookup_identity(settings) if decision.enabled else None
-    for line in status_lines(settings, decision, lookup):
+    for line in [*status_lines(settings, decision, lookup), *proxy_lines(settings)]:
         click.echo(line)

@@ -15,6 +15,7 @@ from console_proxy.core.errors import SettingsError
 from console_proxy.core.events import valid_uuid
 from console_proxy.delivery.queue_url import parse_sentinel_url
 from console_proxy.hasura.optout import parse_bool, quote
+from console_proxy.proxy.rewrite import public_url_ok
 
 ENV_PREFIX = "CONSOLE_PROXY_"
 EXAMPLE_UUID = "11111111-2222-4333-8444-555555555555"
@@ -97,6 +98,13 @@ def http_url(raw: Raw) -> str:
         valid = False
     if not valid or any(c.isspace() for c in text):
         raise raw.fail("an http:// or https:// URL with a host")
+    return text
+
+
+def public_url(raw: Raw) -> str:
+    text = http_url(raw).rstrip("/")
+    if not public_url_ok(text):
+        raise raw.fail("an http:// or https:// URL with a host and at most a path, such as https://hasura.example.com")
     return text
 
 

@@ -125,6 +125,27 @@ class Metrics:
             ["path", "status"],
             registry=own,
         )
+        # Reverse-proxy mode (docs/design.md, "Reverse-proxy mode"): what was changed, left untouched, or failed.
+        self._rewrites = Counter(
+            "console_proxy_proxy_rewrites",
+            "Console pages given the page script, and scripts whose telemetry URL was replaced, by kind.",
+            ["kind"],
+            registry=own,
+        )
+        self._rewrites_skipped = Counter(
+            "console_proxy_proxy_rewrites_skipped",
+            "Pages and scripts relayed as they came (kind/reason: coding, too_large, undecodable).",
+            ["reason"],
+            registry=own,
+        )
+        self._relay_failures = Counter(
+            "console_proxy_proxy_relay_failures",
+            "Requests to Hasura that failed, by reason (unreachable, timeout, broken, bad_host).",
+            ["reason"],
+            registry=own,
+        )
+        # This process's rewrites, for /_telemetry/v1/status.
+        self._rewrite_counts: dict[str, int] = {}
         # Shown by _Collector in local mode only: with a queue, the queue's own count is the one shown.
         self._accepted = Counter(
             "console_proxy_events_accepted", "Events accepted (answered 202), by source.", ["source"], registry=None
@@ -174,6 +195,29 @@ class Metrics:
 
     def rules_reloaded(self, ok: bool) -> None:
         self._reloads.labels("ok" if ok else "refused").inc()
+
+    def rewritten(self, kind: str) -> None:
+        """A console page got the page script, or a script had the telemetry URL replaced (`kind`: page, script)."""
+        self._rewrites.labels(kind).inc()
+        self._rewrite_counts[kind] = self._rewrite_counts.get(kind, 0) + 1
+
+    def left_untouched(self, kind: str, reason: str) -> None:
+        """A page or script that was relayed as it came, and why (coding, too_large, undecodable)."""
+        self._rewrites_skipped.labels(f"{kind}/{reason}").inc()
+
+    def relay_failed(self, reason: str) -> None:
+        """A request to Hasura that failed (unreachable, timeout, broken, bad_host), counted by reason."""
+        self._relay_failures.labels(reason).inc()
+
+    def proxying(self) -> None:
+        """Show the rewrite counters from the start (at 0), in reverse-proxy mode."""
+        for kind in ("page", "script"):
+            self._rewrites.labels(kind)
+            self._rewrite_counts.setdefault(kind, 0)
+
+    def rewrites(self) -> dict[str, int]:
+        """This process's rewrites so far, by kind (for /_telemetry/v1/status)."""
+        return dict(self._rewrite_counts)
 
     def retried(self) -> None:
         self._retried.inc()

@@ -42,6 +42,10 @@ DEFAULT_REQUEST_TIMEOUT_S = 10.0  # to send a request's headers and body
 DEFAULT_WEBSOCKET_IDLE_S = 300.0
 DEFAULT_LOG_FORMAT = "text"
 
+# Reverse-proxy mode (docs/design.md, "Reverse-proxy mode"): how long to wait for Hasura to take a connection; no
+# read timeout by default (migrations, pg_dump and large run_sql results take as long as they take).
+DEFAULT_HASURA_CONNECT_S = 10.0
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -97,6 +101,18 @@ class Settings:
     websocket_idle_s: float = DEFAULT_WEBSOCKET_IDLE_S
     # The standalone server's log lines: "text" (a UTC time, the level, the message) or "json" (an object a line).
     log_format: str = DEFAULT_LOG_FORMAT
+
+    # HTTPS for the standalone server (uvicorn's names): the certificate (chain) and its key.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # Reverse-proxy mode: the Hasura server relayed to, the gate's own URL as clients reach it, and whether the
+    # gate's decision alone sets the console's window.__env.enableTelemetry (else the gate's and Hasura's both).
+    hasura_url: str | None = None
+    public_url: str | None = None
+    gate_decides_console: bool = False
+    hasura_connect_s: float = DEFAULT_HASURA_CONNECT_S
+    # None: no read timeout (the default).
+    hasura_read_s: float | None = None
 
 
 def resolve_state_dir(state_dir: Path | None, env: Mapping[str, str]) -> Path:

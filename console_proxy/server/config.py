@@ -65,7 +65,8 @@ def server_options(settings: Settings, log_config: dict[str, Any] | None = None)
         "access_log": False,
         "server_header": False,
         # uvicorn's own proxy headers trust X-Forwarded-For from 127.0.0.1 by default: from every local process.
-        # The app reads them itself, from --forwarded-allow-ips only (asgi/proxy_headers.py).
+        # The app reads them itself, from --forwarded-allow-ips only (asgi/proxy_headers.py); relaying to Hasura,
+        # the gate extends X-Forwarded-For with the peer as the socket says it.
         "proxy_headers": False,
         "log_level": "info",
         "log_config": log_config,
@@ -76,6 +77,8 @@ def server_options(settings: Settings, log_config: dict[str, Any] | None = None)
         "ws_ping_interval": WS_PING_INTERVAL_S,
         "ws_ping_timeout": WS_PING_TIMEOUT_S,
         "workers": settings.workers,
+        "ssl_certfile": settings.ssl_certfile,
+        "ssl_keyfile": settings.ssl_keyfile,
     }
 
 

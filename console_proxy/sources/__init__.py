@@ -14,6 +14,12 @@ EVENTS_PATH = "/_telemetry/v1/events"
 WS_PATH = "/_telemetry/v1/ws"
 SERVER_PATH = "/_telemetry/v1/server"
 CLI_PATH = "/_telemetry/v1/cli"
+# Hasura's own collector paths (docs/design.md, "Hasura's collector paths"): the console's socket, and the one POST
+# of the server and the CLI, routed by topic (sources/hasura_http.py).
+HASURA_WS_PATH = "/v1/ws"
+HASURA_HTTP_PATH = "/v1/http"
+# Where the console's WebSocket is taken.
+WS_PATHS = frozenset({WS_PATH, HASURA_WS_PATH})
 
 # POST endpoints, by path under the app's root path.
 HTTP_SOURCES: dict[str, Source] = {
@@ -27,10 +33,13 @@ WEBSOCKET_SOURCE: Source = console.SOURCE
 __all__ = [
     "CLI_PATH",
     "EVENTS_PATH",
+    "HASURA_HTTP_PATH",
+    "HASURA_WS_PATH",
     "HTTP_SOURCES",
     "SERVER_PATH",
     "WEBSOCKET_SOURCE",
     "WS_PATH",
+    "WS_PATHS",
     "Built",
     "Context",
     "Source",

@@ -92,12 +92,18 @@ def test_normalize_origin(origin: str, normalized: str | None) -> None:
     assert normalize_origin(origin) == normalized
 
 
-def test_trusted_hosts_are_the_bound_address_loopback_and_the_allowed_ones() -> None:
+def test_trusted_hosts_are_the_bound_address_loopback_the_collector_and_the_allowed_ones() -> None:
     assert trusted_hosts(Settings(host="0.0.0.0", allowed_host=("console.example.com",))) == [
         "0.0.0.0",
         "localhost",
         "127.0.0.1",
         "[::1]",
+        "telemetry.hasura.io",
         "console.example.com",
     ]
-    assert trusted_hosts(Settings(host="::1")) == ["[::1]", "localhost", "127.0.0.1"]
+    assert trusted_hosts(Settings(host="::1")) == ["[::1]", "localhost", "127.0.0.1", "telemetry.hasura.io"]
+
+
+def test_the_public_url_host_is_trusted() -> None:
+    settings = Settings(hasura_url="http://hasura:8080", public_url="https://Hasura.Example.com/api")
+    assert trusted_hosts(settings)[-1] == "hasura.example.com"

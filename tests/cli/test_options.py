@@ -25,6 +25,7 @@ from console_proxy.core.errors import SettingsError
 from console_proxy.core.settings import Settings
 
 from support.paths import ROOT
+from support.tls import make_certificates
 
 UUID = "11111111-2222-4333-8444-555555555555"
 HOME_ENV = {"HOME": "/home/someone"}
@@ -479,3 +480,47 @@ def test_the_collectors_variables_are_not_taken_for_misspelt_serve_flags() -> No
     with pytest.raises(SettingsError) as refused:
         settings_from({}, {"HOME": "/home/someone", "CONSOLE_PROXY_COLECT_PORT": "1"})
     assert str(refused.value).startswith("CONSOLE_PROXY_COLECT_PORT is set but is not a console-proxy setting;")
+
+
+def test_reverse_proxy_mode_asks_the_relayed_hasura_for_its_identity() -> None:
+    settings = settings_from({"hasura_url": "http://hasura:8080", "hasura_read_s": "0"}, HOME_ENV)
+    assert (settings.hasura_url, settings.hasura_endpoint, settings.hasura_read_s) == (
+        "http://hasura:8080",
+        "http://hasura:8080",
+        None,
+    )
+    other = settings_from({"hasura_url": "http://hasura:8080", "hasura_endpoint": "http://h2:8080"}, HOME_ENV)
+    assert other.hasura_endpoint == "http://h2:8080"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"public_url": "https://hasura.example.com/a?b=c"},
+            '--public-url is "https://hasura.example.com/a?b=c"; expected an http:// or https:// URL with a host and at'
+            " most a path, such as https://hasura.example.com.",
+        ),
+        ({"hasura_read_s": "-1"}, '--hasura-read-s is "-1"; expected a number of seconds, 0 or more.'),
+        (
+            {"gate_decides_console": "sure"},
+            '--gate-decides-console is "sure"; expected one of true, t, yes, y, 1, false, f, no, n, 0.',
+        ),
+    ],
+)
+def test_bad_reverse_proxy_settings(options: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from(options, HOME_ENV)
+    assert str(caught.value) == message
+
+
+def test_tls_settings_are_checked_at_start_up(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "certs", "telemetry.hasura.io")
+    settings = settings_from({"ssl_certfile": str(certs.cert), "ssl_keyfile": str(certs.key)}, HOME_ENV)
+    assert (settings.ssl_certfile, settings.ssl_keyfile) == (certs.cert, certs.key)
+    with pytest.raises(SettingsError) as caught:
+        settings_from({"ssl_keyfile": str(certs.key)}, HOME_ENV)
+    assert str(caught.value) == f'--ssl-keyfile is "{certs.key}"; expected a key for --ssl-certfile, which is not set.'
+    with pytest.raises(SettingsError) as caught:
+        settings_from({"ssl_certfile": str(certs.ca)}, HOME_ENV)
+    assert str(caught.value).startswith(f'--ssl-certfile is "{certs.ca}"; expected a PEM certificate whose key is in')

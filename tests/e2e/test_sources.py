@@ -4,6 +4,7 @@ and upstream mode with a real collector, canaries in every free field, exact dro
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,9 +124,14 @@ def without_ids(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in ("event_id", "timestamp")}
 
 
+# The gate's own random ids: a canary such as "5432" turns up in one of them now and then.
+_GATES_IDS = re.compile(r'"(?:event_id|batch_id)": ?"[0-9a-f-]{36}"')
+
+
 def assert_no_canary(text: str) -> None:
+    text = _GATES_IDS.sub('"id": ""', text.lower())
     for canary in CANARIES:
-        assert canary not in text.lower(), canary
+        assert canary not in text, canary
 
 
 def local_batches(state: Path) -> list[dict[str, Any]]:

@@ -16,13 +16,14 @@ import dataclasses
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import uvicorn
@@ -149,8 +150,12 @@ def uvicorn_server(
     lifespan: LifespanType = "on",
     http: type[asyncio.Protocol] | HTTPProtocolType = "auto",
     ws: WSProtocolType = "auto",
+    proxy_headers: bool = True,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> Iterator[str]:
-    """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL.
+    """Serve `app` with a real uvicorn on a free loopback port in a thread; yield its base URL (http://, also when
+    it serves TLS with `ssl_certfile`).
 
     Raises RuntimeError when the server does not start (for example when the lifespan startup fails), and when
     it does not stop within STOP_TIMEOUT_S: then its event loop's tasks are cancelled, so that nothing of it
@@ -160,7 +165,17 @@ def uvicorn_server(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan=lifespan, http=http, ws=ws, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            lifespan=lifespan,
+            http=http,
+            ws=ws,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=proxy_headers,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
     )
     exit_codes: list[object] = []
     loops: list[asyncio.AbstractEventLoop] = []
@@ -242,6 +257,8 @@ def start_serve(
     host: str = "127.0.0.1",
     port: int | None = None,
     wrap: Callable[[list[str]], list[str]] | None = None,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
 ) -> ServeProcess:
     """Start `python -m console_proxy serve --port P ARGS...` with stdout and stderr in `tmp/serve.log`.
 
@@ -251,8 +268,8 @@ def start_serve(
     The environment is `clean_env(tmp, env)`: HOME is `tmp` unless `env` sets it. `host` and `port` (default: a
     free one) are where it listens.
 
-    Waits until `ready_path` answers 200; if the process exits first, the returned process has exited
-    (check `proc.returncode` and `output()`).
+    Waits until `ready_path` answers 200 (over `scheme`, https for `--ssl-certfile`, checked with `verify`); if
+    the process exits first, the returned process has exited (check `proc.returncode` and `output()`).
     """
     port = free_port() if port is None else port
     output_path = tmp / "serve.log"
@@ -265,11 +282,11 @@ def start_serve(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    served = ServeProcess(proc=proc, base=f"http://{host}:{port}", output_path=output_path)
+    served = ServeProcess(proc=proc, base=f"{scheme}://{host}:{port}", output_path=output_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while proc.poll() is None:
         try:
-            if httpx.get(served.base + ready_path, timeout=1.0).status_code == 200:
+            if httpx.get(served.base + ready_path, timeout=1.0, verify=verify).status_code == 200:
                 return served
         except httpx.TransportError:
             pass
@@ -281,9 +298,9 @@ def start_serve(
 
 
 @contextlib.contextmanager
-def serving(tmp: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[ServeProcess]:
-    """`start_serve` as a context manager that always stops the process."""
-    served = start_serve(tmp, *args, env=env)
+def serving(tmp: Path, *args: str, env: Mapping[str, str] | None = None, **options: Any) -> Iterator[ServeProcess]:
+    """`start_serve` as a context manager that always stops the process (`options` go to `start_serve`)."""
+    served = start_serve(tmp, *args, env=env, **options)
     try:
         yield served
     finally:
