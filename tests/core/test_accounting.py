@@ -39,7 +39,9 @@ def test_the_collectors_answer_gives_its_three_counts() -> None:
         body(batch_id=BATCH, stored="1", duplicates=0, rejected=0),
         body(batch_id=BATCH, stored=True, duplicates=0, rejected=0),
         body(batch_id=BATCH, stored=None, duplicates=0, rejected=0),
-        b'{"batch_id": "' + BATCH.encode() + b'", "stored": 1, "duplicates": 0, "rejected": 0, "pad": "'
+        b'{"batch_id": "'
+        + BATCH.encode()
+        + b'", "stored": 1, "duplicates": 0, "rejected": 0, "pad": "'
         + b"x" * 5000
         + b'"}',
     ],

@@ -159,7 +159,9 @@ async def test_a_redis_queue_of_an_older_version_is_accounted_from_what_it_holds
     await first.close()
     client = redis_server.client()
     try:
-        fields = [name for name in client.hkeys(queue_keys().counters) if name.startswith(b"acct")]
+        fields = [
+            name for name in client.hkeys(queue_keys().counters) if isinstance(name, bytes) and name.startswith(b"acct")
+        ]
         client.hdel(queue_keys().counters, *fields, b"acct_version")  # as 0.2 left it
     finally:
         client.close()

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console_proxy.core.events import ConsoleEvent
 from console_proxy.core.accounting import TopicAccount
+from console_proxy.core.events import ConsoleEvent
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.sink import SinkRefused
 from console_proxy.delivery.spool.spool import Spool, read_spool_stats
