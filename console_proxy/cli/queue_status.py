@@ -43,12 +43,11 @@ def redis_queue_lines(settings: Settings) -> list[str]:
         f"consumers: {len(consumers)}",
     ]
     lines += [f"  {c.name}: {c.pending} pending, idle {c.idle_ms / 1000:.1f} s" for c in consumers]
-    lines += accounting_lines(stats.topics)
     if stats.last_delivery_at is None:
         lines.append("last delivery: never")
     else:
         lines.append(f"last delivery: {_utc(stats.last_delivery_at)}")
-    return lines
+    return lines + accounting_lines(stats.topics)
 
 
 def _utc(timestamp: float) -> str:

@@ -174,3 +174,30 @@ async def test_a_redis_queue_of_an_older_version_is_accounted_from_what_it_holds
         }
     finally:
         await second.close()
+
+
+async def test_a_redis_that_lost_its_data_gets_the_accounts_back_with_the_queued_as_lost(
+    redis_server: RedisServer,
+) -> None:
+    queue = RedisQueue(redis_server.url, max_events=100, max_bytes=10**8, max_age_s=3600.0)
+    await queue.open()
+    try:
+        await queue.put("console", events("c", 3))
+        batch = await queue.claim(2)
+        assert batch is not None
+        await queue.ack(batch.batch_id, Answer(2, 0, 0))
+        await queue.put("cli", events("l", 2))
+        await queue.poll()  # the last reading, which a loss is restored from
+        client = redis_server.client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+        queue.writable = False  # as after a restart of Redis: the next poll connects again first
+        await queue.poll()
+        assert topics(queue) == {
+            "console": TopicAccount("console", accepted=3, stored=2, lost=1),
+            "cli": TopicAccount("cli", accepted=2, lost=2),
+        }
+    finally:
+        await queue.close()
