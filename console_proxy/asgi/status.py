@@ -30,6 +30,8 @@ def _queue_reading(runtime: TelemetryRuntime) -> dict[str, Any] | None:
         "expired": stats.expired,
         "lost": stats.lost,
         "last_delivery_at": stats.last_delivery_at,
+        # Per topic: accepted, what became of it by the collector's answers, queued, and the gap (0: it adds up).
+        "topics": None if stats.topics is None else [account.as_dict() for account in stats.topics],
     }
 
 

@@ -66,6 +66,14 @@ OPTIONS: tuple[Option, ...] = (
         values.http_url,
     ),
     Option(
+        "upstream_token_file",
+        "FILE",
+        "A file whose first line is the bearer token sent to --upstream (Authorization: Bearer); readable by its"
+        " owner only.",
+        "none: no Authorization header (a public collector)",
+        values.token_file,
+    ),
+    Option(
         "state_dir",
         "DIR",
         "Directory of the local event file (events.jsonl) or the spool (spool.db); created when missing.",

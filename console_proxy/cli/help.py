@@ -28,7 +28,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("Rules", ("rules", "drop_test_events")),
-    ("Where events go", ("upstream", "state_dir", "queue", "queue_lease_s", "queue_require_aof")),
+    (
+        "Where events go",
+        ("upstream", "upstream_token_file", "state_dir", "queue", "queue_lease_s", "queue_require_aof"),
+    ),
     (
         "Identity and opt-out",
         ("mode", "hasura_endpoint", "admin_secret", "server_uuid", "cli_config", "enable_telemetry"),

@@ -137,6 +137,8 @@ def _check_queue(values: Mapping[str, Any], given: Mapping[str, Raw]) -> None:
     queue = values.get("queue", defaults.DEFAULT_QUEUE)
     if queue != "sqlite" and values.get("upstream") is None:
         raise given["queue"].fail('"sqlite" in local mode (a Redis queue needs --upstream)')
+    if values.get("upstream_token_file") is not None and values.get("upstream") is None:
+        raise given["upstream_token_file"].fail("no token file in local mode (a token is sent to --upstream only)")
     if values.get("workers", 1) > 1 and queue == "sqlite":
         raise given["workers"].fail("1 with the SQLite spool or the local file (more need --queue redis://...)")
 

@@ -3,9 +3,14 @@ what each holds, read from Redis without changing it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+from console_proxy.core.accounting import TopicAccount, account_line
 from console_proxy.core.settings import Settings
+
+LOCAL_ACCOUNTING = "accounting: none in local mode (nothing is sent, so there is no collector's answer to count)"
 
 
 def redis_queue_lines(settings: Settings) -> list[str]:
@@ -42,8 +47,33 @@ def redis_queue_lines(settings: Settings) -> list[str]:
         lines.append("last delivery: never")
     else:
         lines.append(f"last delivery: {_utc(stats.last_delivery_at)}")
-    return lines
+    return lines + accounting_lines(stats.topics)
 
 
 def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def accounting_lines(topics: Iterable[TopicAccount] | None) -> list[str]:
+    """Per topic: accepted = stored + duplicates + rejected (+ uncounted, lost) + queued + dead-lettered + expired,
+    and the gap when it does not add up (docs/design.md, "End-to-end accounting")."""
+    if topics is None:
+        return ["accounting: not kept yet by this queue (it starts at the next serve of this version)"]
+    listed = list(topics)
+    if not listed:
+        return ["accounting: nothing accepted yet"]
+    gaps = sum(1 for account in listed if account.gap)
+    head = "accounting by topic:" if not gaps else f"accounting by topic ({gaps} with a GAP):"
+    return [head, *(account_line(account) for account in listed)]
+
+
+def accounts_of(rows: Any) -> list[TopicAccount] | None:
+    """The topics' figures from a /_telemetry/v1/status reading (`topics`); None when it has none."""
+    if not isinstance(rows, list):
+        return None
+    names = [name for name in TopicAccount.__dataclass_fields__ if name != "topic"]
+    return [
+        TopicAccount(str(row.get("topic")), **{name: int(row.get(name) or 0) for name in names})
+        for row in rows
+        if isinstance(row, Mapping)
+    ]

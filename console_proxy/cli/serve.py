@@ -33,6 +33,7 @@ from console_proxy.delivery.local import LOCAL_EVENTS_FILE, lock_writer
 from console_proxy.delivery.queue_url import display_queue_url
 from console_proxy.delivery.spool.db import lock_spool
 from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME
+from console_proxy.delivery.upstream_token import readable_by_others
 from console_proxy.hasura.cli_config import resolve_telemetry
 from console_proxy.hasura.optout import TelemetryDecision, quote
 from console_proxy.resources import default_rules_path, default_static_dir
@@ -85,11 +86,25 @@ def startup_lines(settings: Settings, base: str, decision: TelemetryDecision, ho
         lines.append(f"local mode: accepted events are appended to {events}; nothing leaves this machine")
     else:
         lines.append(f"upstream: accepted events are forwarded to {display_url(settings.upstream)}")
+        token = settings.upstream_token_file
+        lines.append(
+            f"upstream token: from {token}, sent as Authorization: Bearer"
+            if token is not None
+            else "upstream token: none (no --upstream-token-file; for a public collector)"
+        )
         if settings.queue != "sqlite":
             workers = f"{settings.workers} worker processes" if settings.workers > 1 else "one process"
             lines.append(f"queue: the redis stream at {display_queue_url(settings.queue)}, shared; {workers} here")
     lines.append(f"what would be sent, live: {base}/_telemetry/v1/recent")
     return lines
+
+
+def token_warning(settings: Settings) -> str | None:
+    """A warning when the upstream token's file may be read by other users than its owner."""
+    token = settings.upstream_token_file
+    if token is None or not readable_by_others(token):
+        return None
+    return f"--upstream-token-file {token} may be read by other users; make it readable by its owner only (chmod 600)"
 
 
 def identity_warning(settings: Settings) -> str | None:
@@ -228,9 +243,9 @@ def serve(check: bool, **options: Any) -> None:
     scheme = "https" if settings.ssl_certfile is not None else "http"
     for line in startup_lines(settings, f"{scheme}://{host_text}:{port}", decision, holder):
         logger.info("%s", line)
-    warning = identity_warning(settings) if decision.enabled else None
-    if warning is not None:
-        logger.warning("%s", warning)
+    for warning in (identity_warning(settings), token_warning(settings)) if decision.enabled else ():
+        if warning is not None:
+            logger.warning("%s", warning)
     if not websocket:
         logger.error("%s", NO_WEBSOCKET)
     if queue_line is not None:

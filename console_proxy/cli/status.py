@@ -26,7 +26,7 @@ from console_proxy.cli.options import (
     state_dir_of,
 )
 from console_proxy.cli.proxy_status import proxy_lines
-from console_proxy.cli.queue_status import redis_queue_lines
+from console_proxy.cli.queue_status import LOCAL_ACCOUNTING, accounting_lines, accounts_of, redis_queue_lines
 from console_proxy.core.settings import Settings
 from console_proxy.delivery.local import LOCAL_EVENTS_FILE
 from console_proxy.delivery.spool.spool import SPOOL_FILE_NAME, read_spool_stats
@@ -96,6 +96,7 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
             f"upstream: local only: {state_dir / LOCAL_EVENTS_FILE}",
             "spool: not in use (local mode)",
             "last delivery: none (local mode)",
+            LOCAL_ACCOUNTING,
         ]
     if settings.queue != "sqlite":
         return [f"upstream: {display_url(settings.upstream)}", *redis_queue_lines(settings)]
@@ -106,7 +107,7 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
     except sqlite3.Error as error:
         return [*lines, f"spool: {path} cannot be read ({error})", "last delivery: unknown"]
     if stats is None:
-        return [*lines, f"spool: empty (no spool file yet at {path})", "last delivery: never"]
+        return [*lines, f"spool: empty (no spool file yet at {path})", "last delivery: never", *accounting_lines(())]
     lines.append(
         f"spool: {stats.spooled} events, {stats.spooled_bytes} bytes in {path} "
         f"({stats.accepted} accepted, {stats.forwarded} forwarded, {stats.dead_lettered} dead-lettered, "
@@ -117,7 +118,7 @@ def delivery_lines(settings: Settings, state_dir: Path) -> list[str]:
     else:
         when = datetime.fromtimestamp(stats.last_delivery_at, UTC).isoformat(timespec="seconds")
         lines.append(f"last delivery: {when.replace('+00:00', 'Z')}")
-    return lines
+    return lines + accounting_lines(stats.topics)
 
 
 def held_lines(settings: Settings, state_dir: Path) -> list[str]:
@@ -194,7 +195,7 @@ def served_lines(url: str, body: dict[str, Any]) -> list[str]:
     )
     delivery = body.get("delivery") or {}
     if delivery.get("upstream") is None:
-        return [*lines, "upstream: none (local mode: kept in the server's events.jsonl)"]
+        return [*lines, "upstream: none (local mode: kept in the server's events.jsonl)", LOCAL_ACCOUNTING]
     lines += [f"upstream: {delivery['upstream']}", f"queue: {delivery.get('queue')}"]
     reading = delivery.get("reading") or {}
     if not reading.get("readable"):
@@ -206,7 +207,7 @@ def served_lines(url: str, body: dict[str, Any]) -> list[str]:
     last = reading.get("last_delivery_at")
     when = datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if last else "never"
     lines.append(f"last delivery: {when}")
-    return lines
+    return lines + accounting_lines(accounts_of(reading.get("topics")))
 
 
 def ask_server(url: str) -> list[str]:

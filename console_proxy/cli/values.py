@@ -207,6 +207,18 @@ def existing_file(raw: Raw) -> Path:
     return path
 
 
+def token_file(raw: Raw) -> Path:
+    """A file whose first non-blank line is a bearer token (read now, to fail at start-up; never shown)."""
+    from console_proxy.delivery.upstream_token import TokenFileError, read_upstream_token
+
+    path = Path(raw.text).expanduser()
+    try:
+        read_upstream_token(path)
+    except TokenFileError as error:
+        raise raw.fail(str(error)) from None
+    return path
+
+
 def existing_directory(raw: Raw) -> Path:
     path = Path(raw.text).expanduser()
     if not path.is_dir():

@@ -22,6 +22,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from console_proxy._version import __version__
+from console_proxy.core.accounting import FATES, TopicAccount
 
 logger = logging.getLogger("console_proxy")
 
@@ -56,6 +57,9 @@ class QueueStats:
     last_delivery_at: float | None
     # Accepted, then gone with a Redis that kept nothing (a restart without persistence): never silently.
     lost: int = 0
+    # Per topic, what became of the accepted events by the collector's answers (docs/design.md, "End-to-end
+    # accounting"); None for a store that keeps none (a spool file read before its first start with accounting).
+    topics: tuple[TopicAccount, ...] | None = None
 
 
 class Metrics:
@@ -279,6 +283,7 @@ class Metrics:
             "Unix time of the last 2xx from the collector (0: never).",
             value=stats.last_delivery_at or 0.0,
         )
+        yield from _topic_families(stats.topics or ())
         yield from self._read_queue_gauges()
 
     def _read_queue_gauges(self) -> Iterator[Family]:
@@ -311,6 +316,34 @@ class Metrics:
         if message not in self._read_failing:
             self._read_failing.add(message)
             logger.error(message, exc)
+
+
+def _topic_families(topics: tuple[TopicAccount, ...]) -> Iterator[Family]:
+    """Per topic: accepted, each fate, queued and the gap, read from the queue (so the same in every worker)."""
+    accepted = CounterMetricFamily(
+        "console_proxy_topic_events_accepted", "Events accepted (committed to the queue), by topic.", labels=["topic"]
+    )
+    fates = CounterMetricFamily(
+        "console_proxy_upstream_events",
+        "Accepted events that left the queue, by topic and outcome: the collector's stored, duplicates and rejected;"
+        " uncounted (a 2xx without counts); dead_lettered, expired, lost.",
+        labels=["topic", "outcome"],
+    )
+    queued = GaugeMetricFamily(
+        "console_proxy_topic_events_queued", "Events in the queue now, by topic.", labels=["topic"]
+    )
+    gap = GaugeMetricFamily(
+        "console_proxy_accounting_gap_events",
+        "Accepted events that neither an outcome nor the queue accounts for, by topic (0 when it adds up).",
+        labels=["topic"],
+    )
+    for account in topics:
+        accepted.add_metric([account.topic], account.accepted)
+        for fate in FATES:
+            fates.add_metric([account.topic, fate], getattr(account, fate))
+        queued.add_metric([account.topic], account.queued)
+        gap.add_metric([account.topic], account.gap)
+    yield from (accepted, fates, queued, gap)
 
 
 class _Collector(Collector):

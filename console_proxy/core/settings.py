@@ -57,6 +57,8 @@ class Settings:
     static: Path | None = None
     prefix: str = DEFAULT_PREFIX
     upstream: str | None = None
+    # The file of the bearer token sent upstream; the token itself is read by the forwarder, never kept here.
+    upstream_token_file: Path | None = None
     state_dir: Path | None = None
     mode: Mode = DEFAULT_MODE
     hasura_endpoint: str | None = None

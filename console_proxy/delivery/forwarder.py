@@ -17,15 +17,19 @@ from http.cookiejar import DefaultCookiePolicy
 import httpx
 
 from console_proxy._version import __version__
+from console_proxy.core.accounting import parse_answer
 from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings
 from console_proxy.delivery.queue import Batch, Queue
+from console_proxy.delivery.upstream_token import read_upstream_token
 
 logger = logging.getLogger("console_proxy")
 
 # How often events older than the maximum age are looked for, in seconds.
 EXPIRE_EVERY_S = 60.0
 RETRYABLE_STATUSES = frozenset({408, 429})
+# The collector refused the gate's token (or wants one): an operator's fix, and the events are not at fault.
+AUTH_STATUSES = frozenset({401, 403})
 PAYLOAD_TOO_LARGE = 413
 # A user agent of our own: nothing of the browser's request (IP, cookies, user agent) goes upstream.
 USER_AGENT = f"console-proxy/{__version__}"
@@ -40,6 +44,7 @@ class Verdict(enum.Enum):
     DELIVERED = "delivered"  # 2xx: the events leave the queue
     RETRY = "retry"  # network trouble, 408, 429, 5xx, a redirect: the same batch again, later
     SPLIT = "split"  # 413 for more than one event: each half again, as a batch of its own
+    UNAUTHORIZED = "unauthorized"  # 401, 403: the token is wrong or missing; kept and sent again, said loudly
     DEAD_LETTER = "dead_letter"  # any other 4xx: kept aside, counted, never retried
 
 
@@ -50,6 +55,8 @@ def verdict(status: int, count: int) -> Verdict:
         return Verdict.DELIVERED
     if status < 400 or status >= 500 or status in RETRYABLE_STATUSES:
         return Verdict.RETRY
+    if status in AUTH_STATUSES:
+        return Verdict.UNAUTHORIZED
     if status == PAYLOAD_TOO_LARGE and count > 1:
         return Verdict.SPLIT
     return Verdict.DEAD_LETTER
@@ -132,6 +139,10 @@ class Forwarder:
         self._flushing = False
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        # Read once, here: a file that went missing after the start-up check is a failed start, not a silent
+        # public send.
+        token_file = settings.upstream_token_file
+        self._authorization = f"Bearer {read_upstream_token(token_file)}" if token_file is not None else None
 
     async def start(self) -> None:
         """Start the background task (from the lifespan; no connection is opened before there is a batch)."""
@@ -245,6 +256,8 @@ class Forwarder:
         """One POST. None when the batch is done with (2xx or dead-lettered), else when to try again."""
         assert self._client is not None
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.batch_id}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization
         started = time.monotonic()
         deadline_s = self._settings.upstream_timeout_s
         try:
@@ -265,8 +278,27 @@ class Forwarder:
         status = response.status_code
         decided = verdict(status, batch.count)
         if decided is Verdict.DELIVERED:
-            await self._queue.ack(batch.batch_id)  # the forwarded total is counted in the queue, read at scrape
+            answer = parse_answer(response.content, batch.batch_id)
+            if answer is not None and answer.total != batch.count:
+                logger.warning(
+                    "the collector counted %d of a batch of %d %s events; the difference shows as a gap in status",
+                    answer.total,
+                    batch.count,
+                    batch.topic,
+                )
+            # Counted in the queue, in the same transaction as the removal, and read at scrape.
+            await self._queue.ack(batch.batch_id, answer)
             return None
+        if decided is Verdict.UNAUTHORIZED:
+            after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            sent = (
+                "the token of --upstream-token-file" if self._authorization else "no token (no --upstream-token-file)"
+            )
+            return Retry(
+                after_s=after,
+                why=f"UPSTREAM REFUSED THE GATE ({status}): sent {sent}; a batch of {batch.count} events stays queued "
+                "until a token the collector takes is set and the gate restarted",
+            )
         if decided is Verdict.RETRY:
             after = parse_retry_after(response.headers.get("retry-after"), self._clock())
             return Retry(after_s=after, why=f"upstream answered {status} for a batch of {batch.count} events")

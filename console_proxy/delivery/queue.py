@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from console_proxy.core.accounting import Answer
 from console_proxy.core.events import OutboundEvent
 from console_proxy.core.metrics import QueueStats
 
@@ -36,7 +37,9 @@ class Queue(Protocol):
 
     async def claim(self, max_events: int) -> Batch | None: ...
 
-    async def ack(self, batch_id: str) -> int: ...
+    async def ack(self, batch_id: str, answer: Answer | None = None) -> int:
+        """The collector took the batch (answering `answer`, or None for a 2xx without counts): its events leave
+        the queue, accounted per topic in the same transaction (or script)."""
 
     async def dead_letter(self, batch_id: str, status: int) -> int: ...
 

@@ -36,6 +36,7 @@ def local_tail(home: Path) -> list[str]:
         f"upstream: local only: {home}/.local/state/console-proxy/events.jsonl",
         "spool: not in use (local mode)",
         "last delivery: none (local mode)",
+        "accounting: none in local mode (nothing is sent, so there is no collector's answer to count)",
     ]
 
 
@@ -80,6 +81,7 @@ def test_server_mode_shows_what_hasura_answers(tmp_path: Path) -> None:
         f"upstream: local only: {tmp_path}/state/events.jsonl",
         "spool: not in use (local mode)",
         "last delivery: none (local mode)",
+        "accounting: none in local mode (nothing is sent, so there is no collector's answer to count)",
     ]
     assert "s3cret" not in result.output
 
@@ -191,10 +193,11 @@ def test_invalid_cli_config_value_exits(tmp_path: Path) -> None:
 def test_upstream_is_shown_without_credentials(tmp_path: Path) -> None:
     result = run_status(tmp_path, "--upstream", "https://user:pw@collector.example:8443/v1/http?key=abc")
     assert result.exit_code == 0
-    assert result.stdout.splitlines()[-3:] == [
+    assert result.stdout.splitlines()[-4:] == [
         "upstream: https://collector.example:8443/v1/http?...",
         f"spool: empty (no spool file yet at {tmp_path}/.local/state/console-proxy/spool.db)",
         "last delivery: never",
+        "accounting: nothing accepted yet",
     ]
     assert "pw" not in result.output and "abc" not in result.output
 
@@ -228,6 +231,7 @@ def test_status_url_asks_the_running_server(tmp_path: Path) -> None:
         "server_version: null",
         "test events: dropped (--drop-test-events)",
         "upstream: none (local mode: kept in the server's events.jsonl)",
+        "accounting: none in local mode (nothing is sent, so there is no collector's answer to count)",
     ]
 
 

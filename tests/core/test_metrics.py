@@ -11,6 +11,7 @@ from pathlib import Path
 import prometheus_client
 import pytest
 
+from console_proxy.core.accounting import TopicAccount
 from console_proxy.core.metrics import MULTIPROCESS_ENV, Metrics, QueueStats
 from console_proxy.delivery.spool.spool import Spool
 
@@ -104,6 +105,36 @@ async def test_with_a_spool_the_delivery_figures_come_from_it() -> None:
         "console_proxy_spool_bytes": 300,
         "console_proxy_last_delivery_timestamp_seconds": 1_795_000_000.5,
     }
+
+
+async def test_the_accounting_per_topic_is_in_the_scrape_with_its_gap() -> None:
+    metrics = Metrics()
+    topics = (
+        TopicAccount("cli", accepted=4, stored=2, uncounted=1),
+        TopicAccount("console", accepted=10, stored=5, duplicates=2, rejected=1, dead_lettered=1, queued=1),
+    )
+    metrics.attach_spool(lambda: QueueStats(14, 8, 1, 0, 1, 100, None, topics=topics))
+    values = await scrape(metrics)
+    assert values["console_proxy_topic_events_accepted_total{topic=console}"] == 10
+    assert values["console_proxy_upstream_events_total{outcome=stored,topic=console}"] == 5
+    assert values["console_proxy_upstream_events_total{outcome=duplicates,topic=console}"] == 2
+    assert values["console_proxy_upstream_events_total{outcome=rejected,topic=console}"] == 1
+    assert values["console_proxy_upstream_events_total{outcome=dead_lettered,topic=console}"] == 1
+    assert values["console_proxy_upstream_events_total{outcome=uncounted,topic=cli}"] == 1
+    assert values["console_proxy_topic_events_queued{topic=console}"] == 1
+    assert values["console_proxy_accounting_gap_events{topic=console}"] == 0
+    assert values["console_proxy_accounting_gap_events{topic=cli}"] == 1  # one accepted event nothing explains
+    for topic in ("cli", "console"):
+        outcomes = sum(
+            v
+            for k, v in values.items()
+            if k.startswith("console_proxy_upstream_events_total") and f"topic={topic}" in k
+        )
+        assert values[f"console_proxy_topic_events_accepted_total{{topic={topic}}}"] == (
+            outcomes
+            + values[f"console_proxy_topic_events_queued{{topic={topic}}}"]
+            + values[f"console_proxy_accounting_gap_events{{topic={topic}}}"]
+        )
 
 
 async def test_an_unreadable_spool_leaves_the_delivery_figures_out_and_the_scrape_working(

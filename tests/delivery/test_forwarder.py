@@ -70,6 +70,7 @@ async def forwarding(
         retry_base_s=0.01,
         retry_cap_s=overrides.pop("retry_cap_s", 30.0),
         upstream_timeout_s=overrides.pop("upstream_timeout_s", 2.0),
+        upstream_token_file=overrides.pop("upstream_token_file", None),
     )
     spool = Spool(tmp_path / "spool.db", max_events=10_000, max_bytes=10**8, max_age_s=3600.0)
     await spool.open()
@@ -151,7 +152,8 @@ def test_backoff_jitter_spans_zero_to_the_exponential_delay() -> None:
         (413, 2, Verdict.SPLIT),
         (413, 1, Verdict.DEAD_LETTER),
         (400, 5, Verdict.DEAD_LETTER),
-        (401, 5, Verdict.DEAD_LETTER),
+        (401, 5, Verdict.UNAUTHORIZED),
+        (403, 1, Verdict.UNAUTHORIZED),
         (404, 5, Verdict.DEAD_LETTER),
         (409, 5, Verdict.DEAD_LETTER),
         (422, 1, Verdict.DEAD_LETTER),
@@ -249,7 +251,7 @@ async def test_an_attempt_past_its_deadline_is_retried_with_the_same_batch_id(
         assert [r.body["data"] for r in collector.requests] == [[event(1), event(2)]] * len(collector.requests)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 404, 422])
 async def test_other_4xx_are_dead_lettered_without_retry(tmp_path: Path, collector: Collector, status: int) -> None:
     collector.answer(Answer(status))
     sleeps = Sleeps()
@@ -394,3 +396,34 @@ async def test_stopping_a_task_raises_what_it_raised() -> None:
     await asyncio.sleep(0)  # it runs, and fails
     with pytest.raises(OSError, match="disk gone"):
         await stop_task(task)
+
+
+TOKEN = "gate-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_token_keeps_the_batch_and_retries_it_loudly(
+    tmp_path: Path, collector: Collector, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(f"\n  {TOKEN}  \nsecond-line-is-not-read\n")
+    collector.answer(Answer(status), Answer(status))
+    sleeps = Sleeps()
+    async with forwarding(tmp_path, collector.url, sleeps, upstream_token_file=token_file) as (spool, forwarder):
+        await send(spool, forwarder, [event(1), event(2)])
+        assert await collector.events_soon(2) == [event(1), event(2)]
+        await forwarder.drain()
+        stats = spool.stats()
+        assert (stats.dead_lettered, stats.forwarded, stats.spooled) == (0, 2, 0)
+    assert len(sleeps.delays) == 2  # held and sent again after a backoff, never dead-lettered
+    assert [r.headers["authorization"] for r in collector.requests] == [f"Bearer {TOKEN}"] * 3
+    refused = [r.getMessage() for r in caplog.records if "UPSTREAM REFUSED THE GATE" in r.getMessage()]
+    assert len(refused) == 2 and f"({status})" in refused[0] and "stays queued" in refused[0]
+    assert TOKEN not in caplog.text
+
+
+async def test_without_a_token_file_no_authorization_is_sent(tmp_path: Path, collector: Collector) -> None:
+    async with forwarding(tmp_path, collector.url, Sleeps()) as (spool, forwarder):
+        await send(spool, forwarder, [event(1)])
+        assert await collector.events_soon(1) == [event(1)]
+    assert "authorization" not in collector.requests[0].headers

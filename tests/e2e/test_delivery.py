@@ -192,7 +192,12 @@ def test_status_shows_the_spool_depth_and_the_last_delivery(tmp_path: Path, coll
         env={"HOME": str(tmp_path)},
     )
     assert result.exit_code == 0
-    spool_line, delivery_line = result.stdout.splitlines()[-2:]
+    spool_line, delivery_line, *accounting = result.stdout.splitlines()[-4:]
+    assert accounting == [
+        "accounting by topic:",
+        "  console: 2 accepted = 0 stored + 0 duplicates + 0 rejected + 2 uncounted + 0 queued + 0 dead-lettered"
+        " + 0 expired (adds up)",
+    ]
     assert spool_line == (
         f"spool: 0 events, 0 bytes in {tmp_path / 'state' / 'spool.db'} "
         "(2 accepted, 2 forwarded, 0 dead-lettered, 0 expired)"

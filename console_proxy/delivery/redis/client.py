@@ -13,6 +13,7 @@ from typing import Any
 from console_proxy.core.errors import SettingsError
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue_url import SentinelURL, display_queue_url, parse_sentinel_url
+from console_proxy.delivery.redis.accounts import decoded, topic_accounts
 
 try:
     import redis
@@ -187,9 +188,11 @@ def _int(value: Any) -> int:
 
 
 def read_queue_stats(client: Any, keys: QueueKeys) -> QueueStats:
-    """The group's counters, read in one command (they only change inside scripts, so they agree)."""
+    """The group's counters and per-topic accounts, read in one command (they only change inside scripts, so they
+    agree)."""
+    fields = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in client.hgetall(keys.counters).items()}
     names = ["accepted", "forwarded", "dead_lettered", "expired", "queued", "bytes", "last_delivery_at", "lost"]
-    values = dict(zip(names, client.hmget(keys.counters, names), strict=True))
+    values = {name: fields.get(name) for name in names}
     last = float(values["last_delivery_at"]) if values["last_delivery_at"] is not None else 0.0
     return QueueStats(
         accepted=_int(values["accepted"]),
@@ -200,6 +203,7 @@ def read_queue_stats(client: Any, keys: QueueKeys) -> QueueStats:
         spooled_bytes=_int(values["bytes"]),
         last_delivery_at=last or None,
         lost=_int(values["lost"]),
+        topics=topic_accounts(decoded(fields)),
     )
 
 
@@ -226,3 +230,31 @@ def read_consumers(client: Any, keys: QueueKeys, group: str) -> list[Consumer]:
         )
         for row in rows
     ]
+
+
+def read_gauges(client: Any, keys: QueueKeys, group: str) -> list[tuple[str, str, float]]:
+    """The group's consumers, entries claimed and not yet acknowledged, batches taken over after the lease, and
+    dead letters kept, as (name, help, value) for /metrics."""
+    consumers = read_consumers(client, keys, group)
+    reclaimed = client.hget(keys.counters, "reclaimed")
+    dead = client.xlen(keys.dead)
+    return [
+        ("console_proxy_queue_consumers", "Consumers in the Redis queue's group (one per process).", len(consumers)),
+        (
+            "console_proxy_queue_pending_events",
+            "Events claimed by a consumer and not yet acknowledged, over the group.",
+            sum(c.pending for c in consumers),
+        ),
+        (
+            "console_proxy_queue_reclaimed_batches_total",
+            "Batches taken over from a consumer idle past the lease (since the queue was created).",
+            int(reclaimed or 0),
+        ),
+        ("console_proxy_queue_dead_letters", "Dead letters kept in the Redis queue's stream.", int(dead)),
+    ]
+
+
+async def client_read_recent(client: Any, prefix: str | None = None) -> list[bytes]:
+    """The newest events the group kept (oldest first), as the PUT script wrote them: one JSON object each."""
+    rows: list[bytes] = await client.lrange(queue_keys(prefix).prefix + "recent", 0, -1)
+    return rows

@@ -14,19 +14,22 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from console_proxy.core.accounting import Answer
 from console_proxy.core.errors import ConsoleProxyError, SinkRefused
 from console_proxy.core.events import OutboundEvent, encode_envelope, encode_event, new_id
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, Batch
 from console_proxy.delivery.redis import scripts as redis_scripts
+from console_proxy.delivery.redis.accounts import answer_args, decoded, restore_args
 from console_proxy.delivery.redis.client import (
     REDIS_ERRORS,
     async_client,
+    client_read_recent,
     close_async_client,
     durability_line,
     loses_nothing,
     queue_keys,
-    read_consumers,
+    read_gauges,
     read_queue_stats,
     sync_client,
 )
@@ -201,7 +204,8 @@ class RedisQueue:
         if not reply[2]:
             raise SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S)
         # The last reading keeps up with this process's own puts, so that a loss right after them is counted whole.
-        self._last["accepted"] = self._last.get("accepted", 0) + len(texts)
+        for name in ("accepted", f"acct:accepted:{topic}", f"acct:queued:{topic}"):
+            self._last[name] = self._last.get(name, 0) + len(texts)
         self._last["queued"] = int(reply[0])
 
     async def claim(self, max_events: int) -> Batch | None:
@@ -214,12 +218,20 @@ class RedisQueue:
         self._orphans = False
         return self._batch(reply, 2)
 
-    async def ack(self, batch_id: str) -> int:
-        """The collector took the batch: acknowledge and delete its entries, count them forwarded. While a full
-        batch waits, the same script claims it for the next `claim()` (one round trip, one AOF fsync fewer)."""
+    async def ack(self, batch_id: str, answer: Answer | None = None) -> int:
+        """The collector took the batch: acknowledge and delete its entries, count them forwarded and, per topic,
+        as its `answer` counted them (uncounted without one). While a full batch waits, the same script claims it
+        for the next `claim()` (one round trip, one AOF fsync fewer)."""
         self._prefetched = None
         reply = await self._run(
-            "ACK_NEXT", batch_id, f"{self._clock():.3f}", self.consumer, self._max_claim, self._lease_ms, new_id()
+            "ACK_NEXT",
+            batch_id,
+            f"{self._clock():.3f}",
+            self.consumer,
+            self._max_claim,
+            self._lease_ms,
+            new_id(),
+            *answer_args(answer),
         )
         self._prefetched = self._batch(reply, 3)
         return int(reply[2])
@@ -268,8 +280,8 @@ class RedisQueue:
             await self._connect()
         reply = await self._run("TOUCH", self.consumer, self._lease_ms)
         await self._check_epoch()
-        values = await self._client.hmget(self.keys.counters, list(_COUNTERS))
-        self._last = {name: int(value or 0) for name, value in zip(_COUNTERS, values, strict=True)}
+        # The whole hash in one reading: the per-topic accounts too, restored from it if Redis loses it.
+        self._last = {name: 0 for name in _COUNTERS} | decoded(await self._client.hgetall(self.keys.counters))
         self._queued, self._bytes = self._last["queued"], self._last["bytes"]
         if time.monotonic() - self._persistence_said_at >= self.persistence_every_s:
             self._say_durability(*await durability_line(self._client, self.url), again=True)
@@ -299,7 +311,7 @@ class RedisQueue:
         """Whether Redis lost the queue since the last poll: its epoch gone. Then the counters are added back from
         the last reading and what was queued is counted as lost (by the first process to see it), and said once."""
         last = [self._last.get(name, 0) for name in _COUNTERS[:6]]
-        reply = await self._run("EPOCH", new_id(), self._epoch or "", *last)
+        reply = await self._run("EPOCH", new_id(), self._epoch or "", *last, *restore_args(self._last))
         state, epoch, lost = int(reply[2]), reply[3].decode(), int(reply[4])
         if state == 2:
             logger.error(
@@ -332,27 +344,7 @@ class RedisQueue:
         """The group's consumers, entries claimed and not yet acknowledged, batches taken over after the lease,
         and dead letters kept; from any thread (used at each scrape)."""
         with sync_client(self.url) as client:
-            consumers = read_consumers(client, self.keys, GROUP)
-            reclaimed = client.hget(self.keys.counters, "reclaimed")
-            dead = client.xlen(self.keys.dead)
-        return [
-            (
-                "console_proxy_queue_consumers",
-                "Consumers in the Redis queue's group (one per process).",
-                len(consumers),
-            ),
-            (
-                "console_proxy_queue_pending_events",
-                "Events claimed by a consumer and not yet acknowledged, over the group.",
-                sum(c.pending for c in consumers),
-            ),
-            (
-                "console_proxy_queue_reclaimed_batches_total",
-                "Batches taken over from a consumer idle past the lease (since the queue was created).",
-                int(reclaimed or 0),
-            ),
-            ("console_proxy_queue_dead_letters", "Dead letters kept in the Redis queue's stream.", int(dead)),
-        ]
+            return read_gauges(client, self.keys, GROUP)
 
     async def _run(self, script: str, *args: object) -> list[Any]:
         if self._client is None:
@@ -382,7 +374,5 @@ class RedisQueue:
         self.depth = self.unclaimed + self._held + (1 if self._orphans else 0)
 
 
-async def read_recent(client: Any, prefix: str | None = None) -> list[bytes]:
-    """The newest events the group kept (oldest first), as the PUT script wrote them: one JSON object each."""
-    rows: list[bytes] = await client.lrange(queue_keys(prefix).prefix + "recent", 0, -1)
-    return rows
+# Where /_telemetry/v1/recent reads them (asgi/recent.py).
+read_recent = client_read_recent

@@ -9,8 +9,12 @@ dead-letter stream. Every script answers `{queued, unclaimed, ...}` so a process
 
 from __future__ import annotations
 
+from console_proxy.delivery.redis.accounts import EPOCH_BODY
+from console_proxy.delivery.redis.accounts import LUA as _ACCOUNTS
+
 # KEYS: stream, counters, batch_of, dead. ARGV[1]: key prefix, ARGV[2]: group.
-_HEADER = """
+_HEADER = (
+    """
 local S, C, BO, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local P, G = ARGV[1], ARGV[2]
 local function field(f, name)
@@ -71,6 +75,8 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
+    + _ACCOUNTS
+)
 
 # The newest events kept for /_telemetry/v1/recent, whichever process answers it (`P:recent`, a capped list).
 RECENT_EVENTS = 100
@@ -92,6 +98,8 @@ redis.call('HINCRBY', C, 'accepted', n)
 redis.call('HINCRBY', C, 'queued', n)
 redis.call('HINCRBY', C, 'bytes', size)
 redis.call('HINCRBY', C, 'unclaimed', n)
+book(ARGV[5], 'accepted', n)
+book(ARGV[5], 'queued', n)
 local shown = {}
 for i = math.max(first, #ARGV - RECENT + 1), #ARGV do
   shown[#shown + 1] = '{"topic":"' .. ARGV[5] .. '",' .. string.sub(ARGV[i], 2)
@@ -189,7 +197,7 @@ return hints_with(b[3], b[1], b[2])
 )
 
 _FINISH_FUNCTION = """
-local function finish(bid, now, status)
+local function finish(bid, now, status, counts)
   local b = load(bid)
   if b == nil then return 0 end
   local n, size = 0, 0
@@ -208,6 +216,7 @@ local function finish(bid, now, status)
   redis.call('HINCRBY', C, 'queued', 0 - n)
   redis.call('HINCRBY', C, 'bytes', 0 - size)
   if status == 0 and n > 0 then redis.call('HSET', C, 'last_delivery_at', now) end
+  book_finished(b.topic, n, status, counts)
   return n
 end
 """
@@ -216,11 +225,12 @@ FINISH = (
     _HEADER
     + _FINISH_FUNCTION
     + """
-return hints(finish(ARGV[3], ARGV[4], tonumber(ARGV[5])))
+return hints(finish(ARGV[3], ARGV[4], tonumber(ARGV[5]), answer_at(6)))
 """
 )
 
-# ARGV: P, G, batch_id, unix time, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed, n[, batch_id,
+# ARGV: P, G, batch_id, unix time, consumer, max_events, lease_ms, new batch_id, the collector's stored, duplicates,
+# rejected ('' for none) -> {queued, unclaimed, n[, batch_id,
 # topic, JSON...]}: FINISH with status 0, then, when a full batch is waiting, CLAIM in the same script (one round
 # trip and one AOF fsync fewer per batch while a backlog drains).
 ACK_NEXT = (
@@ -228,7 +238,7 @@ ACK_NEXT = (
     + _FINISH_FUNCTION
     + _CLAIM_FUNCTION
     + """
-local n = finish(ARGV[3], ARGV[4], 0)
+local n = finish(ARGV[3], ARGV[4], 0, answer_at(9))
 local maxn = tonumber(ARGV[6])
 if tonumber(redis.call('HGET', C, 'unclaimed') or 0) < maxn then return hints(n) end
 local b = claim(ARGV[5], maxn, ARGV[7], ARGV[8])
@@ -256,6 +266,7 @@ redis.call('HINCRBY', C, 'expired', n)
 redis.call('HINCRBY', C, 'queued', 0 - n)
 redis.call('HINCRBY', C, 'bytes', 0 - size)
 redis.call('HINCRBY', C, 'unclaimed', 0 - unclaimed)
+for t, k in pairs(by_topic(old)) do book(t, 'expired', k); book(t, 'queued', 0 - k) end
 return hints(n, #old == tonumber(ARGV[4]) and 1 or 0)
 """
 )
@@ -338,6 +349,7 @@ if replay and #rows > 0 then
   redis.call('HINCRBY', C, 'queued', #rows)
   redis.call('HINCRBY', C, 'bytes', size)
   redis.call('HINCRBY', C, 'unclaimed', #rows)
+  for t, k in pairs(by_topic(rows)) do book(t, 'dead_lettered', 0 - k); book(t, 'queued', k) end
 end
 return hints(#rows)
 """
@@ -360,31 +372,5 @@ return hints(0)
 """
 )
 
-# The queue's epoch: a random id in the counters hash. When it is gone, Redis lost the hash (a restart without
-# persistence, a flush): the counters are added back from the caller's last reading, and what was queued then is
-# counted as lost, once per lost epoch whichever process sees it first.
-# ARGV: P, G, new epoch, known epoch ('' for none), last accepted, forwarded, dead_lettered, expired, lost, queued
-# -> {queued, unclaimed, 0 unchanged | 1 adopted | 2 restored, epoch, lost now}
-EPOCH = (
-    _HEADER
-    + """
-local known = ARGV[4]
-local cur = redis.call('HGET', C, 'epoch')
-if cur and cur == known then return hints(0, cur, 0) end
-if not cur then
-  cur = ARGV[3]
-  redis.call('HSET', C, 'epoch', cur)
-end
-if known ~= '' and redis.call('HGET', C, 'restored_from') ~= known then
-  redis.call('HSET', C, 'restored_from', known)
-  redis.call('HINCRBY', C, 'accepted', tonumber(ARGV[5]))
-  redis.call('HINCRBY', C, 'forwarded', tonumber(ARGV[6]))
-  redis.call('HINCRBY', C, 'dead_lettered', tonumber(ARGV[7]))
-  redis.call('HINCRBY', C, 'expired', tonumber(ARGV[8]))
-  local lost = tonumber(ARGV[9]) + tonumber(ARGV[10])
-  redis.call('HINCRBY', C, 'lost', lost)
-  return hints(2, cur, lost)
-end
-return hints(1, cur, 0)
-"""
-)
+# The queue's epoch, and the accounts restored with it (accounts.EPOCH_BODY).
+EPOCH = _HEADER + EPOCH_BODY

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from console_proxy.core.metrics import QueueStats
+from console_proxy.delivery.spool.accounts import add_accounts, has_accounts, read_accounts
 
 logger = logging.getLogger("console_proxy")
 
@@ -62,6 +63,7 @@ def read_stats(conn: sqlite3.Connection) -> QueueStats:
     try:
         values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
         spooled, spooled_bytes = conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM events").fetchone()
+        topics = read_accounts(conn)
     finally:
         conn.execute("COMMIT")
     last = float(values.get("last_delivery_at", 0))
@@ -73,6 +75,7 @@ def read_stats(conn: sqlite3.Connection) -> QueueStats:
         spooled=int(spooled),
         spooled_bytes=int(spooled_bytes),
         last_delivery_at=last or None,
+        topics=topics,
     )
 
 
@@ -155,14 +158,17 @@ def _open_file(path: Path) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a spool file of an older version up to the current schema, in one transaction."""
+    """Bring a spool file of an older version up to the current schema, in one transaction: the topic columns
+    (0.2), the per-topic accounts (0.3). No row is changed or lost."""
     missing = [
         table
         for table in ("events", "dead_letters")
         if "topic" not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
     ]
-    if not missing:
+    if not missing and has_accounts(conn):
         return
     with transaction(conn):
         for table in missing:
             conn.execute(_TOPIC_COLUMN.format(table=table))
+        if not has_accounts(conn):
+            add_accounts(conn)

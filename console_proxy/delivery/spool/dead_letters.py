@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from console_proxy.delivery.spool.accounts import book
 from console_proxy.delivery.spool.db import connect, lock_spool, migrate
 
 
@@ -86,6 +87,8 @@ def _change(path: Path, *, replay: bool, now: float) -> int:
                         (now,),
                     )
                     conn.execute("UPDATE counters SET value = value - ? WHERE name = 'dead_lettered'", (count,))
+                    for topic, n in conn.execute("SELECT topic, count(*) FROM dead_letters GROUP BY topic").fetchall():
+                        book(conn, topic, {"dead_lettered": -n})
                 conn.execute("DELETE FROM dead_letters")
                 conn.execute("COMMIT")
             except BaseException:

@@ -16,9 +16,11 @@ import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 
+from console_proxy.core.accounting import Answer, TopicAccount, fates_of
 from console_proxy.core.events import encode_envelope, new_id
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue import Batch
+from console_proxy.delivery.spool.accounts import book
 from console_proxy.delivery.spool.db import transaction
 
 # Bound parameters per statement, well below SQLite's limit.
@@ -45,6 +47,13 @@ class Done:
     size: int
     status: int
     at: float
+    topic: str = ""
+    answer: Answer | None = None
+
+    def fates(self) -> dict[str, int]:
+        """What its events became, by the collector's answer (docs/design.md, "End-to-end accounting")."""
+        n = len(self.seqs)
+        return fates_of(self.answer, n) if self.counter == "forwarded" else {self.counter: n}
 
 
 def no_room(exc: BaseException) -> bool:
@@ -89,6 +98,13 @@ class HeldClaims:
         spooled."""
         if not self.pending_events:
             return stats
+        topics = stats.topics
+        if topics is not None:
+            by_topic = {account.topic: account for account in topics}
+            for done in self.done:
+                account = by_topic.get(done.topic, TopicAccount(done.topic))
+                by_topic[done.topic] = account.plus({**done.fates(), "queued": -len(done.seqs)})
+            topics = tuple(by_topic[topic] for topic in sorted(by_topic))
         return dataclasses.replace(
             stats,
             forwarded=stats.forwarded + self.pending["forwarded"],
@@ -96,6 +112,7 @@ class HeldClaims:
             spooled=stats.spooled - self.pending_events,
             spooled_bytes=stats.spooled_bytes - self.pending_bytes,
             last_delivery_at=max(stats.last_delivery_at or 0.0, self.last_delivery_at) or None,
+            topics=topics,
         )
 
     @property
@@ -140,10 +157,10 @@ class HeldClaims:
         self.replaced.add(batch_id)
         return Held(batch_id, listed[0][2] if listed else "", [r[0] for r in listed], sum(r[1] for r in listed))
 
-    def finish(self, held: Held, counter: str, status: int, at: float) -> int:
+    def finish(self, held: Held, counter: str, status: int, at: float, answer: Answer | None = None) -> int:
         """The collector answered `held`: done, to be removed (and, for dead letters, copied aside) later."""
         self.held.pop(held.batch_id, None)
-        self.done.append(Done(held.batch_id, counter, held.seqs, held.size, status, at))
+        self.done.append(Done(held.batch_id, counter, held.seqs, held.size, status, at, held.topic, answer))
         self.pending[counter] += len(held.seqs)
         self.pending_events += len(held.seqs)
         self.pending_bytes += held.size
@@ -177,6 +194,7 @@ class HeldClaims:
                         )
                     conn.execute(f"DELETE FROM events WHERE seq IN ({_marks(len(part))})", part)
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (len(done.seqs), done.counter))
+                book(conn, done.topic, done.fates())
                 if done.counter == "forwarded":
                     conn.execute("UPDATE counters SET value = ? WHERE name = 'last_delivery_at'", (done.at,))
             for held in self.held.values():
@@ -204,3 +222,17 @@ def _recorded(conn: sqlite3.Connection, batch_id: str) -> Batch:
     rows = conn.execute("SELECT topic, json FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,)).fetchall()
     topic = rows[0][0]
     return Batch(batch_id, topic, len(rows), encode_envelope(topic, batch_id, (text for _, text in rows)))
+
+
+def split_in_file(conn: sqlite3.Connection, batch_id: str) -> None:
+    """Claim the events of a batch claimed in the file as two batches of new ids, first half first, in one
+    transaction (sqlite3.OperationalError, nothing changed, when the file has no room for it)."""
+    seqs = [seq for (seq,) in conn.execute("SELECT seq FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,))]
+    half = (len(seqs) + 1) // 2
+    with transaction(conn):
+        for part in (seqs[:half], seqs[half:]):
+            if part:
+                conn.execute(
+                    "UPDATE events SET batch_id = ? WHERE batch_id = ? AND seq BETWEEN ? AND ?",
+                    (new_id(), batch_id, part[0], part[-1]),
+                )

@@ -9,18 +9,21 @@ import itertools
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from console_proxy.core.accounting import Answer
 from console_proxy.core.errors import SinkRefused
 from console_proxy.core.events import OutboundEvent, encode_envelope, encode_events, new_id
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, Batch
 from console_proxy.delivery.sink import BatchSizes
+from console_proxy.delivery.spool.accounts import book, book_removed
 from console_proxy.delivery.spool.db import SPOOL_FILE_NAME, read_spool_stats, transaction
 from console_proxy.delivery.spool.files import SpoolFile
-from console_proxy.delivery.spool.held import Held, HeldClaims, no_room
+from console_proxy.delivery.spool.held import Held, HeldClaims, no_room, split_in_file
 from console_proxy.delivery.spool.thread import Job, SpoolThread, settle
 
 __all__ = ["SPOOL_FILE_NAME", "Spool", "read_spool_stats"]
@@ -110,9 +113,10 @@ class Spool:
         event's topic; None when empty."""
         return await self._call(functools.partial(self._do_claim, max_events))
 
-    async def ack(self, batch_id: str) -> int:
-        """The collector took the batch: delete its events and count them forwarded."""
-        return await self._call(functools.partial(self._finish, batch_id, "forwarded", 0))
+    async def ack(self, batch_id: str, answer: Answer | None = None) -> int:
+        """The collector took the batch: delete its events, count them forwarded and, per topic, as its `answer`
+        counted them (uncounted without one), in one transaction."""
+        return await self._call(functools.partial(self._finish, batch_id, "forwarded", 0, answer))
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its events to the dead-letter table."""
@@ -207,6 +211,8 @@ class Spool:
                 conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(accepted))
                 added = depth - self.depth
                 conn.execute("UPDATE counters SET value = value + ? WHERE name = 'accepted'", (added,))
+                for topic, n in Counter(row[3] for row in itertools.chain.from_iterable(accepted)).items():
+                    book(conn, topic, {"accepted": n})
         except (sqlite3.Error, OSError, SinkRefused) as exc:
             refusal = exc if isinstance(exc, SinkRefused) else self._file.failed(exc, "put")
             for put in puts:
@@ -290,14 +296,16 @@ class Spool:
         self._file.cleared()
         logger.warning("spool %s: the disk has room again; %d delivered events left the file", self.path, removed)
 
-    def _finish(self, batch_id: str, counter: str, status: int) -> int:
+    def _finish(self, batch_id: str, counter: str, status: int, answer: Answer | None = None) -> int:
         """The collector answered the batch: its events leave the queue, counted under `counter`."""
         conn = self._file.db()
         held = self._held
         if batch_id in held.held:
-            return self._finish_held(conn, held.held[batch_id], counter, status)
+            return self._finish_held(conn, held.held[batch_id], counter, status, answer)
         if counter == "forwarded":
-            remove = functools.partial(self._remove, "batch_id = ?", (batch_id,), counter, claim_next=self._claim_size)
+            remove = functools.partial(
+                self._remove, "batch_id = ?", (batch_id,), counter, claim_next=self._claim_size, answer=answer
+            )
         else:
             copy = (
                 "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at, topic) "
@@ -312,10 +320,12 @@ class Spool:
                 raise
             if not held.active:
                 self._hold(exc)
-            return self._finish_held(conn, held.adopt(conn, batch_id), counter, status)
+            return self._finish_held(conn, held.adopt(conn, batch_id), counter, status, answer)
 
-    def _finish_held(self, conn: sqlite3.Connection, batch: Held, counter: str, status: int) -> int:
-        n = self._held.finish(batch, counter, status, self._clock())
+    def _finish_held(
+        self, conn: sqlite3.Connection, batch: Held, counter: str, status: int, answer: Answer | None
+    ) -> int:
+        n = self._held.finish(batch, counter, status, self._clock(), answer)
         self.depth -= n
         self.bytes -= batch.size
         self._record_held(conn)
@@ -329,12 +339,15 @@ class Spool:
         extra: str | None = None,
         extra_args: tuple[Any, ...] = (),
         claim_next: int = 0,
+        answer: Answer | None = None,
     ) -> int:
         conn = self._file.db()
         claimed, preclaimed = 0, None
         with transaction(conn):
             if extra is not None:
                 conn.execute(extra, extra_args)
+            removed = conn.execute(f"SELECT topic, count(*) FROM events WHERE {where} GROUP BY topic", args)
+            book_removed(conn, removed.fetchall(), counter, answer)
             n, size, unclaimed = conn.execute(
                 f"SELECT count(*), coalesce(sum(bytes), 0), count(*) - count(batch_id) FROM events WHERE {where}", args
             ).fetchone()
@@ -361,16 +374,8 @@ class Spool:
         if batch_id in held.held:
             held.split(held.held[batch_id])
             return
-        seqs = [seq for (seq,) in conn.execute("SELECT seq FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,))]
-        half = (len(seqs) + 1) // 2
         try:
-            with transaction(conn):
-                for part in (seqs[:half], seqs[half:]):
-                    if part:
-                        conn.execute(
-                            "UPDATE events SET batch_id = ? WHERE batch_id = ? AND seq BETWEEN ? AND ?",
-                            (new_id(), batch_id, part[0], part[-1]),
-                        )
+            split_in_file(conn, batch_id)
         except sqlite3.OperationalError as exc:
             if not no_room(exc):
                 raise

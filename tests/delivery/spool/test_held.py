@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from console_proxy.core.accounting import Answer, TopicAccount
+from console_proxy.delivery.spool.accounts import book
 from console_proxy.delivery.spool.db import open_spool, read_stats
 from console_proxy.delivery.spool.held import HeldClaims, no_room
 
@@ -101,3 +103,22 @@ def test_record_writes_what_was_held_in_one_transaction(conn: sqlite3.Connection
 )
 def test_no_room_is_sqlite_full_only(error: sqlite3.Error, full: bool) -> None:
     assert no_room(error) is full
+
+
+def test_answers_held_in_memory_are_accounted_as_they_will_be_written(conn: sqlite3.Connection) -> None:
+    book(conn, "C", {"accepted": 6})
+    book(conn, "K", {"accepted": 1})
+    held = HeldClaims()
+    first = held.claim(conn, 3)
+    assert first is not None
+    held.finish(held.held[first.batch_id], "forwarded", 0, 100.0, Answer(stored=2, duplicates=1, rejected=0))
+    second = held.claim(conn, 1)
+    assert second is not None
+    held.finish(held.held[second.batch_id], "dead_lettered", 422, 101.0)
+    expected = (
+        TopicAccount("C", accepted=6, stored=2, duplicates=1, dead_lettered=1, queued=2),
+        TopicAccount("K", accepted=1, queued=1),
+    )
+    assert held.counted(read_stats(conn)).topics == expected  # the file still holds them all
+    held.record(conn)
+    assert read_stats(conn).topics == expected  # and now it says so itself

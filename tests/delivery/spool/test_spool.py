@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console_proxy.core.accounting import TopicAccount
 from console_proxy.core.events import ConsoleEvent
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.sink import SinkRefused
@@ -91,6 +92,7 @@ async def test_a_claimed_batch_is_the_upstream_body_and_is_claimed_again_until_a
         spooled=1,
         spooled_bytes=EVENT_BYTES,
         last_delivery_at=1_000_000.0,
+        topics=(TopicAccount("console", accepted=3, uncounted=2, queued=1),),
     )
 
 
@@ -250,6 +252,7 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
             spooled=1,
             spooled_bytes=EVENT_BYTES,
             last_delivery_at=1_000_000.0,
+            topics=(TopicAccount("console", accepted=7, uncounted=2, dead_lettered=1, expired=3, queued=1),),
         )
         assert read_spool_stats(second.path) == stats
     finally:
