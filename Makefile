@@ -104,7 +104,8 @@ contract: install-test redis collector-ui
 
 # The compiled form (docs/performance.md, "The compiled form"): a wheel built with the hot path's modules compiled by
 # mypyc (CONSOLE_PROXY_PURE=0: compiled or the build fails), installed in a virtual environment of its own, and the
-# unit tests of those modules run against it; tests/test_compiled.py checks there that they are C extensions.
+# unit tests of those modules and the contract's `all` stage run against it; tests/test_compiled.py checks there that
+# they are C extensions.
 # Rebuilt only when a source changed; the C objects are kept in build/mypyc/.
 VENV_COMPILED ?= .venv-compiled
 COMPILED_BIN := $(VENV_COMPILED)/bin
@@ -122,6 +123,8 @@ $(COMPILED_STAMP): pyproject.toml hatch_build.py route_rules.yaml $(shell find c
 	touch $@
 
 pytest-compiled: $(COMPILED_STAMP)
+	@if [ -x "$(CONTRACT_CHECK)" ]; then PATH="$(CURDIR)/$(COMPILED_BIN):$$PATH" $(CONTRACT_CHECK) all; \
+	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; fi
 	CONSOLE_PROXY_TEST_COMPILED=1 $(COMPILED_BIN)/pytest -p no:cacheprovider $(COMPILED_TESTS)
 
 # pytest goes last so that its summary closes the output.
