@@ -106,7 +106,7 @@ contract: install-test redis collector-ui
 # mypyc (CONSOLE_PROXY_PURE=0: compiled or the build fails), installed in a virtual environment of its own, and the
 # unit tests of those modules and the contract's `all` stage run against it; tests/test_compiled.py checks there that
 # they are C extensions.
-# Rebuilt only when a source changed; the C objects are kept in build/mypyc/.
+# Rebuilt only when a source changed; the C objects are kept in build/mypyc/. Extras: what tests/conftest.py imports.
 VENV_COMPILED ?= .venv-compiled
 COMPILED_BIN := $(VENV_COMPILED)/bin
 COMPILED_WHEEL_DIR := build/compiled-wheel
@@ -118,7 +118,7 @@ $(COMPILED_STAMP): pyproject.toml hatch_build.py route_rules.yaml $(shell find c
 	rm -rf $(COMPILED_WHEEL_DIR)
 	CONSOLE_PROXY_PURE=0 $(BIN)/pip wheel --quiet --no-deps --wheel-dir $(COMPILED_WHEEL_DIR) .
 	@[ -x $(COMPILED_BIN)/python ] || $(PYTHON) -m venv $(VENV_COMPILED)
-	$(COMPILED_BIN)/pip install --quiet "$$(ls $(COMPILED_WHEEL_DIR)/console_proxy-*.whl)[test,redis,collector,tls]"
+	$(COMPILED_BIN)/pip install --quiet "$$(ls $(COMPILED_WHEEL_DIR)/console_proxy-*.whl)[test,redis]"
 	$(COMPILED_BIN)/pip install --quiet --force-reinstall --no-deps $(COMPILED_WHEEL_DIR)/console_proxy-*.whl
 	touch $@
 
