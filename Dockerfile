@@ -2,6 +2,9 @@
 # the demo console built with npm (pinned by package-lock.json), the wheel built with it inside, and a slim
 # runtime with only the installed wheel, run as a user of its own. tests/test_dockerfile.py runs the build
 # stages' commands for real, as written here.
+# The wheel stage is the full Python image, which has a C compiler: the hot path is compiled with mypyc
+# (CONSOLE_PROXY_PURE=0: compiled, or the build fails). The wheel is then for CPython 3.11 on Debian bookworm's
+# glibc, which is what the slim runtime is; keep the two tags on the same Python and Debian release.
 
 FROM node:20-bookworm-slim AS console
 WORKDIR /src/console
@@ -13,13 +16,13 @@ COPY static /src/static
 # Writes ../static/dist/main.js.
 RUN npm run build
 
-FROM python:3.11-slim-bookworm AS wheel
+FROM python:3.11-bookworm AS wheel
 WORKDIR /src
 COPY pyproject.toml hatch_build.py README.md LICENSE route_rules.yaml ./
 COPY console_proxy ./console_proxy
 COPY static ./static
 COPY --from=console /src/static/dist ./static/dist
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir wheels .
+RUN CONSOLE_PROXY_PURE=0 pip wheel --no-cache-dir --no-deps --wheel-dir wheels .
 
 FROM python:3.11-slim-bookworm
 COPY --from=wheel /src/wheels /tmp/wheels

@@ -6,7 +6,7 @@ CONTRACT_CHECK ?= ../shared/contract-check
 RUN_ARGS ?=
 
 .PHONY: run test install install-test lint typecheck pytest contract bench clean console collector-ui browser redis \
-	postgres nginx jstest
+	postgres nginx jstest pytest-compiled
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -102,8 +102,33 @@ contract: install-test redis collector-ui
 	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; \
 	else echo "skipping the contract check: $(CONTRACT_CHECK) not found (set CONTRACT_CHECK=...)"; fi
 
+# The compiled form (docs/performance.md, "The compiled form"): a wheel built with the hot path's modules compiled by
+# mypyc (CONSOLE_PROXY_PURE=0: compiled or the build fails), installed in a virtual environment of its own, and the
+# unit tests of those modules and the contract's `all` stage run against it; tests/test_compiled.py checks there that
+# they are C extensions.
+# Rebuilt only when a source changed; the C objects are kept in build/mypyc/. Extras: what tests/conftest.py imports.
+VENV_COMPILED ?= .venv-compiled
+COMPILED_BIN := $(VENV_COMPILED)/bin
+COMPILED_WHEEL_DIR := build/compiled-wheel
+COMPILED_STAMP := $(VENV_COMPILED)/.installed
+COMPILED_TESTS := tests/core tests/rules tests/sources tests/test_compiled.py
+
+$(COMPILED_STAMP): pyproject.toml hatch_build.py route_rules.yaml $(shell find console_proxy -name '*.py' 2>/dev/null) \
+		| $(BIN)/python $(CONSOLE_BUNDLE) $(COLLECTOR_UI_BUNDLE)
+	rm -rf $(COMPILED_WHEEL_DIR)
+	CONSOLE_PROXY_PURE=0 $(BIN)/pip wheel --quiet --no-deps --wheel-dir $(COMPILED_WHEEL_DIR) .
+	@[ -x $(COMPILED_BIN)/python ] || $(PYTHON) -m venv $(VENV_COMPILED)
+	$(COMPILED_BIN)/pip install --quiet "$$(ls $(COMPILED_WHEEL_DIR)/console_proxy-*.whl)[test,redis]"
+	$(COMPILED_BIN)/pip install --quiet --force-reinstall --no-deps $(COMPILED_WHEEL_DIR)/console_proxy-*.whl
+	touch $@
+
+pytest-compiled: $(COMPILED_STAMP)
+	@if [ -x "$(CONTRACT_CHECK)" ]; then PATH="$(CURDIR)/$(COMPILED_BIN):$$PATH" $(CONTRACT_CHECK) all; \
+	elif [ "$$CI" = "true" ]; then echo "contract-check not found at $(CONTRACT_CHECK)" >&2; exit 1; fi
+	CONSOLE_PROXY_TEST_COMPILED=1 $(COMPILED_BIN)/pytest -p no:cacheprovider $(COMPILED_TESTS)
+
 # pytest goes last so that its summary closes the output.
-test: console collector-ui browser redis postgres nginx lint typecheck jstest contract pytest
+test: console collector-ui browser redis postgres nginx lint typecheck jstest contract pytest-compiled pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENV_COMPILED) build .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -77,7 +78,8 @@ def _build_wheel(clone: Path, env: dict[str, str] | None = None) -> subprocess.C
 
 def test_a_wheel_built_from_a_clean_clone_carries_the_built_demo_console(tmp_path: Path) -> None:
     clone = _clean_clone(tmp_path)
-    result = _build_wheel(clone)
+    # The pure form: what is compiled is tests/test_packaging.py's and test_dockerfile.py's to check.
+    result = _build_wheel(clone, env={**os.environ, "CONSOLE_PROXY_PURE": "1"})
     assert result.returncode == 0, result.stderr
     (wheel,) = (clone / "out").glob("console_proxy-0.2.0-py3-none-any.whl")
     with zipfile.ZipFile(wheel) as archive:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
 import websockets.sync.client
 
+from support.compiled import builds_compiled, compiled_modules
 from support.servers import start_serve
 
 ROOT = Path(__file__).parent.parent
@@ -25,13 +28,21 @@ def _run(*args: str) -> str:
 def test_a_plain_install_of_the_wheel_serves_the_websocket(tmp_path: Path) -> None:
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path / "dist"), str(ROOT))
     (wheel,) = (tmp_path / "dist").glob("console_proxy-*.whl")
+    # With a C compiler here the hot path is compiled, and the wheel is for this interpreter and platform only.
+    assert wheel.name.endswith("-py3-none-any.whl") != builds_compiled(), wheel.name
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", str(venv))
     python = str(venv / "bin" / "python")
     _run(python, "-m", "pip", "install", "--quiet", str(wheel))
-    # Nothing of the test extra came along: the runtime dependencies alone must serve WebSocket.
-    probe = "import importlib.util as u; print([m for m in ('pytest', 'hypothesis') if u.find_spec(m)])"
+    # Nothing of the test extra came along, nor mypy and its runtime library that compiled the modules: the runtime
+    # dependencies alone must serve WebSocket.
+    probe = (
+        "import importlib.util as u; print([m for m in ('pytest', 'hypothesis', 'mypy', 'librt') if u.find_spec(m)])"
+    )
     assert _run(python, "-c", probe).strip() == "[]"
+    # -P: the working directory (perhaps a checkout) is not put first on the path.
+    files = _run(python, "-P", "-c", "; ".join(f"import {m}; print({m}.__file__)" for m in compiled_modules()))
+    assert {Path(file).suffix for file in files.split()} == ({".so"} if builds_compiled() else {".py"})
 
     state = tmp_path / "state"
     served = start_serve(tmp_path, "--state-dir", str(state), python=python, ready_path="/readyz")
@@ -50,3 +61,30 @@ def test_a_plain_install_of_the_wheel_serves_the_websocket(tmp_path: Path) -> No
         ]
     finally:
         assert served.stop() == 0, served.output()
+
+
+def _wheel(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(tmp_path / "dist"), str(ROOT)]
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, env={**os.environ, **env}, check=False
+    )
+
+
+def test_without_a_c_compiler_the_wheel_holds_the_pure_modules(tmp_path: Path) -> None:
+    built = _wheel(tmp_path, CC="/nonexistent/cc", CONSOLE_PROXY_PURE="")
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "dist").glob("console_proxy-*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert not [name for name in names if name.endswith(".so")]
+    assert all(f"{name.replace('.', '/')}.py" in names for name in compiled_modules())
+
+
+def test_asking_for_the_compiled_modules_without_a_compiler_fails_the_build(tmp_path: Path) -> None:
+    built = _wheel(tmp_path, CC="/nonexistent/cc", CONSOLE_PROXY_PURE="0")
+    assert built.returncode != 0
+    assert "CONSOLE_PROXY_PURE=0 asks for the compiled modules, and no C compiler (/nonexistent/cc) was found" in (
+        built.stdout + built.stderr
+    )
+    assert not list((tmp_path / "dist").glob("*.whl"))

@@ -181,9 +181,9 @@ class RouteRules:
             return ""
         return "?" + "&".join(f"{key}={kept[key]}" for key in sorted(kept))
 
-    def action(self, name: str) -> str | None:
-        """The action name to send, or None when it is dropped (bad shape, drop list, not allowed)."""
-        return name if self.drop_reason(name) is None else None
+    def action(self, name: object) -> str | None:
+        """The action name to send, or None when it is dropped (not a string, bad shape, drop list, not allowed)."""
+        return name if isinstance(name, str) and self.drop_reason(name) is None else None
 
     def drop_reason(self, name: object) -> str | None:
         """None when `name` is sent; else why not: BAD_ACTION_SHAPE, ACTION_DROPPED or ACTION_NOT_ALLOWED."""

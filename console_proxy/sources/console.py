@@ -58,7 +58,8 @@ TEST_BUILD_DROPPED = "test_build"
 
 # Control characters and lone surrogates: a browser's pathname never holds them raw, and a lone
 # surrogate cannot even be encoded when written out.
-_BAD_ROUTE_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+# A raw string: the expression's own escapes, as mypyc compiles no surrogate in a string literal.
+_BAD_ROUTE_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _bad_shape() -> BatchError:
@@ -134,9 +135,11 @@ def parse_batch(body: bytes) -> ParsedBatch:
     if isinstance(document, list):
         raw_events = document
     elif isinstance(document, dict) and "events" in document:
-        raw_events = document["events"]
-        if not isinstance(raw_events, list):
+        # Checked before it is taken as a list: compiled (mypyc), the assignment itself would check it.
+        events = document["events"]
+        if not isinstance(events, list):
             raise _bad_shape()
+        raw_events = events
         server_version = _browser_version(document.get("server_version"))
     elif isinstance(document, dict) and _is_hasura_topic(document.get("topic")):
         # One Hasura-console message: its event_type and url are read below as type and route.

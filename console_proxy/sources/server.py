@@ -34,7 +34,8 @@ SERVER_TOPICS: Mapping[str, str] = {
 RESOURCE_ROW = "server_metrics"
 
 # What the server sends: Wreq posts its lazy ByteString as application/octet-stream.
-MEDIA_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain", NO_MEDIA_TYPE})
+# Annotated: sources/hasura_http.py reads it through an import cycle, where mypyc cannot infer it.
+MEDIA_TYPES: frozenset[str] = frozenset({"application/json", "application/octet-stream", "text/plain", NO_MEDIA_TYPE})
 MAX_BODY_BYTES = 65536
 
 

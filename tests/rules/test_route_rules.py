@@ -558,7 +558,7 @@ def test_shape_then_drop_then_allow(tmp_path: Path, name: object, reason: str | 
     rules = load_rules(path)
     assert rules.action_shape == "[A-Z][A-Z_]*"
     assert rules.drop_reason(name) == reason
-    assert rules.action(name) == (None if reason else name)  # type: ignore[arg-type]
+    assert rules.action(name) == (None if reason else name)
 
 
 def test_a_file_without_a_shape_keeps_the_basic_limit_only(tmp_path: Path) -> None:
