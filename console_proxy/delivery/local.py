@@ -59,12 +59,15 @@ class _Syncer:
         self._thread: threading.Thread | None = None
         self._name = name
 
-    def submit(
-        self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], work: Callable[..., None], *args: Any
-    ) -> None:
+    def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
+
+    def submit(
+        self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], work: Callable[..., None], *args: Any
+    ) -> None:
+        self.start()
         self._work.put((loop, done, work, args))
 
     def _run(self) -> None:
@@ -128,6 +131,7 @@ class LocalFileSink:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
+        self._syncer.start()
 
     def _open(self) -> None:
         with self._lock:
