@@ -22,6 +22,7 @@ from console_proxy.asgi.middleware import TelemetryMiddleware
 from console_proxy.asgi.proxy_headers import ProxyHeaders, trusted_proxies
 from console_proxy.asgi.request_metrics import RequestMetrics
 from console_proxy.asgi.runtime import TelemetryRuntime
+from console_proxy.asgi.straight import StraightApp, straight_hosts
 from console_proxy.asgi.websocket_limits import WebSocketLimits
 from console_proxy.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from console_proxy.core.settings import Settings
@@ -114,7 +115,7 @@ def create_app(
     # trusted proxies (if any) gave them; then a request for a Host that is not this server's is answered 400
     # before anything else (DNS rebinding: a page on attacker.example whose name now points here must not read
     # /recent or /metrics).
-    app = Starlette(
+    app = StraightApp(
         routes=routes,
         middleware=[
             Middleware(RequestMetrics, metrics=runtime.metrics, prefix=prefix),
@@ -132,6 +133,12 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # The events path's straight way past the stack above (asgi/straight.py): the same telemetry middleware and
+    # the same counting, for a request none of the others would change.
+    app.straight = RequestMetrics(
+        TelemetryMiddleware(app.router, runtime=runtime), metrics=runtime.metrics, prefix=prefix
+    )
+    app.straight_hosts = straight_hosts(trusted_hosts(settings), proxies_trusted=bool(trusted_proxies(settings)))
     app.state.telemetry = runtime
     app.state.proxy = proxy
     return app

@@ -27,8 +27,9 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def loads(text: str, arbiter: Callable[[str], Any] = json.loads) -> Any:
     """`arbiter(text)`: `json.loads` or a stricter parse built on it (one that refuses NaN or a key twice).
 
-    orjson parses `text` when it is sure to give the same: it accepts no NaN or Infinity, and a text in which
-    every ':' is a key's (as many as the keys parsed) has no key twice. Anything else, and everything orjson
+    orjson parses `text` when it is sure to give the same: it accepts no NaN or Infinity, and a text that orjson
+    writes back byte for byte from what it parsed, or in which every ':' is a key's (as many as the keys parsed),
+    has no key twice. Anything else, and everything orjson
     refuses, is the arbiter's, with its own value or its own error (ValueError, RecursionError).
     One difference, in values only: an integer of 20 to 308 digits (past 64 bits) parsed by orjson is a float.
     """
@@ -38,7 +39,9 @@ def loads(text: str, arbiter: Callable[[str], Any] = json.loads) -> Any:
         except orjson.JSONDecodeError:
             pass
         else:
-            if _keys(document) == text.count(":"):
+            # Written back as the text it came from: the text holds each key once, as the document does (a key
+            # twice would be written once, so shorter). What a browser's JSON.stringify sends is written back so.
+            if orjson.dumps(document) == text.encode() or _keys(document) == text.count(":"):
                 return document
     return arbiter(text)
 

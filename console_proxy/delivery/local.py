@@ -7,10 +7,12 @@ import contextlib
 import fcntl
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from console_proxy.core.errors import ConsoleProxyError, SinkRefused
 from console_proxy.core.events import OutboundEvent, encode_batch, new_id
@@ -48,6 +50,54 @@ def lock_writer(path: Path) -> int:
     return fd
 
 
+class _Syncer:
+    """One thread that runs the sink's fsyncs (and its rare slow writes), one at a time, each resolving its future
+    on its loop with one call back: cheaper per group than a thread pool's hand-off."""
+
+    def __init__(self, name: str) -> None:
+        self._work: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._name = name
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def submit(
+        self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], work: Callable[..., None], *args: Any
+    ) -> None:
+        self.start()
+        self._work.put((loop, done, work, args))
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            loop, done, work, args = item
+            try:
+                work(*args)
+            except BaseException as exc:  # handed to the waiting put, which answers for it
+                outcome: BaseException | None = exc
+            else:
+                outcome = None
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, done, outcome)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._work.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+def _resolve(done: asyncio.Future[None], outcome: BaseException | None) -> None:
+    if done.done():
+        return
+    if outcome is None:
+        done.set_result(None)
+    else:
+        done.set_exception(outcome)
+
+
 def _unwritable() -> SinkRefused:
     return SinkRefused("the local event file is not writable", label="local_file_unwritable")
 
@@ -55,8 +105,9 @@ def _unwritable() -> SinkRefused:
 class LocalFileSink:
     """A `Sink` that appends each batch as one line, its upstream envelope (`events.encode_envelope`), and fsyncs it.
 
-    Writes run in a worker thread so the event loop is never blocked; puts that arrive during a write share
-    the next write and fsync (group commit); `put` returns only once its line is on disk. A write that would take
+    Puts that arrive during an fsync share the next write and fsync (group commit): the group's lines are
+    appended on the loop (page-cache writes; the file is opened O_APPEND), and the sink's one thread fsyncs
+    them and resolves the group; `put` returns only once its line is on disk. A write that would take
     the file past `max_bytes` is refused with 503 (nothing is ever removed from the file to make room).
 
     Accepted means kept: a torn last line left by a crash is cut off on open (into `<name>.torn-<time>`, logged),
@@ -76,9 +127,11 @@ class LocalFileSink:
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._syncer = _Syncer(f"console-proxy fsync {path.name}")
 
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
+        self._syncer.start()
 
     def _open(self) -> None:
         with self._lock:
@@ -152,11 +205,23 @@ class LocalFileSink:
         await done
 
     async def _drain(self) -> None:
-        # Group commit: the puts that arrived while the previous fsync ran share the next one.
+        # Group commit: the puts that arrived while the previous fsync ran share the next write and fsync. The
+        # lines are written here, on the loop (one append, O_APPEND), when the file the path names is the one
+        # open; the fsync and the check that the file was not deleted meanwhile run in the sink's one thread,
+        # which resolves the whole group with one call back. Anything else (a file to start again, after a move
+        # or a delete) is done in that thread too, the slow way.
+        loop = asyncio.get_running_loop()
         while self._pending:
             group, self._pending = self._pending, []
+            lines = b"".join(line for line, _ in group)
             try:
-                await asyncio.to_thread(self._append, b"".join(line for line, _ in group))
+                written = self._write_here(lines)
+                finished: asyncio.Future[None] = loop.create_future()
+                if written is None:
+                    self._syncer.submit(loop, finished, self._append, lines)
+                else:
+                    self._syncer.submit(loop, finished, self._sync, written, lines)
+                await finished
             except Exception as exc:
                 refusal = exc if isinstance(exc, SinkRefused) else _unwritable()
                 for _, done in group:
@@ -167,6 +232,72 @@ class LocalFileSink:
                     if not done.done():
                         done.set_result(None)
 
+    def _write_here(self, lines: bytes) -> tuple[int, int] | None:
+        """Append `lines` to the open file when the path still names it: (its descriptor, the size before). None:
+        the file must be looked at again (moved, deleted, or a stat that failed), in the thread."""
+        with self._lock:
+            fd = self._fd
+            if fd is None:
+                raise SinkRefused("the local event file is closed", label="local_file_closed")
+            try:
+                if not self._is_current(fd):
+                    return None
+                size = os.fstat(fd).st_size
+            except OSError:
+                return None
+            self._check_room(size, len(lines))
+            try:
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                self._failed("cannot write the local event file: %s", exc)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise _unwritable() from None
+            return fd, size
+
+    def _sync(self, written: tuple[int, int], lines: bytes) -> None:
+        """In the thread: fsync what `_write_here` appended; lines written to a file deleted since are written
+        again to a new one, as `_append` does."""
+        fd, start = written
+        with self._lock:
+            target = fd
+            try:
+                os.fsync(fd)
+                if os.fstat(fd).st_nlink == 0:
+                    target = self._current_fd()
+                    start = os.fstat(target).st_size
+                    self._write(target, lines)
+            except OSError as exc:
+                self._failed("cannot write the local event file: %s", exc)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(target, start)
+                raise _unwritable() from None
+            self._recovered()
+
+    def _check_room(self, size: int, adding: int) -> None:
+        if self.max_bytes is not None and size + adding > self.max_bytes:
+            if not self._full:
+                self._full = True
+                logger.warning(
+                    "%s is full (%d bytes, --spool-max-bytes %d): new batches get 503 until it is moved away",
+                    self.path,
+                    size,
+                    self.max_bytes,
+                )
+            raise SinkRefused(
+                "the local event file is full", label="local_file_full", retry_after=LOCAL_FILE_FULL_RETRY_AFTER_S
+            )
+        if self._full:
+            self._full = False
+            logger.info("%s takes batches again", self.path)
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            logger.warning("%s can be written again", self.path)
+
     def _append(self, lines: bytes) -> None:
         with self._lock:
             try:
@@ -175,21 +306,7 @@ class LocalFileSink:
                 self._failed("cannot open the local event file: %s", exc)
                 raise _unwritable() from None
             size = os.fstat(fd).st_size
-            if self.max_bytes is not None and size + len(lines) > self.max_bytes:
-                if not self._full:
-                    self._full = True
-                    logger.warning(
-                        "%s is full (%d bytes, --spool-max-bytes %d): new batches get 503 until it is moved away",
-                        self.path,
-                        size,
-                        self.max_bytes,
-                    )
-                raise SinkRefused(
-                    "the local event file is full", label="local_file_full", retry_after=LOCAL_FILE_FULL_RETRY_AFTER_S
-                )
-            if self._full:
-                self._full = False
-                logger.info("%s takes batches again", self.path)
+            self._check_room(size, len(lines))
             target, start = fd, size
             try:
                 self._write(fd, lines)
@@ -204,9 +321,7 @@ class LocalFileSink:
                 with contextlib.suppress(OSError):
                     os.ftruncate(target, start)
                 raise _unwritable() from None
-            if self._failing:
-                self._failing = False
-                logger.warning("%s can be written again", self.path)
+            self._recovered()
 
     def _failed(self, message: str, exc: OSError) -> None:
         # One line per outage, not one per refused batch.
@@ -250,6 +365,7 @@ class LocalFileSink:
         if self._writer is not None:
             await asyncio.shield(self._writer)
         await asyncio.to_thread(self._close)
+        await asyncio.to_thread(self._syncer.stop)
 
     def _close(self) -> None:
         with self._lock:

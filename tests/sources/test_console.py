@@ -254,6 +254,7 @@ def test_type_and_route_win_over_hasura_names() -> None:
         ({"type": "A", "route": "/console\n/x"}, "bad_route"),
         ({"type": "A", "route": "/console\x00"}, "bad_route"),
         ({"type": "A", "route": "/console/\udc80"}, "bad_route"),
+        ({"type": "A", "route": "/console\x7f"}, "bad_route"),
         ({"type": "A", "route": "/" + "x" * MAX_ROUTE_LENGTH}, "route_too_long"),
         ({"type": "A", "route": "/" + "x" * 60000}, "route_too_long"),
         ({"event_type": "A", "url": 7}, "bad_route"),
@@ -265,6 +266,22 @@ def test_bad_event_dropped_and_counted(event: object, reason: str) -> None:
     batch = parse_batch(body({"events": [good, event, good]}))
     assert batch.events == [InboundEvent("A/B", "/console")] * 2
     assert batch.dropped == Counter({reason: 1})
+
+
+def test_a_raw_delete_in_a_text_without_any_escape_is_still_refused() -> None:
+    # DEL is the one character the route check refuses that JSON may hold unescaped.
+    raw = b'{"events":[{"type":"A","route":"/console\x7f"},{"type":"A","route":"/console"}]}'
+    assert b"\\" not in raw
+    batch = parse_batch(raw)
+    assert batch.events == [InboundEvent("A", "/console")]
+    assert batch.dropped == Counter({"bad_route": 1})
+
+
+def test_a_badly_shaped_action_name_is_dropped_every_time_it_comes() -> None:
+    events = [{"type": "A<b>", "route": "/console"}, {"type": "A", "route": "/"}] * 3
+    batch = parse_batch(body({"events": events}))
+    assert batch.events == [InboundEvent("A", "/")] * 3
+    assert batch.dropped == Counter({"bad_type": 3})
 
 
 def test_route_at_the_length_limit_is_kept() -> None:
