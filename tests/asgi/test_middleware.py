@@ -421,14 +421,13 @@ def test_a_refusing_sink_gets_its_status_and_retry_after_and_never_a_2xx(
 
 
 class ExplodingRules:
+    unknown = "/UNKNOWN"
+
     def anonymize(self, url: str) -> str:
         raise ValueError(url)
 
-    def action(self, name: str) -> str | None:
-        return name
-
-    def drop_reason(self, name: object) -> str | None:
-        return None
+    def classify_action(self, name: object) -> tuple[str, str | None]:
+        return "kept", str(name)
 
 
 class ExplodingHolder(RulesHolder):

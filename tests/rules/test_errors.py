@@ -82,7 +82,7 @@ CASES = [
     ("version: 1\nroutes: [/a]\nunknown: 5\n", ["3:10: 'unknown' is a number (5); expected a string"]),
     (
         "version: 1\nroutes: [/a]\nactions: [x]\n",
-        ["3:10: 'actions' is a list; expected a mapping with 'shape', 'drop' or 'allow'"],
+        ["3:10: 'actions' is a list; expected a mapping with 'shape', 'drop', 'allow' or 'unknown'"],
     ),
     (
         "version: 1\nroutes: [/a]\nactions:\n  shape: '[A-Z'\n",

@@ -9,7 +9,8 @@ import pytest
 
 from console_proxy import RouteRules, RulesError, RulesHolder, load_rules
 from console_proxy.resources import default_rules_path
-from console_proxy.rules.route_rules import ACTION_CACHE_SIZE, ROUTE_CACHE_MAX_LENGTH, ROUTE_CACHE_SIZE
+from console_proxy.rules.actions import ACTION_CACHE_SIZE
+from console_proxy.rules.route_rules import ROUTE_CACHE_MAX_LENGTH, ROUTE_CACHE_SIZE
 
 TOP_AND_API = [
     ("/console", "/"),

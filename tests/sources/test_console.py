@@ -13,7 +13,7 @@ from console_proxy.core.errors import BatchError, ConsoleProxyError
 from console_proxy.core.events import Identity
 from console_proxy.rules.route_rules import RouteRules
 from console_proxy.rules.sources import CliRules, ServerSchema
-from console_proxy.sources.base import MAX_BODY_BYTES
+from console_proxy.sources.base import MAX_BODY_BYTES, Unknowns
 from console_proxy.sources.console import (
     MAX_EVENTS,
     MAX_ROUTE_LENGTH,
@@ -43,13 +43,17 @@ OUTBOUND_FIELDS = {
 
 
 class FakeRules:
-    """Stands in for console_proxy.rules.RouteRules: drops one action, anonymizes every route to a fixed token."""
+    """Stands in for console_proxy.rules.RouteRules: drops one action, sends UNKNOWN for names starting with
+    x, anonymizes every route to a fixed token."""
 
-    def action(self, name: str) -> str | None:
-        return None if name == "App/ONGOING_REQUEST" else name
+    unknown = "/UNKNOWN"
 
-    def drop_reason(self, name: object) -> str | None:
-        return "action_dropped" if name == "App/ONGOING_REQUEST" else None
+    def classify_action(self, name: object) -> tuple[str, str | None]:
+        if name == "App/ONGOING_REQUEST":
+            return "dropped", None
+        if isinstance(name, str) and name.startswith("x"):
+            return "unknown", "UNKNOWN"
+        return "kept", str(name)
 
     def anonymize(self, url: str) -> str:
         return "/data/SOURCE" if url.startswith("/console/data/") else "/UNKNOWN"
@@ -363,15 +367,12 @@ def test_build_outbound_counts_rule_drops_with_parse_drops() -> None:
     assert batch.dropped == Counter({"not_an_object": 1})
 
 
-def test_build_outbound_checks_the_rules_output_shape() -> None:
-    class Renaming(FakeRules):
-        def action(self, name: str) -> str | None:
-            return name + "\n"
-
-    events, dropped = build_outbound(
-        ParsedBatch([InboundEvent("A", "/")], None, Counter()), Renaming(), Identity(), mode="server", now=NOW
-    )
-    assert (events, dropped) == ([], Counter({"bad_type": 1}))
+def test_build_outbound_sends_the_token_for_an_unknown_name_and_counts_it() -> None:
+    batch = ParsedBatch([InboundEvent("x@corp.com", "/"), InboundEvent("A", "/nowhere")], None, Counter())
+    unknowns = Unknowns.collecting()
+    events, dropped = build_outbound(batch, FakeRules(), Identity(), mode="server", now=NOW, unknowns=unknowns)
+    assert ([e["event_type"] for e in events], dropped) == (["UNKNOWN", "A"], Counter())
+    assert (unknowns.actions, unknowns.raw_actions, unknowns.raw_routes) == (1, {"x@corp.com"}, {"/", "/nowhere"})
 
 
 def test_nothing_from_the_browser_leaves_but_type_and_rules_output() -> None:
