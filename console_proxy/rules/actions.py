@@ -20,6 +20,8 @@ DEFAULT_ACTION_UNKNOWN = "UNKNOWN"
 # (Namespace/CONSTANT, up to three namespaces that may hold _ or start with @ or @@, or a bare CONSTANT).
 CONSTANT_SHAPE = re.compile(r"(?:@{0,2}[A-Za-z][A-Za-z0-9_]*/){0,3}[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _TOKEN = re.compile(r"[A-Z][A-Z0-9_]{0,63}\Z")
+# A glob at all (its own message comes from compile_globs): only such entries are checked for their shape.
+_A_GLOB = re.compile(r"[A-Za-z0-9_@/:.\- *?]{1,128}\Z")
 # The outcomes of `ActionRules.classify`.
 KEPT = "kept"
 UNKNOWN = "unknown"
@@ -52,6 +54,8 @@ def check_allow(entries: tuple[Text, ...], shape: re.Pattern[str] | None, proble
     expected = shape if shape is not None else CONSTANT_SHAPE
     for entry in entries:
         text = entry.text
+        if not _A_GLOB.match(text):
+            continue
         if text[:1] in ("*", "?"):
             problems.add(
                 entry.mark,
@@ -87,6 +91,8 @@ class ActionRules:
     ) -> None:
         self.unknown = unknown
         self.shape = shape
+        # Without a shape of its own a file's names must still look like action constants.
+        self._shape = shape if shape is not None else CONSTANT_SHAPE
         self.allow_count = None if allow is None else len(allow[0]) + (0 if allow[1] is None else 1)
         self._drop = drop
         self._allow = allow
@@ -110,9 +116,10 @@ class ActionRules:
         return UNKNOWN, self.unknown
 
     def known(self, name: str) -> bool:
-        """True when `name` leaves as it is: an `allow` entry matches it and it has the basic and the file's shape."""
+        """True when `name` leaves as it is: an `allow` entry matches it, and it has the basic shape and the file's
+        (CONSTANT_SHAPE when the file has none)."""
         if self._allow is None or ACTION_SHAPE.fullmatch(name) is None:
             return False
-        if self.shape is not None and self.shape.fullmatch(name) is None:
+        if self._shape.fullmatch(name) is None:
             return False
         return _matches(self._allow, name) and not _matches(self._drop, name)

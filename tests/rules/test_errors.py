@@ -52,7 +52,7 @@ CASES = [
     ),
     (
         "version: 1\nroutes: [/a]\nactions:\n  dropped: []\n",
-        ["4:3: unknown key 'dropped' in 'actions'; expected one of allow, drop, shape"],
+        ["4:3: unknown key 'dropped' in 'actions'; expected one of allow, drop, shape, unknown"],
     ),
     (
         "version: 1\nroutes:\n  - /a/{OP: x|y}\n",
