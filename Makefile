@@ -82,8 +82,8 @@ jstest:
 	node --test tests-js/
 
 lint: install-test
-	$(BIN)/ruff format --check console_proxy tests bench examples
-	$(BIN)/ruff check console_proxy tests bench examples
+	$(BIN)/ruff format --check console_proxy tests bench examples tools
+	$(BIN)/ruff check console_proxy tests bench examples tools
 
 typecheck: install-test
 	$(BIN)/mypy
