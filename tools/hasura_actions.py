@@ -66,12 +66,15 @@ LIBRARY_ACTIONS: dict[str, dict[str, str]] = {
         "push": "@@router/CALL_HISTORY_METHOD",
         "replace": "@@router/CALL_HISTORY_METHOD",
         "routerActions": "@@router/CALL_HISTORY_METHOD",
+        "syncHistoryWithStore": "@@router/LOCATION_CHANGE",
     },
     "connected-react-router": {
         "LOCATION_CHANGE": "@@router/LOCATION_CHANGE",
         "push": "@@router/CALL_HISTORY_METHOD",
         "replace": "@@router/CALL_HISTORY_METHOD",
         "routerActions": "@@router/CALL_HISTORY_METHOD",
+        "connectRouter": "@@router/LOCATION_CHANGE",
+        "ConnectedRouter": "@@router/LOCATION_CHANGE",
     },
 }
 
@@ -91,6 +94,8 @@ _CALL = re.compile(r"\b([A-Za-z_$][\w$]*)\s*\(\s*(?:'([^'\n]*)'|\"([^\"\n]*)\")\
 _IMPORT = re.compile(r"\bimport\s+(?:[\w$]+\s*,\s*)?\{([^}]*)\}\s*from\s*['\"]([^'\"]+)['\"]", re.S)
 # The newest console's explicit events: sendTelemetryEvent({ type: 'CLICK_EVENT', ... }) and the event
 # types its telemetry client declares (type: 'CONNECT_DB'), read where the name is passed as `type`.
+_TELEMETRY_DEFINES = re.compile(r"\bexport\s+const\s+sendTelemetryEvent\b")
+_TELEMETRY_TYPE = re.compile(r"\btype\s*:\s*'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)'\s*[;,]")
 _TELEMETRY_CALL = re.compile(r"\b(?:sendTelemetryEvent|trackEvent|telemetryEvent)\s*\(\s*\{\s*type\s*:\s*'([A-Z_]+)'")
 
 
@@ -264,7 +269,10 @@ def _resolve(importer: str, spec: str, sources: dict[str, _Source]) -> str | Non
     for candidate in [stem, *(stem + s for s in SUFFIXES), *(f"{stem}/index{s}" for s in SUFFIXES)]:
         if candidate in sources:
             return candidate
-    return None
+    # A partial copy may hold the module at another place of the tree: accept a unique file of that name.
+    name = parts[-1] if parts else ""
+    same = [rel for rel in sources if Path(rel).stem == name and Path(rel).suffix in SUFFIXES]
+    return same[0] if len(same) == 1 else None
 
 
 def _builders(sources: dict[str, _Source]) -> dict[str, list[tuple[_Template, str]]]:
@@ -298,11 +306,17 @@ def _builders(sources: dict[str, _Source]) -> dict[str, list[tuple[_Template, st
 def extract(eras: Sequence[tuple[str, Path]]) -> Extraction:
     """Every action name the console sources of each era can dispatch."""
     result = Extraction()
-    for era, root in eras:
+    read = [(era, root, _read(root)) for era, root in eras]
+    own = {era: _builders(sources) for era, _, sources in read}
+    for era, root, sources in read:
         commits = _commits(root)
-        sources = _read(root)
         result.commits[era] = {commits.get(rel, commits.get("", "")) for rel in sources} - {""}
-        builders = _builders(sources)
+        # An era's own name builders first; a builder it calls but lacks (a copy that holds the caller and
+        # not the module) is taken from the first other era that has one of that name.
+        builders = dict(own[era])
+        for other, _, _ in read:
+            for name, templates in own[other].items():
+                builders.setdefault(name, templates)
         for rel, source in sources.items():
             origin = Origin(era, rel, commits.get(rel, commits.get("", "")))
             for name in _names_in(source, builders):
@@ -327,6 +341,9 @@ def _names_in(source: _Source, builders: dict[str, list[tuple[_Template, str]]])
                 names.add(table[imported])
     for match in _TELEMETRY_CALL.finditer(text):
         names.add(match.group(1))
+    if _TELEMETRY_DEFINES.search(text):
+        # The file of the telemetry client: the event types its TelemetryEvent union declares.
+        names.update(_TELEMETRY_TYPE.findall(text))
     # Templates over constants of the same file.
     constants = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3) for m in _CONST_DEF.finditer(text)}
     for template in source.templates:
