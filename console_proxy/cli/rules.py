@@ -98,6 +98,8 @@ def _try_server(rules: RouteRules, line: str) -> str:
         return "REFUSED"
     kept = dataclasses.asdict(report)
     del kept["dropped_fields"]
+    if kept["ci"] is None:  # as in the event: ci only when the server sent one
+        del kept["ci"]
     return json.dumps(kept, separators=(",", ":"))
 
 

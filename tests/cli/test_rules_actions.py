@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -103,7 +104,7 @@ def test_rules_suggest_without_a_file_says_so(tmp_path: Path) -> None:
     assert "run serve --learn-unknown true first" in result.stderr
 
 
-def yaml_load(text: str) -> dict[str, object]:
+def yaml_load(text: str) -> dict[str, Any]:
     import yaml
 
     loaded = yaml.safe_load(text)
