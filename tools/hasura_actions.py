@@ -186,6 +186,7 @@ class _Source:
     functions: list[tuple[int, str, str, str | None]]  # (offset, name, first parameter, its default literal)
     aliases: dict[str, str]  # local name -> name of the default export it imports
     default_export: str | None
+    unresolved: dict[str, str] = field(default_factory=dict)  # local name -> file name of a module not in the copy
 
 
 def _functions(text: str) -> list[tuple[int, str, str, str | None]]:
@@ -251,6 +252,8 @@ def _read(root: Path) -> dict[str, _Source]:
             target = _resolve(rel, m.group(2), sources)
             if target is not None and sources[target].default_export is not None:
                 source.aliases[m.group(1)] = sources[target].default_export or ""
+            elif target is None and m.group(2).startswith("."):
+                source.unresolved[m.group(1)] = m.group(2).rsplit("/", 1)[-1]
     return sources
 
 
@@ -307,6 +310,17 @@ def extract(eras: Sequence[tuple[str, Path]]) -> Extraction:
     """Every action name the console sources of each era can dispatch."""
     result = Extraction()
     read = [(era, root, _read(root)) for era, root in eras]
+    # A default import of a module the copy lacks is resolved by file name against the other eras.
+    exports: dict[str, set[str]] = {}
+    for _, _, sources in read:
+        for rel, source in sources.items():
+            if source.default_export is not None:
+                exports.setdefault(Path(rel).stem, set()).add(source.default_export)
+    for _, _, sources in read:
+        for source in sources.values():
+            for local, stem in source.unresolved.items():
+                if len(exports.get(stem, ())) == 1:
+                    source.aliases[local] = next(iter(exports[stem]))
     own = {era: _builders(sources) for era, _, sources in read}
     for era, root, sources in read:
         commits = _commits(root)
