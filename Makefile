@@ -82,8 +82,8 @@ jstest:
 	node --test tests-js/
 
 lint: install-test
-	$(BIN)/ruff format --check console_proxy tests bench examples
-	$(BIN)/ruff check console_proxy tests bench examples
+	$(BIN)/ruff format --check console_proxy tests bench examples tools
+	$(BIN)/ruff check console_proxy tests bench examples tools
 
 typecheck: install-test
 	$(BIN)/mypy
@@ -94,7 +94,7 @@ pytest: install-test redis postgres nginx collector-ui
 # The stages of ../shared/contract-check that CI runs: every part of the contract that is built. Not collector-paths:
 # its /v1/ws check looks for an answer in what its WebSocket helper returns, which is never one (the helper returns
 # "" on success), so it cannot pass; tests/e2e/test_collector_paths.py checks the same paths with a real client.
-CONTRACT_STAGES := all queue origins consoles sources collector dropin
+CONTRACT_STAGES := all queue origins consoles sources collector dropin actions
 
 contract: install-test redis collector-ui
 	@if [ -x "$(CONTRACT_CHECK)" ]; then for stage in $(CONTRACT_STAGES); do \

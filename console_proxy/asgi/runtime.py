@@ -25,6 +25,7 @@ from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings, resolve_state_dir
 from console_proxy.delivery.factory import make_sink
 from console_proxy.delivery.sink import Sink
+from console_proxy.delivery.unknowns import UnknownsFile, unknowns_path
 from console_proxy.hasura.cli_config import cli_config_fingerprint, cli_config_path, resolve_telemetry
 from console_proxy.hasura.identity import IdentityProvider
 from console_proxy.hasura.optout import CLI_CONFIG_KEY, TelemetryDecision, needs_cli_config
@@ -103,6 +104,7 @@ class TelemetryRuntime:
         self._env = env
         self._home = home
         self._state_dir: Path | None = None
+        self.unknowns: UnknownsFile | None = None  # serve --learn-unknown: the local file, never uploaded
         self._identity_task: asyncio.Task[None] | None = None
         self._switching: asyncio.Lock | None = None
         self._clock = clock
@@ -157,6 +159,8 @@ class TelemetryRuntime:
             self._tasks.append(asyncio.create_task(self.reloader.watch(), name="console-proxy rules"))
             self._switching = asyncio.Lock()
             self._state_dir = resolve_state_dir(settings.state_dir, env)
+            if settings.learn_unknown:
+                self.unknowns = await asyncio.to_thread(UnknownsFile, unknowns_path(self._state_dir))
             if needs_cli_config(settings, env):
                 self.decision_reloader = DecisionReloader(
                     functools.partial(resolve_telemetry, settings, env, home=self._home),
@@ -305,6 +309,12 @@ class TelemetryRuntime:
             self.metrics.dropped(reason, n, source.name)
         for reason, n in built.fields_dropped.items():
             self.metrics.fields_dropped(reason, n, source.name)
+        unknowns = built.unknowns
+        if unknowns.actions:
+            self.metrics.unknown_actions(unknowns.actions, source.name)
+        if self.unknowns is not None and (unknowns.raw_routes or unknowns.raw_actions):
+            self.unknowns.keep("route", sorted(unknowns.raw_routes or ()), self.metrics.learned)
+            self.unknowns.keep("action", sorted(unknowns.raw_actions or ()), self.metrics.learned)
         self.metrics.received(built.accepted + dropped, source.name)
         sink = self.sink
         if not self.enabled:
@@ -372,7 +382,13 @@ class TelemetryRuntime:
 
     def _build(self, source: Source, body: bytes) -> Built | None:
         assert self.rules_holder is not None and self.identity is not None
-        context = Context(self.settings, self.rules_holder.rules, self.identity.current, now=self._clock())
+        context = Context(
+            self.settings,
+            self.rules_holder.rules,
+            self.identity.current,
+            now=self._clock(),
+            learn=self.unknowns is not None,
+        )
         try:
             return source.build(body, context)
         except Refusal:

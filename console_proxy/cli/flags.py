@@ -117,6 +117,14 @@ OPTIONS: tuple[Option, ...] = (
         values.boolean,
     ),
     Option(
+        "learn_unknown",
+        "BOOL",
+        "Keep the raw routes that leave as /UNKNOWN and the action names that leave as UNKNOWN in"
+        " <state-dir>/unknowns.jsonl (mode 0600, at most 1 MiB, never uploaded) for `console-proxy rules suggest`.",
+        "false",
+        values.boolean,
+    ),
+    Option(
         "identity_trust_env",
         "BOOL",
         "Let the Hasura lookups use HTTP(S)_PROXY, ALL_PROXY and .netrc (they carry the admin secret).",

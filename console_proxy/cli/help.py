@@ -27,7 +27,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "help",
         ),
     ),
-    ("Rules", ("rules", "drop_test_events")),
+    ("Rules", ("rules", "drop_test_events", "learn_unknown")),
     (
         "Where events go",
         ("upstream", "upstream_token_file", "state_dir", "queue", "queue_lease_s", "queue_require_aof"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -13,7 +14,11 @@ import click
 
 from console_proxy.cli.exits import EXIT_RULES_CHECK
 from console_proxy.core.errors import RulesError
+from console_proxy.core.settings import resolve_state_dir
+from console_proxy.delivery.unknowns import read_unknowns, unknowns_path
+from console_proxy.rules.actions import CONSTANT_SHAPE, DROPPED
 from console_proxy.rules.route_rules import RouteRules, load_rules
+from console_proxy.rules.suggest import suggest_allow, suggest_routes
 from console_proxy.sources import cli as cli_source
 from console_proxy.sources import server as server_source
 
@@ -39,6 +44,8 @@ def rules() -> None:
     grep -o '/console/[^ "]*' access.log | console-proxy rules test
     console-proxy rules test --source cli 'hasura migrate apply --endpoint https://example --version 12'
     console-proxy rules test --source server < server-metrics.jsonl
+    printf 'Data/SET_TABLE\nData/SET_ALICE_AT_CORP_COM\n' | console-proxy rules test --actions
+    console-proxy rules suggest > proposed.yaml
     """
 
 
@@ -61,6 +68,8 @@ def check_command(file: Path | None) -> None:
         parts.append(f"action names shaped like {loaded.action_shape!r}")
     if loaded.allow_count is not None:
         parts.append(f"allowlist mode with {_count(loaded.allow_count, 'allowed pattern')}")
+    else:
+        parts.append(f"no allow list: every action name leaves as {loaded.unknown_action}")
     parts += [_count(loaded.server.metric_count, "server count"), _count(len(loaded.cli.commands), "CLI command")]
     click.echo(f"{name}: ok, " + ", ".join(parts))
 
@@ -89,7 +98,18 @@ def _try_server(rules: RouteRules, line: str) -> str:
         return "REFUSED"
     kept = dataclasses.asdict(report)
     del kept["dropped_fields"]
+    if kept["ci"] is None:  # as in the event: ci only when the server sent one
+        del kept["ci"]
     return json.dumps(kept, separators=(",", ":"))
+
+
+# What `rules test --actions` prints for a name on the drop list: no action name has this shape.
+DROPPED_MARK = "(dropped)"
+
+
+def _try_action(rules: RouteRules, line: str) -> str:
+    outcome, sent = rules.classify_action(line)
+    return DROPPED_MARK if outcome == DROPPED or sent is None else sent
 
 
 _TRY: dict[str, Callable[[RouteRules, str], str]] = {
@@ -122,8 +142,15 @@ _TRY: dict[str, Callable[[RouteRules, str], str]] = {
     show_default=True,
     help="What the inputs are: console URLs, CLI commands (or CLI events as JSON), server messages as JSON.",
 )
+@click.option(
+    "--actions",
+    is_flag=True,
+    help="The inputs are console action names: prints each name kept, the unknown token, or (dropped).",
+)
 @click.argument("inputs", nargs=-1, metavar="[INPUT]...")
-def try_command(rules_file: Path | None, prefixes: tuple[str, ...], source: str, inputs: tuple[str, ...]) -> None:
+def try_command(
+    rules_file: Path | None, prefixes: tuple[str, ...], source: str, actions: bool, inputs: tuple[str, ...]
+) -> None:
     """Print what leaves of each input, one line out per input in, in the same order.
 
     \b
@@ -134,6 +161,8 @@ def try_command(rules_file: Path | None, prefixes: tuple[str, ...], source: str,
       CLI event as JSON; prints the fields kept of it.
     --source server: each input is one server message as JSON; prints the fields kept of it.
     A message that is not one at all prints REFUSED.
+    --actions: each input is an action name; prints the name when it leaves as it is, the unknown
+      token (UNKNOWN by default) when no allow entry matches it, (dropped) when the drop list has it.
 
     With no INPUT arguments, reads one input per line from stdin and answers each line as soon as it
     is read, so it works in a pipe over a log file:
@@ -144,10 +173,53 @@ def try_command(rules_file: Path | None, prefixes: tuple[str, ...], source: str,
     index page, /, as the console sends its index page as an empty route.
     """
     loaded = _load_or_exit(rules_file, prefixes)
-    answer = _TRY[source]
+    answer = _try_action if actions else _TRY[source]
     if inputs:
         for item in inputs:
             click.echo(answer(loaded, item))
         return
     while line := sys.stdin.readline():  # readline, not iteration: answer each line before the next arrives
         click.echo(answer(loaded, line.rstrip("\r\n")))  # click.echo flushes
+
+
+@rules.command("suggest", short_help="Propose route templates and allow entries from serve --learn-unknown's file.")
+@click.option(
+    "--file",
+    "file",
+    type=_FILE,
+    default=None,
+    metavar="F",
+    help="The file of unknown routes and names (default: unknowns.jsonl in the state directory).",
+)
+@click.option("--rules", "rules_file", type=_FILE, default=None, metavar="FILE", help="Rules file in force.")
+@click.option("--prefix", "prefixes", multiple=True, metavar="P", help="Another URL prefix to strip; repeatable.")
+def suggest_command(file: Path | None, rules_file: Path | None, prefixes: tuple[str, ...]) -> None:
+    """Print, as YAML to review and paste into the rules file, route templates for the raw routes that left
+    as the unknown route and `allow` entries for the action names that left as the unknown token.
+
+    A position where more than a few distinct values were seen, or a value that is not a lower-case word
+    (ids, numbers, names), becomes a parameter; nothing from FILE is sent anywhere.
+    """
+    loaded = _load_or_exit(rules_file, prefixes)
+    path = file if file is not None else unknowns_path(resolve_state_dir(None, os.environ))
+    try:
+        raw_routes, raw_actions = read_unknowns(path)
+    except OSError as exc:
+        click.echo(f"{path}: cannot be read ({exc.strerror}); run serve --learn-unknown true first", err=True)
+        sys.exit(EXIT_RULES_CHECK)
+    segment_lists = [segs for segs in (loaded.segments(r) for r in raw_routes) if segs is not None]
+    routes = suggest_routes(segment_lists, loaded.parameter_at)
+    shape = loaded.actions.shape or CONSTANT_SHAPE
+    allow = suggest_allow(raw_actions, shape, loaded.action_known)
+    click.echo(f"# Proposed by console-proxy rules suggest from {len(raw_routes)} routes and")
+    click.echo(f"# {len(raw_actions)} action names in {path}. Review every line before pasting it.")
+    click.echo("routes:" if routes else "routes: []")
+    for route in routes:
+        seen = ", ".join(f"{name}: {n} values" for name, n in route.distinct)
+        click.echo(f"  - {route.template}    # {_count(route.routes, 'route')}" + (f"; {seen}" if seen else ""))
+    left_out = len(set(raw_actions)) - len(allow)
+    click.echo("actions:")
+    click.echo(f"  # {_count(left_out, 'name')} not shaped like an action constant, or already known, left out")
+    click.echo("  allow:" if allow else "  allow: []")
+    for name in allow:
+        click.echo(f"    - '{name}'")

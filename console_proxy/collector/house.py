@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from console_proxy.core.errors import ConsoleProxyError, RulesError, SettingsError
 from console_proxy.core.events import (
+    CI_NAMES,
     CLI_TOPIC,
     CONSOLE_TEST_TOPIC,
     CONSOLE_TOPIC,
@@ -19,6 +20,7 @@ from console_proxy.core.strictjson import dumps
 from console_proxy.rules import RouteRules, load_rules
 
 __all__ = [
+    "CI_NAMES",
     "CLI_TOPIC",
     "CONSOLE_TEST_TOPIC",
     "CONSOLE_TOPIC",

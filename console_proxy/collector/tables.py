@@ -111,6 +111,7 @@ SERVER_METRICS = Table(
         "server_version:text",
         "backend_type:text",
         "db_kind:text",
+        "ci:text",
         "metrics:json!",
         *_TAIL,
     ),

@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 
-from console_proxy.collector.house import RouteRules, valid_uuid, valid_version
+from console_proxy.collector.house import CI_NAMES, RouteRules, valid_uuid, valid_version
 from console_proxy.collector.routes import RouteShapes, templates_of
 from console_proxy.collector.tables import CLI_EVENTS, CONSOLE_EVENTS, SERVER_METRICS, Table
 
-DEFAULT_UNKNOWN_ACTION = "UNKNOWN"
 UNKNOWN_COMMAND = "UNKNOWN"
 OTHER = "other"
 CONSOLE_MODES = frozenset({"server", "cli"})
@@ -39,29 +38,23 @@ class Vocabulary:
 
     rules: RouteRules
     routes: RouteShapes
-    unknown_action: str = DEFAULT_UNKNOWN_ACTION
 
     def action_ok(self, name: object) -> bool:
-        return name == self.unknown_action or (isinstance(name, str) and self.rules.drop_reason(name) is None)
+        """The `actions.unknown` token, or a name the gate sends as it is (on the same `allow` list)."""
+        return isinstance(name, str) and (name == self.rules.unknown_action or self.rules.action_known(name))
 
 
 def vocabulary_of(rules: RouteRules) -> Vocabulary:
     """The vocabulary of a loaded rules file (read again here for its templates: RouteRules keeps them compiled)."""
     document = yaml.safe_load(Path(rules.source).read_text(encoding="utf-8"))
-    actions = document.get("actions") if isinstance(document, dict) else None
-    unknown = actions.get("unknown") if isinstance(actions, dict) else None
-    return Vocabulary(
-        rules=rules,
-        routes=RouteShapes(templates_of(document), rules.unknown),
-        unknown_action=unknown if isinstance(unknown, str) else DEFAULT_UNKNOWN_ACTION,
-    )
+    return Vocabulary(rules=rules, routes=RouteShapes(templates_of(document), rules.unknown))
 
 
 # Columns the collector fills in itself, and fields an event carries that are not stored (a console event's
 # `data` is always null).
 _OWN_COLUMNS = frozenset({"topic", "batch_id", "received_at"})
 _NOT_STORED: Mapping[str, frozenset[str]] = {CONSOLE_EVENTS.name: frozenset({"data"})}
-_OPTIONAL = frozenset({"console_type"})
+_OPTIONAL = frozenset({"console_type", "ci"})
 
 
 def _field_sets(table: Table) -> tuple[frozenset[str], frozenset[str]]:
@@ -143,6 +136,8 @@ def check_server(row: Row, vocab: Vocabulary) -> str | None:
         return "bad_backend_type"
     if not _named_or_null(row["db_kind"], schema.backends):
         return "bad_db_kind"
+    if "ci" in row and not _named_or_null(row["ci"], CI_NAMES):
+        return "bad_ci"
     metrics = row["metrics"]
     if not isinstance(metrics, dict):
         return "bad_metrics"

@@ -28,6 +28,42 @@ ACTION_SHAPE = re.compile(r"[A-Za-z0-9_@/:.\- ]{1,128}")
 VERSION_PATTERN = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-[0-9A-Za-z.]{1,32})?")
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MAX_VERSION_LENGTH = 64
+# The CI names the Hasura server reports as `ci` (the constants of the ci-info library it uses, hasura/ci-info-hs,
+# src/CI/Types.hs, with CI_ cut off); any other value is sent as "other".
+CI_NAMES = frozenset(
+    {
+        "APPVEYOR",
+        "AZURE_PIPELINES",
+        "BAMBOO",
+        "BITBUCKET",
+        "BITRISE",
+        "BUDDY",
+        "BUILDKITE",
+        "CIRCLE",
+        "CIRRUS",
+        "CODEBUILD",
+        "CODESHIP",
+        "DRONE",
+        "DSARI",
+        "GITLAB",
+        "GOCD",
+        "HUDSON",
+        "JENKINS",
+        "MAGNUM",
+        "NETLIFY",
+        "NEVERCODE",
+        "SAIL",
+        "SEMAPHORE",
+        "SHIPPABLE",
+        "SOLANO",
+        "STRIDER",
+        "TASKCLUSTER",
+        "TEAMCITY",
+        "TRAVIS",
+        "UNKNOWN_VENDOR",
+    }
+)
+CI_OTHER = "other"
 
 
 def valid_version(value: object) -> str | None:
@@ -102,6 +138,8 @@ class ServerMetricsEvent(OutboundEvent):
     backend_type: str | None
     db_kind: str | None
     metrics: ServerMetrics
+    # Only when the server sent one: a name of CI_NAMES, or "other".
+    ci: NotRequired[str]
 
 
 class CliEvent(OutboundEvent):

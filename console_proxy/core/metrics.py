@@ -105,6 +105,18 @@ class Metrics:
             ["source", "reason"],
             registry=own,
         )
+        self._unknown_actions = Counter(
+            "console_proxy_actions_unknown",
+            "Events sent with the unknown action token (a name on no allow entry), by source.",
+            ["source"],
+            registry=own,
+        )
+        self._learned = Counter(
+            "console_proxy_unknowns_learned",
+            "Raw routes and action names written to the local suggestions file (--learn-unknown), by kind.",
+            ["kind"],
+            registry=own,
+        )
         self._reloads = Counter(
             "console_proxy_rules_reloads",
             "Rules reloads while serving, by outcome (refused: kept the old rules).",
@@ -196,6 +208,13 @@ class Metrics:
 
     def fields_dropped(self, reason: str, n: int, source: str) -> None:
         self._fields_dropped.labels(source, reason).inc(n)
+
+    def unknown_actions(self, n: int, source: str) -> None:
+        self._unknown_actions.labels(source).inc(n)
+
+    def learned(self, kind: str, n: int) -> None:
+        """`n` new raw values of `kind` (route, action) kept in the local suggestions file."""
+        self._learned.labels(kind).inc(n)
 
     def rules_reloaded(self, ok: bool) -> None:
         self._reloads.labels("ok" if ok else "refused").inc()

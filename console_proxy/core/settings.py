@@ -69,6 +69,9 @@ class Settings:
     # Events of development builds of the console (topics console_test, console-test-v2): kept apart under
     # the topic console_test, or dropped and counted when this is set.
     drop_test_events: bool = False
+    # Keep the raw routes and action names that leave as the unknown tokens in <state-dir>/unknowns.jsonl, for
+    # `console-proxy rules suggest` (docs/design.md, "Local suggestions"): never uploaded.
+    learn_unknown: bool = False
     # The Hasura lookups ignore proxy variables and .netrc unless this is set (they carry the admin secret).
     identity_trust_env: bool = False
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import unquote, unquote_plus
 
 from console_proxy.core.errors import RulesError
-from console_proxy.core.events import ACTION_SHAPE
 from console_proxy.resources import default_rules_path
+from console_proxy.rules.actions import DEFAULT_ACTION_UNKNOWN, DROPPED, ActionRules, action_token, check_allow
 from console_proxy.rules.located import Mark, Problems, parse
 from console_proxy.rules.schema import DEFAULT_UNKNOWN, Text, read_spec
 from console_proxy.rules.sources import CliRules, ServerSchema, read_cli, read_server
@@ -27,10 +27,10 @@ from console_proxy.rules.trie import (
     walk,
 )
 
-# Why `RouteRules.drop_reason` refused an action name (also the metric label of the drop).
+# Why `RouteRules.drop_reason` refused an action name (also the metric label of the drop). A name on no
+# `allow` entry is not dropped: it leaves as the `actions.unknown` token.
 BAD_ACTION_SHAPE = "bad_action_shape"
 ACTION_DROPPED = "action_dropped"
-ACTION_NOT_ALLOWED = "action_not_allowed"
 # Deeper routes are refused before matching; no console page comes near this.
 MAX_SEGMENTS = 64
 # Per rules object, least recently used out first, dropped with the object on reload. A console sends the same
@@ -38,7 +38,6 @@ MAX_SEGMENTS = 64
 # at most ROUTE_CACHE_SIZE of them, each at most ROUTE_CACHE_MAX_LENGTH characters (longer ones are not kept).
 ROUTE_CACHE_SIZE = 4096
 ROUTE_CACHE_MAX_LENGTH = 512
-ACTION_CACHE_SIZE = 1024
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -89,6 +88,7 @@ class RouteRules:
         server: ServerSchema | None = None,
         cli: CliRules | None = None,
         shape: re.Pattern[str] | None = None,
+        unknown_action: str = DEFAULT_ACTION_UNKNOWN,
     ) -> None:
         self.source = source
         self.server = server if server is not None else ServerSchema()
@@ -96,17 +96,14 @@ class RouteRules:
         self.template_count = template_count
         self.unknown = unknown
         self.drop_count = drop_count
-        self.allow_count = None if allow is None else len(allow[0]) + (0 if allow[1] is None else 1)
+        self.actions = ActionRules(drop=drop, allow=allow, shape=shape, unknown=unknown_action)
+        self.unknown_action = unknown_action
+        self.allow_count = self.actions.allow_count
         # Longest first, so that /hasura/console wins over /hasura when both are configured.
         self._prefixes = sorted(set(prefixes), key=len, reverse=True)
         self._root = root
-        self._drop_exact, self._drop_re = drop
-        self._allow = allow
         self._shape = shape
         self._cached_anonymize: Callable[[str], str] = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(self._fail_closed)
-        self._cached_drop_reason: Callable[[str], str | None] = functools.lru_cache(maxsize=ACTION_CACHE_SIZE)(
-            self._drop_reason
-        )
 
     @property
     def action_shape(self) -> str | None:
@@ -131,6 +128,24 @@ class RouteRules:
             return self.unknown
 
     def _anonymize(self, url: str) -> str:
+        split = self._split(url)
+        if split is None:
+            return self.unknown
+        segs, query = split
+        out: list[str] = []
+        terminal = _first_path(self._root, segs, out)
+        if terminal is None:
+            out.clear()
+            terminal = walk(self._root, segs, 0, out)
+            if terminal is None:
+                return self.unknown
+        path = "/" + "/".join(out)
+        if query and terminal.query:
+            return path + self._query(terminal, query)
+        return path
+
+    def _split(self, url: str) -> tuple[list[str], str] | None:
+        """The decoded path segments of `url` after the prefix, and its query; None when it is too deep."""
         # An empty route is the index page: the console's own URL clean-up strips its prefix, so its
         # index page arrives as "url": "" (docs/consoles.md).
         url = url.strip()
@@ -148,23 +163,28 @@ class RouteRules:
             url = url[cut:] if cut >= 0 else ""
         segs = [_decode(s) for s in url.split("/") if s] if "%" in url else list(filter(None, url.split("/")))
         if len(segs) > MAX_SEGMENTS:
-            return self.unknown
+            return None
         for prefix in self._prefixes:
             n = len(prefix)
             if len(segs) >= n and tuple(segs[:n]) == prefix:
                 del segs[:n]
                 break
-        out: list[str] = []
-        terminal = _first_path(self._root, segs, out)
-        if terminal is None:
-            out.clear()
-            terminal = walk(self._root, segs, 0, out)
-            if terminal is None:
-                return self.unknown
-        path = "/" + "/".join(out)
-        if query and terminal.query:
-            return path + self._query(terminal, query)
-        return path
+        return segs, query
+
+    def segments(self, url: str) -> list[str] | None:
+        """The path segments the templates are matched against (prefix stripped, decoded); None if too deep."""
+        split = self._split(url)
+        return None if split is None else split[0]
+
+    def parameter_at(self, path: Sequence[str | None]) -> str | None:
+        """The name of the parameter the templates have after `path` (literals, None for a parameter), if any:
+        a new template must use the same name there."""
+        node: Node | None = self._root
+        for seg in path:
+            if node is None:
+                return None
+            node = node.var if seg is None else node.literals.get(seg)
+        return node.var_name if node is not None and node.var is not None else None
 
     @staticmethod
     def _query(terminal: Terminal, query: str) -> str:
@@ -181,28 +201,25 @@ class RouteRules:
             return ""
         return "?" + "&".join(f"{key}={kept[key]}" for key in sorted(kept))
 
+    def classify_action(self, name: object) -> tuple[str, str | None]:
+        """What leaves of an action name: (kept, name), (unknown, the `actions.unknown` token) or (dropped, None)."""
+        return self.actions.classify(name)
+
     def action(self, name: object) -> str | None:
-        """The action name to send, or None when it is dropped (not a string, bad shape, drop list, not allowed)."""
-        return name if isinstance(name, str) and self.drop_reason(name) is None else None
+        """The action name to send: the name itself, the `actions.unknown` token, or None when it is dropped."""
+        return self.actions.classify(name)[1]
+
+    def action_known(self, name: str) -> bool:
+        """True when `name` leaves as it is (an `allow` entry matches it, it has the shape, it is not dropped)."""
+        return self.actions.known(name)
 
     def drop_reason(self, name: object) -> str | None:
-        """None when `name` is sent; else why not: BAD_ACTION_SHAPE, ACTION_DROPPED or ACTION_NOT_ALLOWED."""
-        if type(name) is str and len(name) <= 128:  # the longest name ACTION_SHAPE admits
-            return self._cached_drop_reason(name)
-        return self._drop_reason(name)
-
-    def _drop_reason(self, name: object) -> str | None:
-        if not isinstance(name, str) or ACTION_SHAPE.fullmatch(name) is None:
-            return BAD_ACTION_SHAPE
-        if self._shape is not None and self._shape.fullmatch(name) is None:
-            return BAD_ACTION_SHAPE
-        if name in self._drop_exact or (self._drop_re is not None and self._drop_re.match(name)):
-            return ACTION_DROPPED
-        if self._allow is not None:
-            exact, regex = self._allow
-            if name not in exact and (regex is None or regex.match(name) is None):
-                return ACTION_NOT_ALLOWED
-        return None
+        """None when an event with this name is sent (as the name or as the token); else why not:
+        BAD_ACTION_SHAPE for a name that is not a string, ACTION_DROPPED for one on the `drop` list."""
+        outcome, _ = self.actions.classify(name)
+        if outcome != DROPPED:
+            return None
+        return ACTION_DROPPED if isinstance(name, str) else BAD_ACTION_SHAPE
 
 
 def _read(path: Path, source: str) -> str:
@@ -250,6 +267,9 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
     server = read_server(spec.server, problems) if spec.server is not None else ServerSchema()
     cli = read_cli(spec.cli, problems) if spec.cli is not None else CliRules()
     shape = compile_shape(spec.shape, problems) if spec.shape is not None else None
+    if spec.allow is not None and (spec.shape is None or shape is not None):
+        check_allow(spec.allow, shape, problems)
+    action_unknown = action_token(spec.action_unknown, problems) if spec.action_unknown is not None else None
     if problems:
         raise RulesError(problems.lines(source))
 
@@ -273,6 +293,7 @@ def load_rules(path: str | os.PathLike[str] | None = None, *, prefixes: Sequence
         server=server,
         cli=cli,
         shape=shape,
+        unknown_action=action_unknown or DEFAULT_ACTION_UNKNOWN,
     )
 
 

@@ -15,7 +15,7 @@ DEFAULT_UNKNOWN = "/UNKNOWN"
 
 _TOP_KEYS = ("actions", "cli", "prefixes", "routes", "server", "unknown", "version")
 _ROUTE_KEYS = ("path", "query")
-_ACTION_KEYS = ("allow", "drop", "shape")
+_ACTION_KEYS = ("allow", "drop", "shape", "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,8 @@ class RulesSpec:
     server: YValue | None = None
     cli: YValue | None = None
     shape: Text | None = None
+    # `actions.unknown`: the token a name on no `allow` entry leaves as.
+    action_unknown: Text | None = None
 
 
 def _keys(where: str, value: YMap, allowed: tuple[str, ...], problems: Problems) -> dict[str, tuple[YScalar, YValue]]:
@@ -144,17 +146,21 @@ def read_spec(doc: YValue | None, problems: Problems) -> RulesSpec:
     drop: tuple[Text, ...] = ()
     allow: tuple[Text, ...] | None = None
     shape: Text | None = None
+    action_unknown: Text | None = None
     if "actions" in keys:
         actions = keys["actions"][1]
         if not isinstance(actions, YMap):
             problems.add(
-                actions.mark, f"'actions' is {describe(actions)}; expected a mapping with 'shape', 'drop' or 'allow'"
+                actions.mark,
+                f"'actions' is {describe(actions)}; expected a mapping with 'shape', 'drop', 'allow' or 'unknown'",
             )
         else:
             akeys = _keys("'actions'", actions, _ACTION_KEYS, problems)
             drop = _texts("'drop'", akeys["drop"][1], problems) if "drop" in akeys else ()
             allow = _texts("'allow'", akeys["allow"][1], problems) if "allow" in akeys else None
             shape = _text("'shape'", akeys["shape"][1], problems) if "shape" in akeys else None
+            if "unknown" in akeys:
+                action_unknown = _text("'actions.unknown'", akeys["unknown"][1], problems)
     server = keys["server"][1] if "server" in keys else None
     cli = keys["cli"][1] if "cli" in keys else None
-    return RulesSpec(prefixes, unknown, tuple(routes), drop, allow, server, cli, shape)
+    return RulesSpec(prefixes, unknown, tuple(routes), drop, allow, server, cli, shape, action_unknown)

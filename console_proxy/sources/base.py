@@ -25,11 +25,12 @@ NO_MEDIA_TYPE = ""
 class Rules(Protocol):
     """What a source needs from the route rules (`console_proxy.rules.RouteRules`)."""
 
+    @property
+    def unknown(self) -> str: ...
+
     def anonymize(self, url: str) -> str: ...
 
-    def action(self, name: str) -> str | None: ...
-
-    def drop_reason(self, name: object) -> str | None: ...
+    def classify_action(self, name: object) -> tuple[str, str | None]: ...
 
     @property
     def server(self) -> ServerSchema: ...
@@ -47,6 +48,23 @@ class Context:
     identity: Identity
     now: datetime
     new_ids: Callable[[int], list[str]] = new_ids
+    # Keep the raw routes and action names that leave as the unknown tokens (serve --learn-unknown), for the
+    # operator's own file of suggestions only: never in an outbound event.
+    learn: bool = False
+
+
+@dataclasses.dataclass
+class Unknowns:
+    """What left as an unknown token: the count of events whose action name did, and, when collected, the raw
+    action names and routes (docs/design.md, "Local suggestions")."""
+
+    actions: int = 0
+    raw_actions: set[str] | None = None
+    raw_routes: set[str] | None = None
+
+    @classmethod
+    def collecting(cls) -> Unknowns:
+        return cls(raw_actions=set(), raw_routes=set())
 
 
 @dataclasses.dataclass
@@ -58,6 +76,7 @@ class Built:
     dropped: Counter[str] = dataclasses.field(default_factory=Counter)
     # Fields left out of events that were kept (the server's and the CLI's sources), by reason.
     fields_dropped: Counter[str] = dataclasses.field(default_factory=Counter)
+    unknowns: Unknowns = dataclasses.field(default_factory=Unknowns)
 
     @property
     def accepted(self) -> int:

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 from console_proxy.core.errors import BatchError
 from console_proxy.core.events import (
-    ACTION_SHAPE,
     CONSOLE_TEST_TOPIC,
     CONSOLE_TOPIC,
     MAX_VERSION_LENGTH,
@@ -31,6 +30,7 @@ from console_proxy.sources.base import (
     Context,
     Rules,
     Source,
+    Unknowns,
     body_too_large,
     check_media_type,
     strict_json,
@@ -92,7 +92,6 @@ class ParsedBatch:
 
 # InboundEvent(type, route, console_type) without the named tuple's Python-level __new__.
 _inbound: Callable[[tuple[str, str, str | None]], InboundEvent] = functools.partial(tuple.__new__, InboundEvent)
-_action_shape = ACTION_SHAPE.fullmatch
 _bad_route_char = _BAD_ROUTE_CHARS.search
 
 
@@ -163,8 +162,6 @@ def parse_batch(body: bytes) -> ParsedBatch:
     # A JSON text refuses raw control characters in its strings, and a lone surrogate can only be written as an
     # escape: without a backslash or a DEL in the text, no route holds a character _BAD_ROUTE_CHARS looks for.
     bad_route_char = _bad_route_char if "\\" in text or "\x7f" in text else _no_match
-    # The shape of each action name, checked once per distinct name of the batch (a console repeats a few).
-    shaped: dict[str, bool] = {}
     # Inline rather than a call per event: this loop runs for every event of every batch.
     for raw in raw_events:
         if not isinstance(raw, dict):
@@ -174,13 +171,8 @@ def parse_batch(body: bytes) -> ParsedBatch:
         # hashes of table names) and the client's UUIDs are never read.
         action = raw["type"] if "type" in raw else raw.get("event_type")
         route = raw["route"] if "route" in raw else raw.get("url")
+        # Any string: the rules decide what leaves of it (the name, the unknown token, or nothing).
         if not isinstance(action, str):
-            dropped["bad_type"] += 1
-            continue
-        good = shaped.get(action)
-        if good is None:
-            good = shaped[action] = _action_shape(action) is not None
-        if not good:
             dropped["bad_type"] += 1
             continue
         # "" is the index page: the console's own clean-up strips its URL prefix (the rules match it as /).
@@ -221,11 +213,14 @@ def build_outbound(
     now: datetime,
     new_id: Callable[[], str] | None = None,
     new_ids: Callable[[int], list[str]] = new_ids,
+    unknowns: Unknowns | None = None,
 ) -> tuple[list[ConsoleEvent], Counter[str]]:
     """Run the kept events through the rules and build the outbound events (docs/design.md, "What is forwarded").
 
-    Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped` plus the
-    rules' reason for each action name they drop), so `dropped` in the 202 is their sum.
+    Returns the events and ALL drops of the batch by reason (the parse drops of `batch.dropped` plus
+    `action_dropped` for each name on the rules' `drop` list), so `dropped` in the 202 is their sum.
+    A name on no `allow` entry leaves as the rules' unknown token; `unknowns`, when given, counts those events
+    and, when it collects them, keeps the raw names and the raw routes that became the unknown route.
     Event ids come from `new_id`, one call per event, when given; else from one `new_ids` call for the batch.
     """
     dropped: Counter[str] = Counter(batch.dropped)
@@ -234,24 +229,34 @@ def build_outbound(
     server_uuid, cli_uuid = identity.server_uuid, identity.cli_uuid
     timestamp = format_timestamp(now)
     next_id = new_id if new_id is not None else iter(new_ids(len(batch.events))).__next__
-    drop_reason_of, action_of, anonymize = rules.drop_reason, rules.action, rules.anonymize
+    classify, anonymize = rules.classify_action, rules.anonymize
+    raw_actions = unknowns.raw_actions if unknowns is not None else None
+    raw_routes = unknowns.raw_routes if unknowns is not None else None
+    unknown_route = rules.unknown
     outbound: list[ConsoleEvent] = []
-    # What the rules decided for each action name of this batch (a console repeats a few names), as
-    # (True, the name to send) or (False, the drop reason): the rules are pure, so one decision per name and
-    # batch is the same as one per event.
-    decided: dict[str, tuple[bool, str]] = {}
+    # What the rules decided for each action name of this batch (a console repeats a few names): the rules are
+    # pure, so one decision per name and batch is the same as one per event.
+    decided: dict[str, tuple[str, str | None]] = {}
+    unknown_count = 0
     for event in batch.events:
         decision = decided.get(event.type)
         if decision is None:
-            decision = decided[event.type] = _decide(event.type, drop_reason_of, action_of)
-        sent, action = decision
-        if not sent:
-            dropped[action] += 1
+            decision = decided[event.type] = classify(event.type)
+        outcome, action = decision
+        if action is None:
+            dropped["action_dropped"] += 1
             continue
+        if outcome == "unknown":
+            unknown_count += 1
+            if raw_actions is not None:
+                raw_actions.add(event.type)
+        url = anonymize(event.route)
+        if raw_routes is not None and url == unknown_route:
+            raw_routes.add(event.route)
         built: ConsoleEvent = {
             "event_id": next_id(),
             "event_type": action,
-            "url": anonymize(event.route),
+            "url": url,
             "console_mode": mode,
             "server_uuid": server_uuid,
             "cli_uuid": cli_uuid,
@@ -262,29 +267,16 @@ def build_outbound(
         if event.console_type is not None:
             built["console_type"] = event.console_type
         outbound.append(built)
+    if unknowns is not None:
+        unknowns.actions += unknown_count
     return outbound, dropped
-
-
-def _decide(
-    name: str, drop_reason_of: Callable[[str], str | None], action_of: Callable[[str], str | None]
-) -> tuple[bool, str]:
-    # Counted by the rules' reason: bad_action_shape, action_dropped or action_not_allowed.
-    reason = drop_reason_of(name)
-    if reason is not None:
-        return False, reason
-    action = action_of(name)
-    if action is None:
-        return False, "action_dropped"
-    # The name was checked when parsed; only a name the rules changed needs checking again.
-    if action is not name and not ACTION_SHAPE.fullmatch(action):
-        return False, "bad_type"
-    return True, action
 
 
 def build(body: bytes, context: Context) -> Built:
     """The console source's parser: one body (HTTP or a WebSocket message) into a `console` batch, or a
     `console_test` batch for a development build's message (dropped and counted with --drop-test-events)."""
     parsed = parse_batch(body)
+    unknowns = Unknowns.collecting() if context.learn else Unknowns()
     events, dropped = build_outbound(
         parsed,
         context.rules,
@@ -292,13 +284,14 @@ def build(body: bytes, context: Context) -> Built:
         mode=context.settings.mode,
         now=context.now,
         new_ids=context.new_ids,
+        unknowns=unknowns,
     )
     batches: dict[str, list[OutboundEvent]] = {}
     if events and parsed.test and context.settings.drop_test_events:
         dropped[TEST_BUILD_DROPPED] += len(events)
     elif events:
         batches[CONSOLE_TEST_TOPIC if parsed.test else CONSOLE_TOPIC] = list(events)
-    return Built(batches=batches, dropped=dropped)
+    return Built(batches=batches, dropped=dropped, unknowns=unknowns)
 
 
 SOURCE = Source(name="console", build=build, media_types=ACCEPTED_MEDIA_TYPES, max_body_bytes=MAX_BODY_BYTES)

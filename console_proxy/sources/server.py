@@ -5,8 +5,9 @@ The server sends, once at start and every 24 hours, one message per database sou
 "source_metadata": {"db_uid", "backend_type", "db_kind", "db_version"}, "metrics": {...},
 "experimental_features"}}` (v1.x: topic `server`, `db_uid` and `version` at the top of `data`), and
 the newest servers one more message `{"server_metrics": {...}}` with no topic. Kept: the counts that
-the rules' `server` section lists, the version, and backend_type/db_kind from the rules' list. The
-server's own UUIDs are never read: the gate attaches its own.
+the rules' `server` section lists, the version, backend_type/db_kind from the rules' list, and `ci` from
+the fixed list of CI names (core.events.CI_NAMES; another name is "other"). The server's own UUIDs are
+never read: the gate attaches its own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from console_proxy.core.errors import BatchError
-from console_proxy.core.events import Identity, OutboundEvent, ServerMetrics, ServerMetricsEvent, format_timestamp
+from console_proxy.core.events import (
+    CI_NAMES,
+    Identity,
+    OutboundEvent,
+    ServerMetrics,
+    ServerMetricsEvent,
+    format_timestamp,
+)
 from console_proxy.rules.sources import ServerSchema
 from console_proxy.sources.base import NO_MEDIA_TYPE, Built, Context, Source, decode_json
 from console_proxy.sources.values import enumerated, release
@@ -51,6 +59,8 @@ class ServerReport:
     server_version: str | None = None
     backend_type: str | None = None
     db_kind: str | None = None
+    # The CI the server runs under, from CI_NAMES or "other"; None when it sent none (null: not under CI).
+    ci: str | None = None
     metrics: ServerMetrics = dataclasses.field(default_factory=dict)
     # Every field left out, by reason; the report itself is kept.
     dropped_fields: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -77,7 +87,9 @@ def parse_server(document: object, schema: ServerSchema) -> ServerReport:
             _source_metadata(value, schema, report)
         elif key == "metrics":
             report.metrics = _metrics(value, schema, dropped)
-        else:  # UUIDs, ci, experimental_features and anything new: never read
+        elif key == "ci":  # a fixed list: CI names are not identifying, a free string could be
+            report.ci = enumerated(value, CI_NAMES, "ci", dropped)
+        else:  # UUIDs, experimental_features and anything new: never read
             dropped["unread_field"] += 1
     return report
 
@@ -155,7 +167,7 @@ def build_server_event(
 
     The gate's server version wins over the report's, as for the console's.
     """
-    return {
+    event: ServerMetricsEvent = {
         "event_id": new_id(),
         "server_uuid": identity.server_uuid,
         "server_version": identity.server_version or report.server_version,
@@ -164,6 +176,9 @@ def build_server_event(
         "metrics": report.metrics,
         "timestamp": format_timestamp(now),
     }
+    if report.ci is not None:
+        event["ci"] = report.ci
+    return event
 
 
 def build(body: bytes, context: Context) -> Built:

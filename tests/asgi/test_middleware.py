@@ -125,7 +125,8 @@ def test_end_to_end_the_file_holds_anonymized_events_with_the_server_uuid(served
         "server_version": "v2.40.0",
     }
     response = httpx.post(served + EVENTS, json=batch)
-    assert (response.status_code, response.json()) == (202, {"accepted": 1, "dropped": 2})
+    # The name carrying the canary is not dropped: it leaves as the unknown token.
+    assert (response.status_code, response.json()) == (202, {"accepted": 2, "dropped": 1})
     hasura = {
         "topic": "console",
         "data": {
@@ -154,7 +155,8 @@ def test_end_to_end_the_file_holds_anonymized_events_with_the_server_uuid(served
             "v2.40.0",
             None,
         ),
-        ("Actions/X", "/actions/manage/ACTION/modify", "server", SERVER_UUID, None, None, None),
+        ("UNKNOWN", "/", "server", SERVER_UUID, None, "v2.40.0", None),
+        ("UNKNOWN", "/actions/manage/ACTION/modify", "server", SERVER_UUID, None, None, None),
     ]
     # /recent shows what leaves, each event with the topic it is kept under.
     recent = httpx.get(served + "/_telemetry/v1/recent").json()
@@ -218,8 +220,8 @@ DROPPED_INPUT = [
     (
         "huge strings",
         {"events": [{"type": "A/B", "route": "/" + "x" * 60_000}, {"type": "y" * 200, "route": "/"}]},
-        0,
-        2,
+        1,  # a huge name is not dropped: it leaves as the unknown token
+        1,
     ),
     ("mixed", [{"type": "A/B", "route": "/console/settings"}, {"type": "A/B"}], 1, 1),
 ]
@@ -421,14 +423,13 @@ def test_a_refusing_sink_gets_its_status_and_retry_after_and_never_a_2xx(
 
 
 class ExplodingRules:
+    unknown = "/UNKNOWN"
+
     def anonymize(self, url: str) -> str:
         raise ValueError(url)
 
-    def action(self, name: str) -> str | None:
-        return name
-
-    def drop_reason(self, name: object) -> str | None:
-        return None
+    def classify_action(self, name: object) -> tuple[str, str | None]:
+        return "kept", str(name)
 
 
 class ExplodingHolder(RulesHolder):

@@ -8,8 +8,23 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext
 
 from console_proxy.resources import default_static_dir
+from console_proxy.rules.route_rules import RouteRules, load_rules
 
 from support.browser import RECORDER, PageLog, on_request, on_response
+from support.rules import TEST_RULES
+
+
+@pytest.fixture(scope="session")
+def default_rules() -> RouteRules:
+    """The rules the servers of these tests run with: the e2e tests' own (support.rules)."""
+    return load_rules(TEST_RULES)
+
+
+@pytest.fixture(autouse=True)
+def test_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process apps load the e2e tests' own rules when no file is named (support.rules)."""
+    monkeypatch.setattr("console_proxy.rules.route_rules.default_rules_path", lambda: TEST_RULES)
+    monkeypatch.setattr("console_proxy.asgi.runtime.default_rules_path", lambda: TEST_RULES)
 
 
 @pytest.fixture

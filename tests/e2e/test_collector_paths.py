@@ -40,7 +40,8 @@ BODIES: list[tuple[dict[str, Any], str | None, dict[str, int]]] = [
     (hasura_bodies.FLAT_FLAGS, None, {"accepted": 1, "dropped": 0}),
 ]
 # Free text the bodies carry: none of it may be kept.
-CANARIES = [hasura_bodies.SERVER_BODY_UUID, hasura_bodies.CLI_BODY_UUID, "alice", "CANARY_QUERY", "invoice", "TRAVIS"]
+# The v1 body's ci, TRAVIS, is kept: a name of the server's fixed CI list, as the FAQ says.
+CANARIES = [hasura_bodies.SERVER_BODY_UUID, hasura_bodies.CLI_BODY_UUID, "alice", "CANARY_QUERY", "invoice"]
 
 
 def kept(state: Path) -> list[tuple[str, dict[str, Any]]]:

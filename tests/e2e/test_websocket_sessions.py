@@ -16,6 +16,8 @@ import pytest
 import websockets.sync.client
 import yaml
 
+from console_proxy.resources import default_rules_path
+
 from support.console_messages import CANARY, explicit, redux
 from support.paths import ROUTES_CORPUS
 from support.servers import serving
@@ -91,9 +93,9 @@ def _session(form: str) -> tuple[list[str], Counter[str], int]:
             kept[topic] += 2
             dropped += 1
         messages.append(redux(topic, "Main/RUN_TIME_ERROR", "", data={"message": CANARY, "stack": CANARY}))
+        # a name on no allow entry: kept, as the unknown token
         messages.append(redux(topic, f"Data/SET_TABLE {CANARY}", ""))
-        kept[topic] += 1
-        dropped += 1
+        kept[topic] += 2
     else:
         topic = "console-test-v2" if form == "newest development build" else "console-v2"
         kept_as = "console_test" if topic == "console-test-v2" else "console"
@@ -109,8 +111,7 @@ def _session(form: str) -> tuple[list[str], Counter[str], int]:
         )
         messages.append(explicit(topic, "RUN_TIME_ERROR", "", {"message": CANARY, "stack": CANARY}))
         messages.append(explicit(topic, CANARY, "", {"id": CANARY}))
-        kept[kept_as] += 3
-        dropped += 1
+        kept[kept_as] += 4
     return [json.dumps(message) for message in messages], kept, dropped
 
 
@@ -135,4 +136,26 @@ def test_a_console_session_in_each_message_form(tmp_path: Path, form: str) -> No
     assert (refused, left_out) == (2, dropped)
     assert all(CANARY not in json.dumps(event) for _, event in events)
     assert all(event["url"] != "/UNKNOWN" for _, event in events)
-    print(f"\n{form}: sent {len(sent)}, kept {len(events)} {dict(kept)}, dropped {refused + left_out}")
+    # Every real action name of the session leaves as it is; the one made of the canary as the token.
+    real = [json.loads(m)["data"]["event_type"] for m in messages if CANARY not in json.loads(m)["data"]["event_type"]]
+    verbatim = [e["event_type"] for _, e in events if e["event_type"] != "UNKNOWN"]
+    tokens = sum(1 for _, e in events if e["event_type"] == "UNKNOWN")
+    assert sorted(verbatim) == sorted(n for n in real if n != "RNS_SHOW_NOTIFICATION")
+    assert tokens == 1
+    print(
+        f"\n{form}: sent {len(sent)}, kept {len(events)} {dict(kept)}: {len(verbatim)} names verbatim"
+        f" ({len(set(verbatim))} distinct), {tokens} as UNKNOWN; dropped {refused + left_out}"
+        f" ({left_out} by the drop list, {refused} messages refused)"
+    )
+
+
+def test_every_name_of_the_shipped_allow_list_leaves_as_it_is_over_the_websocket(tmp_path: Path) -> None:
+    rules = yaml.safe_load(default_rules_path().read_text(encoding="utf-8"))["actions"]
+    names = [n for n in rules["allow"] if "*" not in n and "?" not in n and n not in rules["drop"]]
+    messages: list[str | bytes] = [json.dumps(redux("console", name, "/settings/about")) for name in names]
+    state = tmp_path / "state"
+    with serving(tmp_path, "--state-dir", str(state)) as served:
+        exchange(served.base.replace("http://", "ws://") + "/_telemetry/v1/ws", messages)
+        assert served.stop() == 0
+    assert [event["event_type"] for _, event in kept_events(state)] == names
+    print(f"\nshipped allow list over the WebSocket: {len(names)} names sent, {len(names)} kept verbatim")

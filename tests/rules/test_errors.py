@@ -52,7 +52,7 @@ CASES = [
     ),
     (
         "version: 1\nroutes: [/a]\nactions:\n  dropped: []\n",
-        ["4:3: unknown key 'dropped' in 'actions'; expected one of allow, drop, shape"],
+        ["4:3: unknown key 'dropped' in 'actions'; expected one of allow, drop, shape, unknown"],
     ),
     (
         "version: 1\nroutes:\n  - /a/{OP: x|y}\n",
@@ -82,7 +82,7 @@ CASES = [
     ("version: 1\nroutes: [/a]\nunknown: 5\n", ["3:10: 'unknown' is a number (5); expected a string"]),
     (
         "version: 1\nroutes: [/a]\nactions: [x]\n",
-        ["3:10: 'actions' is a list; expected a mapping with 'shape', 'drop' or 'allow'"],
+        ["3:10: 'actions' is a list; expected a mapping with 'shape', 'drop', 'allow' or 'unknown'"],
     ),
     (
         "version: 1\nroutes: [/a]\nactions:\n  shape: '[A-Z'\n",

@@ -9,7 +9,8 @@ import pytest
 
 from console_proxy import RouteRules, RulesError, RulesHolder, load_rules
 from console_proxy.resources import default_rules_path
-from console_proxy.rules.route_rules import ACTION_CACHE_SIZE, ROUTE_CACHE_MAX_LENGTH, ROUTE_CACHE_SIZE
+from console_proxy.rules.actions import ACTION_CACHE_SIZE
+from console_proxy.rules.route_rules import ROUTE_CACHE_MAX_LENGTH, ROUTE_CACHE_SIZE
 
 TOP_AND_API = [
     ("/console", "/"),
@@ -342,23 +343,22 @@ def test_longer_prefix_from_the_caller(url: str, expected: str) -> None:
         ("RNS_REMOVE_ALL_NOTIFICATIONS", None),
         ("Data/SET_TABLE", "Data/SET_TABLE"),
         ("@@router/LOCATION_CHANGE", "@@router/LOCATION_CHANGE"),
-        ("Events/V2/FETCH_TRIGGERS", "Events/V2/FETCH_TRIGGERS"),
         ("CLICK_EVENT", "CLICK_EVENT"),
         ("Main/RUN_TIME_ERROR", "Main/RUN_TIME_ERROR"),
-        ("A" * 128, "A" * 128),
-        # not shaped like an action constant: dropped by the shipped actions.shape
-        ("a b:c.d-e", None),
-        ("", None),
-        ("x" * 128, None),
-        ("A" * 129, None),
-        ("Data/SET_TABLE\n", None),
-        ("Data/SET_TABLE users", None),
-        ("Data/users_table_2024", None),
-        ("bob@example.com", None),
-        ("@@redux/INITa.b.c", None),
-        ("A/B/C/D/E", None),
-        ("Data/{users}", None),
-        ("Data/é", None),
+        # on no allow entry, whatever the shape: the token
+        ("A" * 128, "UNKNOWN"),
+        ("a b:c.d-e", "UNKNOWN"),
+        ("", "UNKNOWN"),
+        ("x" * 128, "UNKNOWN"),
+        ("A" * 129, "UNKNOWN"),
+        ("Data/SET_TABLE\n", "UNKNOWN"),
+        ("Data/SET_TABLE users", "UNKNOWN"),
+        ("Data/users_table_2024", "UNKNOWN"),
+        ("bob@example.com", "UNKNOWN"),
+        ("@@redux/INITa.b.c", "UNKNOWN"),
+        ("A/B/C/D/E", "UNKNOWN"),
+        ("Data/{users}", "UNKNOWN"),
+        ("Data/é", "UNKNOWN"),
     ],
 )
 def test_default_action_rules(default_rules: RouteRules, name: str, expected: str | None) -> None:
@@ -369,6 +369,7 @@ GLOBS = """version: 1
 routes: [/]
 actions:
   drop: ["App/*_REQUEST", "RNS_?IDE_*", Exact/NAME]
+  allow: [App/*, RNS_*, Exact/*, Other/*]
 """
 
 
@@ -395,8 +396,9 @@ def test_drop_globs(write_rules: Callable[[str], Path], name: str, expected: str
         ("Data/SET_TABLE", "Data/SET_TABLE"),
         ("Data/DROP", None),
         ("@@router/LOCATION_CHANGE", "@@router/LOCATION_CHANGE"),
-        ("Custom/users-table", None),
-        ("@@router/LOCATION_CHANGED", None),
+        ("Custom/users-table", "UNKNOWN"),
+        ("@@router/LOCATION_CHANGED", "UNKNOWN"),
+        ("Data/bob@corp.com", "UNKNOWN"),
     ],
 )
 def test_allowlist_mode(write_rules: Callable[[str], Path], name: str, expected: str | None) -> None:
@@ -508,7 +510,7 @@ def test_the_caches_hold_a_bounded_number_of_short_routes_and_actions() -> None:
     # They hold raw routes in memory (docs/privacy.md): a bounded number, none longer than the limit.
     rules = load_rules()
     routes = rules._cached_anonymize.cache_info  # type: ignore[attr-defined]
-    actions = rules._cached_drop_reason.cache_info  # type: ignore[attr-defined]
+    actions = rules.actions._cached.cache_info  # type: ignore[attr-defined]
     long_route = "/console/data/" + "d" * ROUTE_CACHE_MAX_LENGTH
     assert rules.anonymize(long_route) == "/data/SOURCE"
     assert routes().currsize == 0
@@ -540,41 +542,42 @@ actions:
 
 
 @pytest.mark.parametrize(
-    ("name", "reason"),
+    ("name", "outcome"),
     [
-        ("KEEP_THIS", None),
-        ("OTHER", None),
-        ("keep_this", "bad_action_shape"),
-        ("KEEP THIS", "bad_action_shape"),
-        ("KEEP_1", "bad_action_shape"),
-        ("NOISY_ONE", "action_dropped"),
-        ("UNLISTED", "action_not_allowed"),
-        (42, "bad_action_shape"),
+        ("KEEP_THIS", "kept"),
+        ("OTHER", "kept"),
+        ("keep_this", "unknown"),
+        ("KEEP THIS", "unknown"),
+        ("KEEP_1", "unknown"),
+        ("NOISY_ONE", "dropped"),
+        ("UNLISTED", "unknown"),
+        (42, "dropped"),
     ],
 )
-def test_shape_then_drop_then_allow(tmp_path: Path, name: object, reason: str | None) -> None:
+def test_drop_then_allow_with_the_shape(tmp_path: Path, name: object, outcome: str) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(SHAPED)
     rules = load_rules(path)
     assert rules.action_shape == "[A-Z][A-Z_]*"
-    assert rules.drop_reason(name) == reason
-    assert rules.action(name) == (None if reason else name)
+    sent = {"kept": name, "unknown": "UNKNOWN", "dropped": None}[outcome]
+    assert rules.classify_action(name) == (outcome, sent)
+    assert rules.action(name) == sent
 
 
-def test_a_file_without_a_shape_keeps_the_basic_limit_only(tmp_path: Path) -> None:
+def test_a_file_without_allow_sends_the_token_for_every_name(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("version: 1\nroutes: [/]\n")
     rules = load_rules(path)
     assert rules.action_shape is None
-    assert rules.action("a b:c.d-e") == "a b:c.d-e"
-    assert rules.drop_reason("x" * 129) == "bad_action_shape"
-    assert rules.drop_reason("Data/é") == "bad_action_shape"
+    assert [rules.action(n) for n in ("Data/SET_TABLE", "a b:c.d-e", "x" * 129)] == ["UNKNOWN"] * 3
+    assert rules.drop_reason("x" * 129) is None
 
 
 def test_a_shape_never_widens_the_basic_limit(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
-    path.write_text("version: 1\nroutes: [/]\nactions:\n  shape: '.*'\n")
+    path.write_text("version: 1\nroutes: [/]\nactions:\n  shape: '.*'\n  allow: [Data/SET_TABLE, A*]\n")
     rules = load_rules(path)
     assert rules.action("Data/SET_TABLE") == "Data/SET_TABLE"
-    assert rules.action("<script>") is None
-    assert rules.action("A" * 129) is None
+    assert rules.action("<script>") == "UNKNOWN"
+    assert rules.action("A" * 129) == "UNKNOWN"
+    assert rules.action("A" * 128) == "A" * 128

@@ -24,18 +24,18 @@ GATE_UUID = "11111111-2222-4333-8444-555555555555"
     ("message", "topic", "version", "backend", "db_kind", "metrics", "dropped"),
     [
         (V1_ALPHA, "server_metrics_v2", "v1.0.0-alpha36", None, None, V1_ALPHA["data"]["metrics"],
-         {"unread_field": 3}),
+         {"unread_field": 2}),
         (V1_3, "server_metrics_v2_test", "v1.3.3", None, None,
          {k: v for k, v in V1_3["data"]["metrics"].items() if k not in ("service_timings", "pg_version")},
-         {"unread_field": 3, "unknown_metric": 2}),
+         {"unread_field": 2, "unknown_metric": 2}),
         (V2_0, "server_metrics_v2", "v2.0.0-beta.1", None, "mssql",
          {"tables": 7, "views": 1, "enum_tables": 0, "relationships": {"manual": 1, "auto": 0},
           "permissions": {"select": 0, "insert": 0, "update": 0, "delete": 0, "roles": 0}, "event_triggers": 0,
           "functions": 0},
-         {"unread_field": 6, "unknown_metric": 1}),
+         {"unread_field": 5, "unknown_metric": 1}),
         (V2_NEWEST, "server_metrics_v2", "v2.36.0-ce", "postgres", "postgres",
          {k: v for k, v in V2_NEWEST["data"]["metrics"].items() if k != "service_timings"},
-         {"unread_field": 6, "unknown_metric": 1}),
+         {"unread_field": 5, "unknown_metric": 1, "unknown_ci": 1}),
     ],
 )  # fmt: skip
 def test_each_era_keeps_its_counts_version_and_backend(
@@ -57,6 +57,27 @@ def test_each_era_keeps_its_counts_version_and_backend(
     )
     assert report.metrics == metrics
     assert report.dropped_fields == Counter(dropped)
+
+
+@pytest.mark.parametrize(
+    ("ci", "kept", "dropped"),
+    [
+        ("TRAVIS", "TRAVIS", {}),
+        ("CIRCLE", "CIRCLE", {}),
+        ("UNKNOWN_VENDOR", "UNKNOWN_VENDOR", {}),
+        (None, None, {}),
+        # not one of the names the server's CI library has: another name, free text, another type
+        ("GITHUB_ACTIONS", "other", {"unknown_ci": 1}),
+        ("alice's laptop", "other", {"unknown_ci": 1}),
+        (7, None, {"bad_ci": 1}),
+    ],
+)
+def test_ci_is_kept_from_the_fixed_list(default_rules: RouteRules, ci: object, kept: str | None, dropped: Any) -> None:
+    message = {"topic": "server_metrics_v2", "data": {"hasura_version": "v2.36.0", "ci": ci}}
+    report = parse_server(message, default_rules.server)
+    assert (report.ci, report.dropped_fields) == (kept, Counter(dropped))
+    event = build_server_event(report, Identity(), now=datetime(2026, 1, 1, tzinfo=UTC), new_id=lambda: "id")
+    assert event.get("ci") == kept and ("ci" in event) == (kept is not None)
 
 
 def test_the_resource_row_is_dropped_whole(default_rules: RouteRules) -> None:
@@ -113,6 +134,7 @@ def test_the_outbound_event_carries_the_gates_identity_never_the_bodys(default_r
         "server_version": "v2.36.0-ce",
         "backend_type": "postgres",
         "db_kind": "postgres",
+        "ci": "other",  # GITHUB_ACTIONS is not a name of the server's CI library
         "metrics": {k: v for k, v in V2_NEWEST["data"]["metrics"].items() if k != "service_timings"},
         "timestamp": "2026-11-27T19:00:00.000Z",
     }

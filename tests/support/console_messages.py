@@ -74,14 +74,14 @@ ERAS: list[tuple[dict[str, Any], tuple[str, str, str, str | None] | None, str | 
     ),
     # v2.x: an action page as the clean-up writes it
     (
-        redux("console", "Actions/SET_ACTION_DEFINITION", "/actions$ACTION_NAME/modify"),
-        ("console", "Actions/SET_ACTION_DEFINITION", "/actions$ACTION_NAME/modify", None),
+        redux("console", "Actions/Add/SET_ACTION_DEFINITION", "/actions$ACTION_NAME/modify"),
+        ("console", "Actions/Add/SET_ACTION_DEFINITION", "/actions$ACTION_NAME/modify", None),
         None,
     ),
-    # v2.x: the console's own drop list, and names not shaped like action constants
+    # v2.x: the console's own drop list, and names on no allow entry: sent as the token
     (redux("console", "RNS_SHOW_NOTIFICATION", "/data/manage"), None, "action_dropped"),
-    (redux("console", f"Data/SET_TABLE {CANARY}", "/data/manage"), None, "bad_action_shape"),
-    (redux("console", "bob@example.com", "/data/manage"), None, "bad_action_shape"),
+    (redux("console", f"Data/SET_TABLE {CANARY}", "/data/manage"), ("console", "UNKNOWN", "/data/manage", None), None),
+    (redux("console", "bob@example.com", "/data/manage"), ("console", "UNKNOWN", "/data/manage", None), None),
     # v2.x development build
     (
         redux("console_test", "Data/SET_TABLE", f"/data/{CANARY}/sql"),

@@ -225,6 +225,10 @@ def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
     """The current environment without the proxy's own settings, with HOME at `home`, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_AMBIENT_PREFIXES)}
     env["HOME"] = str(home)
+    # The e2e tests' own rules (support.rules): their made-up action names leave as sent.
+    from support.rules import TEST_RULES
+
+    env["CONSOLE_PROXY_RULES"] = str(TEST_RULES)
     env.update(extra or {})
     return env
 
