@@ -46,7 +46,13 @@ import json, sys
 from mypyc.build import mypycify
 from setuptools import Distribution
 args = json.loads(sys.argv[1])
-extensions = mypycify(args["modules"], opt_level="3", target_dir=args["temp"], group_name=args["group"])
+# The build environment holds only what the compiled modules import; the modules mypy follows from them (the package's
+# __init__ names the ASGI stack for type checkers) are read without their errors, and with a cache of the build's own,
+# so a checkout's .mypy_cache (made with every dependency there) can neither help nor hide a failure.
+options = ["--follow-imports=silent", "--cache-dir", args["temp"] + "/mypy-cache"]
+extensions = mypycify(
+    options + args["modules"], opt_level="3", target_dir=args["temp"], group_name=args["group"]
+)
 build_ext = Distribution({"name": "console-proxy", "ext_modules": extensions}).get_command_obj("build_ext")
 build_ext.build_lib, build_ext.build_temp = args["lib"], args["temp"]
 build_ext.ensure_finalized()

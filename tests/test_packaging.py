@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -88,3 +90,31 @@ def test_asking_for_the_compiled_modules_without_a_compiler_fails_the_build(tmp_
         built.stdout + built.stderr
     )
     assert not list((tmp_path / "dist").glob("*.whl"))
+
+
+def test_the_compiled_build_needs_nothing_a_checkout_made_before(tmp_path: Path) -> None:
+    # An operator's `pip install .`: a new virtual environment without the runtime dependencies yet, a clone without
+    # a .mypy_cache. mypyc follows the package's __init__ into the ASGI stack; it once found Starlette only through the
+    # venv's site-packages or a cache `make typecheck` had left, and failed (or fell back to pure) from a clean start.
+    top = {".git", ".venv", ".venv-compiled", ".mypy_cache", ".ruff_cache", ".pytest_cache", "build", "dist"}
+
+    def leftovers(folder: str, names: list[str]) -> set[str]:
+        return top & set(names) if Path(folder) == ROOT else {".mypy_cache"} & set(names)
+
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=leftovers, symlinks=True)
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", str(venv))
+    python = str(venv / "bin" / "python")
+    assert _run(python, "-c", "import importlib.util as u; print(u.find_spec('starlette'))").strip() == "None"
+    args = [python, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path / "dist"), str(tree)]
+    env = {**os.environ, "CONSOLE_PROXY_PURE": "0"}
+    built = subprocess.run(args, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, env=env, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "dist").glob("console_proxy-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert {module.replace(".", "/") + suffix for module in compiled_modules()} <= set(names), names
+    assert f"console_proxy__mypyc{suffix}" in names
+    assert not (tree / ".mypy_cache").exists()
