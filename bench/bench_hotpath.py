@@ -32,31 +32,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from apps import DiscardingSink
 from batches import mixed_body
 
 from console_proxy import Settings, create_app
 from console_proxy.asgi.middleware import TelemetryMiddleware
 from console_proxy.core.events import Identity, new_ids
-from console_proxy.delivery.sink import OutboundEvent
 from console_proxy.rules.route_rules import load_rules
 from console_proxy.sources import console
 from console_proxy.sources.base import strict_json
 
 EVENTS = "/_telemetry/v1/events"
-
-
-class _NullSink:
-    async def start(self) -> None:
-        pass
-
-    async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
-        pass
-
-    def ready(self) -> bool:
-        return True
-
-    async def aclose(self, *, drain: bool = True) -> None:
-        pass
 
 
 def best(repeat: int, run: Callable[[int], float]) -> float:
@@ -152,7 +138,7 @@ def main() -> None:
             settings = Settings(
                 state_dir=Path(tmp), server_uuid=identity.server_uuid, client_rate=1e9, client_burst=10**9
             )
-            app = create_app(settings, sink=_NullSink())
+            app = create_app(settings, sink=DiscardingSink())
             out: dict[str, float] = {}
             telemetry = _find_telemetry(app)
             async with telemetry.running() as runtime:

@@ -35,7 +35,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -47,28 +46,21 @@ from pathlib import Path
 
 import httpx
 
+# The flags, ports and stopping of bench_serve.py, whose contestants these are too.
+from bench_serve import (
+    EVENTS,
+    MAX_OPEN_LOOP_RATE,
+    SERVE_FLAGS,
+    UVICORN_FLAGS,
+    _stop,
+    free_port,
+)
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-EVENTS = "/_telemetry/v1/events"
-SERVER_UUID = "11111111-2222-4333-8444-555555555555"
 CONTESTANTS = ("bare", "null", "local", "upstream", "redis")
 MIXED = BENCH / "wrk_mixed.lua"
-MAX_OPEN_LOOP_RATE = 4000.0
 TICKS = os.sysconf("SC_CLK_TCK")
-SERVE_FLAGS: tuple[str, ...] = ("--server-uuid", SERVER_UUID)
-SERVE_FLAGS += ("--spool-max-bytes", str(1 << 36), "--spool-max-events", str(10**9))
-SERVE_FLAGS += ("--client-rate", str(10**9), "--client-burst", str(10**9))
-UVICORN_FLAGS: tuple[str, ...] = ("--host", "127.0.0.1", "--workers", "1", "--no-access-log", "--no-server-header")
-UVICORN_FLAGS += ("--log-level", "warning", "--lifespan", "on")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -107,16 +99,6 @@ class Running:
     proc: subprocess.Popen[bytes]
     port: int
     redis_pid: int | None
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
