@@ -211,6 +211,10 @@ def test_the_console_and_its_routes_work_under_another_prefix(
         heading(page, "sales/eu")
         link(page, "invoices 2026")
         expect(page.get_by_role("cell", name="Müller GmbH")).to_be_visible()
+        # The table's actions come from effects that React runs after the rows are on screen (the
+        # router renders a navigation as a transition): wait until the client holds all four, or
+        # the tab can leave before the page has dispatched them.
+        page.wait_for_function("window.__consoleTelemetry.stats().captured >= 4")
         page.goto(f"{proxy.base}/healthz")
         log.read_storage(page)
         page.close()
