@@ -236,14 +236,15 @@ def read_gauges(client: Any, keys: QueueKeys, group: str) -> list[tuple[str, str
     """The group's consumers, entries claimed and not yet acknowledged, batches taken over after the lease, and
     dead letters kept, as (name, help, value) for /metrics."""
     consumers = read_consumers(client, keys, group)
-    reclaimed = client.hget(keys.counters, "reclaimed")
+    # A consumer holds entries (one per accepted batch); the events they hold are the queued ones handed out.
+    queued, unclaimed, reclaimed = client.hmget(keys.counters, ["queued", "unclaimed", "reclaimed"])
     dead = client.xlen(keys.dead)
     return [
         ("console_proxy_queue_consumers", "Consumers in the Redis queue's group (one per process).", len(consumers)),
         (
             "console_proxy_queue_pending_events",
             "Events claimed by a consumer and not yet acknowledged, over the group.",
-            sum(c.pending for c in consumers),
+            max(0, _int(queued) - _int(unclaimed)),
         ),
         (
             "console_proxy_queue_reclaimed_batches_total",

@@ -241,11 +241,12 @@ class RedisQueue:
             self._held = 0
             self._hint()
             return None
-        batch_id, topic = reply[at].decode(), reply[at + 1].decode()
-        texts = [t.decode() for t in reply[at + 2 :]]
-        self._held = len(texts)
+        self._held = int(reply[at])
+        batch_id, topic, count = reply[at + 1].decode(), reply[at + 2].decode(), int(reply[at + 3])
+        # Each piece is events' JSON joined by newlines, which compact JSON never holds: commas make the array.
+        data = b",".join(reply[at + 4 :]).replace(b"\n", b",").decode()
         self._hint()
-        return Batch(batch_id=batch_id, topic=topic, count=len(texts), body=encode_envelope(topic, batch_id, texts))
+        return Batch(batch_id=batch_id, topic=topic, count=count, body=encode_envelope(topic, batch_id, [data]))
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its entries to the dead-letter stream."""
@@ -279,6 +280,7 @@ class RedisQueue:
         if not self.writable:
             await self._connect()
         reply = await self._run("TOUCH", self.consumer, self._lease_ms)
+        self._held = int(reply[2])
         await self._check_epoch()
         # The whole hash in one reading: the per-topic accounts too, restored from it if Redis loses it.
         self._last = {name: 0 for name in _COUNTERS} | decoded(await self._client.hgetall(self.keys.counters))
