@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from console_proxy.delivery.redis.accounts import EPOCH_BODY
 from console_proxy.delivery.redis.accounts import LUA as _ACCOUNTS
+from console_proxy.delivery.redis.budget import LUA as _BUDGET
+from console_proxy.delivery.redis.claims import CLAIM_FUNCTION as _CLAIM_FUNCTION
 from console_proxy.delivery.redis.entries import HEADER
 
 _HEADER = HEADER + _ACCOUNTS
@@ -19,12 +21,19 @@ _HEADER = HEADER + _ACCOUNTS
 # The newest events kept for /_telemetry/v1/recent, whichever process answers it (`P:recent`, a capped list).
 RECENT_EVENTS = 100
 
-# ARGV: P, G, max_events, max_bytes, topic, event JSON... -> {queued, unclaimed, 1 taken | 0 full}. The events
-# become one entry; each also joins P:recent as `{"topic": ..., ...event}`, the newest RECENT_EVENTS kept.
+# ARGV: P, G, max_events, max_bytes, topic, the budget's limit, window (s) and cost ('' for no budget), event
+# JSON... and KEYS[5], KEYS[6]: the budget's previous and current window -> {queued, unclaimed, 1 taken | 0 full |
+# -1 over budget}. The budget is taken first (and stays taken when the queue is full: refusing is work too);
+# the events become one entry; each also joins P:recent as `{"topic": ..., ...event}`, the newest RECENT_EVENTS
+# kept.
 PUT = (
     _HEADER
+    + _BUDGET
     + """
-local first = 6
+local first = 9
+if ARGV[6] ~= '' and not spend(KEYS[5], KEYS[6], tonumber(ARGV[6]), tonumber(ARGV[7]) * 1000, tonumber(ARGV[8])) then
+  return hints(-1)
+end
 local n, size = #ARGV - first + 1, 0
 for i = first, #ARGV do size = size + #ARGV[i] end
 local c = redis.call('HMGET', C, 'queued', 'bytes')
@@ -47,125 +56,6 @@ redis.call('LTRIM', P .. 'recent', 0 - RECENT, -1)
 return hints(1)
 """.replace("RECENT", str(RECENT_EVENTS))
 )
-
-# claim(me, maxn, lease, newid) -> batch_id, batch (entries.load) or nil: a batch this consumer already holds (a
-# retry, or the rest of a cut entry, named `newid`), else the batches a consumer idle for the lease held (they keep
-# their batch_ids and are sent whole), else new entries of one topic, at most `maxn` events, as batch `newid`.
-_CLAIM_FUNCTION = """
-local function named(me, maxn, newid)
-  local held = P .. 'held:' .. me
-  while true do
-    local bid = redis.call('LINDEX', held, 0)
-    if not bid then return nil end
-    local b = load(bid)
-    if b == nil then
-      redis.call('LPOP', held)
-    elseif #b.live == 0 then
-      release(bid, b)
-    else
-      if string.sub(bid, 1, 1) == '~' then
-        local id, a, z = item(b.live[1])
-        redis.call('LPOP', held)
-        redis.call('DEL', P .. 'batch:' .. bid)
-        local made = cut(id, a, z, me, b.topic, newid, maxn, bid)
-        for i = #made, 1, -1 do redis.call('LPUSH', held, made[i]) end
-        bid, b = newid, load(newid)
-      end
-      claim_ids(me, b.entries)
-      return bid, b
-    end
-  end
-end
--- The live batches among `first` and every batch holding a part of one of their entries: all this consumer's,
--- at the head of its list in that order.
-local function take_over(first, me)
-  local todo, seen, order = {}, {}, {}
-  for _, x in ipairs(first) do
-    if not seen[x] then seen[x] = true; todo[#todo + 1] = x end
-  end
-  local i = 1
-  while i <= #todo do
-    local x = todo[i]
-    i = i + 1
-    local b = load(x)
-    if b and #b.live > 0 and b.owner ~= me then
-      if b.owner then redis.call('LREM', P .. 'held:' .. b.owner, 0, x) end
-      redis.call('HSET', P .. 'batch:' .. x, 'owner', me)
-      claim_ids(me, b.entries)
-      order[#order + 1] = x
-      for _, id in ipairs(b.ids) do
-        for _, y in ipairs(holders(id)) do
-          if not seen[y] then seen[y] = true; todo[#todo + 1] = y end
-        end
-      end
-    end
-  end
-  for j = #order, 1, -1 do redis.call('LPUSH', P .. 'held:' .. me, order[j]) end
-  return #order
-end
--- Entries `ids` (claimed by `me`, `total` events of `topic`) as batch `newid`, cut when one entry holds too many.
-local function start(me, ids, topic, total, newid, maxn)
-  local made = {newid}
-  if total > maxn then
-    made = cut(ids[1], 1, total, me, topic, newid, maxn, nil)
-  else
-    record(newid, me, topic, ids, total)
-    local pairs_ = {}
-    for _, id in ipairs(ids) do pairs_[#pairs_ + 1] = id; pairs_[#pairs_ + 1] = newid end
-    call_chunked({'HSET', BO}, pairs_)
-  end
-  call_chunked({'RPUSH', P .. 'held:' .. me}, made)
-  return newid, load(newid)
-end
-local function claim(me, maxn, lease, newid)
-  local bid, b = named(me, maxn, newid)
-  if bid then return bid, b end
-  local cursor = '0-0'
-  for _ = 1, 1000 do
-    local r = redis.call('XAUTOCLAIM', S, G, me, lease, cursor, 'COUNT', 1, 'JUSTID')
-    cursor = r[1]
-    local id = r[2][1]
-    if id then
-      local taken = take_over(holders(id), me)
-      bid, b = named(me, maxn, newid)
-      if bid then
-        if taken > 0 then redis.call('HINCRBY', C, 'reclaimed', 1) end
-        return bid, b
-      end
-      -- An entry without a batch cannot happen (both are written here); make it a batch of its own.
-      local en = entry(id)
-      if en then
-        redis.call('HDEL', BO, id)
-        return start(me, {id}, field(en.f, 't'), events_of(en.f), newid, maxn)
-      end
-    end
-    if cursor == '0-0' then break end
-  end
-  local last = '0-0'
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', S)) do
-    if field(g, 'name') == G then last = field(g, 'last-delivered-id') end
-  end
-  local peek = redis.call('XRANGE', S, '(' .. last, '+', 'COUNT', maxn)
-  if #peek == 0 then
-    redis.call('HSET', C, 'unclaimed', 0)
-    return nil
-  end
-  local topic, k, total = field(peek[1][2], 't'), 0, 0
-  for _, en in ipairs(peek) do
-    local m = events_of(en[2])
-    if field(en[2], 't') ~= topic or (k > 0 and total + m > maxn) then break end
-    k, total = k + 1, total + m
-  end
-  local got = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', k, 'STREAMS', S, '>')
-  local ids = {}
-  for _, en in ipairs(got[1][2]) do
-    ids[#ids + 1] = en[1]
-    cache[en[1]] = {f = en[2]}
-  end
-  redis.call('HINCRBY', C, 'unclaimed', 0 - total)
-  return start(me, ids, topic, total, newid, maxn)
-end
-"""
 
 # ARGV: P, G, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed[, events held, batch_id, topic,
 # events, pieces...]}: each piece is events' JSON joined by newlines.
@@ -273,20 +163,25 @@ return hints(n, #old == tonumber(ARGV[4]) and 1 or 0)
 """
 )
 
-# ARGV: P, G, consumer, lease_ms -> {queued, unclaimed, held events}. Registers this consumer in the group (so a
-# process is listed from its start, before its first claim) with a heartbeat `P:alive:<consumer>` that lives for
-# the lease; removes every consumer whose heartbeat is gone and that holds nothing (a dead process: what it held
-# is taken over after the lease, and it leaves at the next poll after that). Resets the idle time of this
-# consumer's entries, so a live consumer waiting out a long backoff keeps them past the lease.
+# ARGV: P, G, consumer, lease_ms -> {queued, unclaimed, held events, older consumers...}. Registers this consumer
+# in the group (so a process is listed from its start, before its first claim) with a heartbeat
+# `P:alive:<consumer>` that lives for the lease (`2`: one batch per entry; an older version's heartbeat is `1`,
+# and it is named in the answer, as it cannot read these entries); removes every consumer whose heartbeat is gone
+# and that holds nothing (a dead process: what it held is taken over after the lease, and it leaves at the next
+# poll after that). Resets the idle time of this consumer's entries, so a live consumer waiting out a long
+# backoff keeps them past the lease.
 TOUCH = (
     _HEADER
     + """
 local me = ARGV[3]
 redis.call('XGROUP', 'CREATECONSUMER', S, G, me)
-redis.call('SET', P .. 'alive:' .. me, '1', 'PX', tonumber(ARGV[4]))
+redis.call('SET', P .. 'alive:' .. me, '2', 'PX', tonumber(ARGV[4]))
+local older = {}
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, G)) do
   local name = field(c, 'name')
-  if name ~= me and tonumber(field(c, 'pending')) == 0 and redis.call('EXISTS', P .. 'alive:' .. name) == 0 then
+  local alive = name ~= me and redis.call('GET', P .. 'alive:' .. name)
+  if alive == '1' then older[#older + 1] = name end
+  if name ~= me and tonumber(field(c, 'pending')) == 0 and not alive then
     redis.call('XGROUP', 'DELCONSUMER', S, G, name)
     redis.call('DEL', P .. 'held:' .. name)
   end
@@ -299,7 +194,7 @@ for _, bid in ipairs(redis.call('LRANGE', P .. 'held:' .. me, 0, -1)) do
     n = n + b.n
   end
 end
-return hints(n)
+return hints_with(older, n)
 """
 )
 

@@ -378,3 +378,20 @@ async def test_a_slice_dead_lettered_and_the_rest_expired_each_count_their_own_e
     assert (await queue.claim(2), queue.depth) == (None, 0)
     assert invariant(queue) == (5, 0, 0, 2, 3)
     assert redis_keys(queue) == {"stream", "counters", "dead"}
+
+
+async def test_an_older_versions_process_in_the_group_is_said_once_as_an_error(
+    make_queue: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = await make_queue()
+    client = redis_server.client()
+    client.xgroup_createconsumer(queue.keys.stream, "forwarders", "old:7:abc")
+    client.set(queue.keys.prefix + "alive:old:7:abc", "1", px=30_000)  # an older version's heartbeat
+    await queue.poll()
+    await queue.poll()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "an older console-proxy (consumer old:7:abc) shares the redis queue and cannot read the entries this "
+        "version writes; stop it or upgrade it (every process of a group runs the same version)"
+    ]
+    client.close()
