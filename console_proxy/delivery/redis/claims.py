@@ -101,16 +101,24 @@ local function claim(me, maxn, lease, newid)
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', S)) do
     if field(g, 'name') == G then last = field(g, 'last-delivered-id') end
   end
-  local peek = redis.call('XRANGE', S, '(' .. last, '+', 'COUNT', maxn)
-  if #peek == 0 then
+  -- The next entries (each a whole batch), one, then twice as many each time: as many as fill `maxn` events of
+  -- one topic, read at most about twice.
+  local topic, k, total, from, done, step = nil, 0, 0, '(' .. last, false, 1
+  while not done do
+    local want = math.min(maxn - total, step)
+    step = step * 2
+    local peek = redis.call('XRANGE', S, from, '+', 'COUNT', want)
+    for _, en in ipairs(peek) do
+      local m = events_of(en[2])
+      topic = topic or field(en[2], 't')
+      if field(en[2], 't') ~= topic or (k > 0 and total + m > maxn) then done = true; break end
+      k, total, from = k + 1, total + m, '(' .. en[1]
+    end
+    done = done or #peek < want or total >= maxn
+  end
+  if k == 0 then
     redis.call('HSET', C, 'unclaimed', 0)
     return nil
-  end
-  local topic, k, total = field(peek[1][2], 't'), 0, 0
-  for _, en in ipairs(peek) do
-    local m = events_of(en[2])
-    if field(en[2], 't') ~= topic or (k > 0 and total + m > maxn) then break end
-    k, total = k + 1, total + m
   end
   local got = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', k, 'STREAMS', S, '>')
   local ids = {}

@@ -395,3 +395,23 @@ async def test_an_older_versions_process_in_the_group_is_said_once_as_an_error(
         "version writes; stop it or upgrade it (every process of a group runs the same version)"
     ]
     client.close()
+
+
+async def test_a_claim_takes_whole_entries_up_to_max_events(make_queue: Any) -> None:
+    queue = await make_queue()
+    for i in range(10):
+        await queue.put("console", events(*(f"e{i}.{k}" for k in range(3))))
+    await queue.put("cli", events("x"))
+    sizes = []
+    while (batch := await queue.claim(10)) is not None:
+        sizes.append((batch.topic, batch.count, ids_of(batch)[0]))
+        assert await queue.ack(batch.batch_id) == batch.count
+    # Three entries of three fill nine of ten; the tenth entry alone; then the other topic.
+    assert sizes == [
+        ("console", 9, "e0.0"),
+        ("console", 9, "e3.0"),
+        ("console", 9, "e6.0"),
+        ("console", 3, "e9.0"),
+        ("cli", 1, "x"),
+    ]
+    assert invariant(queue) == (31, 31, 0, 0, 0)
