@@ -311,6 +311,7 @@ class TelemetryRuntime:
         if pending is None:
             await self.charge(client, source, built.accepted + dropped)
             count()
+            sink = self.sink  # the one in place once the budget answered
         if not self.enabled:
             return None  # turned off while the budget was asked: nothing is kept from that moment
         try:
