@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from console_proxy.asgi.proxy_headers import parse_address
 from console_proxy.delivery.queue_url import parse_sentinel_url
+from console_proxy.delivery.sink import Charge
 
 logger = logging.getLogger("console_proxy")
 
@@ -100,17 +101,41 @@ class ClientBudget:
         self._failure_logged_at = -FAILURE_LOG_EVERY_S
         self._failing = False
 
+    @property
+    def redis_url(self) -> str | None:
+        """Where the budgets are kept (the queue's Redis), or None: in this process."""
+        return self._redis_url
+
     async def aclose(self) -> None:
         """Close the shared store's connections (a budget in this process has none); the next take reopens."""
         storage, self._shared_storage, self._shared = self._shared_storage, None, None
         if storage is not None:
             await _close_storage(storage)
 
+    def cost(self, events: int) -> int:
+        """What `events` cost: a batch larger than the whole burst costs the whole burst, or it could never pass."""
+        return min(events, self._burst)
+
+    def wait_s(self, cost: int) -> int:
+        """The seconds a client refused `cost` is asked to wait (Retry-After)."""
+        return max(1, math.ceil(cost / self._rate))
+
+    def shared_charge(self, client: str, events: int) -> Charge | None:
+        """The charge for the Redis queue's put script to take (delivery/redis/budget.py): `limits`' own keys for
+        this client's sliding window, so both ways spend one budget. None when the budgets are in this process."""
+        if self._redis_url is None or events <= 0:
+            return None
+        storage = self._storage()
+        key = self._item.key_for(client)
+        # limits' key names (bounded in pyproject.toml; tests/asgi/test_budgets.py spends a budget both ways).
+        previous, current = storage._previous_window_key(key), storage._current_window_key(key)
+        keys = (storage.bridge.prefixed_key(previous), storage.bridge.prefixed_key(current))
+        return Charge(keys, self._item.amount, self._item.get_expiry(), self.cost(events))
+
     async def take(self, client: str, events: int) -> int | None:
         if events <= 0:
             return None
-        # A batch larger than the whole burst costs the whole burst, or it could never pass.
-        cost = min(events, self._burst)
+        cost = self.cost(events)
         try:
             granted = await self._hit(client, cost)
         except Exception as exc:
@@ -122,7 +147,7 @@ class ClientBudget:
             self._failing = True
             return None
         self._failing = False
-        return None if granted else max(1, math.ceil(cost / self._rate))
+        return None if granted else self.wait_s(cost)
 
     async def _hit(self, client: str, cost: int) -> bool:
         if self._redis_url is None:
@@ -130,9 +155,14 @@ class ClientBudget:
                 self._local = SlidingWindowCounterRateLimiter(SweepingMemoryStorage())
             return self._local.hit(self._item, client, cost=cost)
         if self._shared is None:
-            self._shared_storage = _shared_storage(self._redis_url)
-            self._shared = AsyncSlidingWindow(self._shared_storage)
+            self._shared = AsyncSlidingWindow(self._storage())
         return await self._shared.hit(self._item, client, cost=cost)
+
+    def _storage(self) -> AsyncRedisStorage:
+        assert self._redis_url is not None
+        if self._shared_storage is None:
+            self._shared_storage = _shared_storage(self._redis_url)
+        return self._shared_storage
 
 
 def _shared_storage(url: str) -> AsyncRedisStorage:

@@ -17,6 +17,7 @@ from typing import Any
 
 from console_proxy import sources
 from console_proxy.asgi.budgets import ClientBudget
+from console_proxy.asgi.charging import OVER_BUDGET, charge_in_put, count_built, put_charged
 from console_proxy.asgi.optout_reload import DecisionReloader
 from console_proxy.asgi.recent import RecentEvents
 from console_proxy.asgi.rules_reload import RULES_POLL_INTERVAL_S, RulesReloader
@@ -24,6 +25,7 @@ from console_proxy.core.errors import BatchError, ConsoleProxyError, Refusal, Si
 from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings, resolve_state_dir
 from console_proxy.delivery.factory import make_sink
+from console_proxy.delivery.forwarding import ForwardingSink
 from console_proxy.delivery.sink import Sink
 from console_proxy.delivery.unknowns import UnknownsFile, unknowns_path
 from console_proxy.hasura.cli_config import cli_config_fingerprint, cli_config_path, resolve_telemetry
@@ -35,8 +37,6 @@ from console_proxy.sources.base import Built, Context, Source, body_too_large
 
 logger = logging.getLogger("console_proxy")
 
-# The metric label of a batch refused because its client spent its budget (429).
-OVER_BUDGET = "client_over_budget"
 # The metric label of a batch refused because telemetry is on but its store could not be opened.
 NO_STORE = "store_unavailable"
 
@@ -303,27 +303,26 @@ class TelemetryRuntime:
             await self.charge(client, source)
             raise BatchError(400, "invalid batch", "invalid_batch")
         dropped = sum(built.dropped.values())
-        # Every event the client sent counts, kept or dropped: dropping is work too.
-        await self.charge(client, source, built.accepted + dropped)
-        for reason, n in built.dropped.items():
-            self.metrics.dropped(reason, n, source.name)
-        for reason, n in built.fields_dropped.items():
-            self.metrics.fields_dropped(reason, n, source.name)
-        unknowns = built.unknowns
-        if unknowns.actions:
-            self.metrics.unknown_actions(unknowns.actions, source.name)
-        if self.unknowns is not None and (unknowns.raw_routes or unknowns.raw_actions):
-            self.unknowns.keep("route", sorted(unknowns.raw_routes or ()), self.metrics.learned)
-            self.unknowns.keep("action", sorted(unknowns.raw_actions or ()), self.metrics.learned)
-        self.metrics.received(built.accepted + dropped, source.name)
+        # Every event the client sent counts, kept or dropped: dropping is work too. With the Redis queue and one
+        # topic, the queue's put script takes it (one script, not two: docs/design.md, "Redis stream entries").
         sink = self.sink
+        pending = charge_in_put(sink, self.budget, client, built, built.accepted + dropped)
+        count = functools.partial(count_built, self.metrics, self.unknowns, source, built, dropped)
+        if pending is None:
+            await self.charge(client, source, built.accepted + dropped)
+            count()
+            sink = self.sink  # the one in place once the budget answered
         if not self.enabled:
             return None  # turned off while the budget was asked: nothing is kept from that moment
         try:
             if sink is None:
                 raise SinkRefused("telemetry store is unavailable", label=NO_STORE, retry_after=5)
             for topic, events in built.batches.items():
-                await sink.put(topic, events)
+                if pending is not None and isinstance(sink, ForwardingSink):
+                    await put_charged(sink, topic, events, pending, self.budget, count)
+                    pending = None
+                else:
+                    await sink.put(topic, events)
                 self.metrics.accepted(len(events), source.name)
                 self.recent.extend(events, topic)
         except SinkRefused as exc:

@@ -16,7 +16,8 @@ from console_proxy.core.events import OutboundEvent
 from console_proxy.core.metrics import Metrics
 from console_proxy.core.settings import Settings
 from console_proxy.delivery.forwarder import Forwarder, Jitter, Sleep, stop_task
-from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, DurableQueue
+from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, ChargingQueue, DurableQueue
+from console_proxy.delivery.sink import Charge
 
 logger = logging.getLogger("console_proxy")
 
@@ -65,12 +66,29 @@ class ForwardingSink:
         )
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
+        self._check_open()
+        await self.queue.put(topic, events)
+        self.forwarder.wake()
+
+    def takes_charges(self, url: str) -> bool:
+        """Whether the queue takes a client's budget kept at `url` in its put (the Redis queue at that URL)."""
+        return isinstance(self.queue, ChargingQueue) and self.queue.url == url
+
+    async def put_charged(self, topic: str, events: Sequence[OutboundEvent], charge: Charge) -> bool:
+        """`put`, with `charge` taken from the client's budget in the same step: False (and nothing kept, nothing
+        charged) when the budget is spent. Only when `takes_charges()`."""
+        self._check_open()
+        assert isinstance(self.queue, ChargingQueue)
+        if not await self.queue.put_charged(topic, events, charge):
+            return False
+        self.forwarder.wake()
+        return True
+
+    def _check_open(self) -> None:
         if self._closing:
             raise SinkRefused("shutting down", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
         if not self._started:
             raise SinkRefused("not started", label="not_started", retry_after=QUEUE_RETRY_AFTER_S)
-        await self.queue.put(topic, events)
-        self.forwarder.wake()
 
     def ready(self) -> bool:
         """Started, not closing, and the queue would take the next batch now (`DurableQueue.ready`)."""

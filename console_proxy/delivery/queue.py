@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from console_proxy.core.accounting import Answer
 from console_proxy.core.events import OutboundEvent
 from console_proxy.core.metrics import QueueStats
+from console_proxy.delivery.sink import Charge
 
 # How long a client should wait when a queue cannot take its batch now (full, unwritable, unreachable, closing).
 QUEUE_RETRY_AFTER_S = 5
@@ -80,3 +81,14 @@ class DurableQueue(Queue, Protocol):
         returns at once when there is none."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChargingQueue(Protocol):
+    """A queue whose put also takes a client's budget, in the same step (the Redis queue's put script)."""
+
+    url: str
+
+    async def put_charged(self, topic: str, events: Sequence[OutboundEvent], charge: Charge) -> bool:
+        """`put`, and `charge` taken first: False when the budget is spent (nothing kept, nothing charged); else
+        kept as `put` keeps it, or SinkRefused (the budget then stays charged, as a refused batch is work too)."""

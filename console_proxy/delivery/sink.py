@@ -9,7 +9,19 @@ from typing import Protocol
 from console_proxy.core.errors import SinkRefused
 from console_proxy.core.events import OutboundEvent
 
-__all__ = ["BatchSizes", "OutboundEvent", "Sink", "SinkRefused"]
+__all__ = ["BatchSizes", "Charge", "OutboundEvent", "Sink", "SinkRefused"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Charge:
+    """A client's budget, taken by the store in the same step as the put (the Redis queue's put script; docs/
+    design.md, "Redis stream entries"): the two keys of the `limits` sliding window counter (previous window,
+    current window), its limit, its window in seconds, and what this batch costs."""
+
+    keys: tuple[str, str]
+    limit: int
+    window_s: int
+    cost: int
 
 
 class Sink(Protocol):

@@ -10,7 +10,10 @@ import pytest
 from limits.storage import MemoryStorage
 
 from console_proxy.asgi.budgets import SWEEP_EVERY_S, ClientBudget, SweepingMemoryStorage, client_key, peer_key
+from console_proxy.core.errors import SinkRefused
+from console_proxy.delivery.redis.queue import RedisQueue
 
+from support.outbound import opaque
 from support.redis_server import RedisServer
 from support.servers import free_port
 
@@ -112,3 +115,49 @@ async def test_a_budget_store_that_fails_lets_events_pass_and_says_so_once(caplo
     assert [r.getMessage() for r in caplog.records if r.thread == threading.get_ident()] == [
         "client budgets unavailable (ConnectionError); events pass unmetered"
     ]
+
+
+async def test_the_redis_queues_put_and_limits_spend_one_budget(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    budget = ClientBudget(rate=10.0, burst=50, redis_url=server.url)
+    queue = RedisQueue(server.url, max_events=100, max_bytes=100_000, max_age_s=3600.0)
+    await queue.open()
+    try:
+
+        async def put(client: str, n: int) -> bool:
+            charge = budget.shared_charge(client, n)
+            assert charge is not None and charge.cost == n
+            return await queue.put_charged("console", [opaque({"event_id": f"e{i}"}) for i in range(n)], charge)
+
+        # 20 in the put, 20 through limits, then 20 more either way is over the 50 of the burst.
+        assert [await put("a", 20), await budget.take("a", 20), await put("a", 20)] == [True, None, False]
+        assert await budget.take("a", 20) == 2
+        assert [await budget.take("b", 40), await put("b", 10), await put("b", 1)] == [None, True, False]
+        stats = queue.stats()
+        assert (stats.accepted, stats.spooled) == (30, 30)  # what went over the budget was not kept
+        assert budget.shared_charge("a", 0) is None
+        assert ClientBudget(rate=10.0, burst=50).shared_charge("a", 20) is None  # in this process: limits only
+    finally:
+        await queue.close()
+        await budget.aclose()
+        server.stop()
+
+
+async def test_a_full_redis_queue_refuses_after_the_budget_was_taken(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    budget = ClientBudget(rate=10.0, burst=50, redis_url=server.url)
+    queue = RedisQueue(server.url, max_events=10, max_bytes=100_000, max_age_s=3600.0)
+    await queue.open()
+    try:
+        charge = budget.shared_charge("a", 30)
+        assert charge is not None
+        with pytest.raises(SinkRefused) as refused:
+            await queue.put_charged("console", [opaque({"event_id": f"e{i}"}) for i in range(30)], charge)
+        assert (refused.value.status, refused.value.label) == (503, "spool_full")
+        assert await budget.take("a", 30) == 3  # the refused batch was work too, as when limits takes it first
+    finally:
+        await queue.close()
+        await budget.aclose()
+        server.stop()

@@ -369,3 +369,30 @@ def test_workers_exit_when_their_supervisor_is_killed(
     assert len(workers) == 2 and not any(gone(pid) for pid in workers)
     served.stop(signal.SIGKILL)
     wait_until(lambda: all(gone(pid) for pid in workers))
+
+
+def test_a_client_over_its_budget_gets_429_with_retry_after_and_nothing_of_it_is_kept(
+    tmp_path: Path, redis_server: RedisServer, collector: Collector
+) -> None:
+    # Two workers, one budget: the put script takes it in Redis, whichever worker answers.
+    served = serve(
+        tmp_path, "a", redis_server, collector, "--workers", "2", "--client-rate", "1", "--client-burst", "45"
+    )
+    try:
+        answers = [httpx.post(served.base + EVENTS, json=batch(*[f"B/E{i}-{k}" for k in range(20)])) for i in range(3)]
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert (answers[2].headers["retry-after"], answers[2].json()) == (
+            "20",
+            {"error": "too many events from this client"},
+        )
+        # An invalid batch costs one event, charged by limits itself, from the same budget: 5 more fit in the 45.
+        invalid = [httpx.post(served.base + EVENTS, content=b"{", headers={"content-type": "application/json"})]
+        invalid += [httpx.post(served.base + EVENTS, content=b"{", headers={"content-type": "application/json"})]
+        assert [a.status_code for a in invalid] == [400, 400]
+        more = [httpx.post(served.base + EVENTS, json=batch(f"B/F{i}")) for i in range(4)]
+        assert [a.status_code for a in more] == [202, 202, 202, 429]
+        values = settled(served.base, 43)
+        assert values["console_proxy_events_accepted_total"] == 43
+        assert len(collector.wait_for_events(43)) == 43
+    finally:
+        assert served.stop() == 0

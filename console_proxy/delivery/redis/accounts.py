@@ -32,12 +32,12 @@ local function book_finished(topic, n, status, counts)
     book(topic, 'uncounted', n)
   end
 end
--- Per topic, how many of `rows` (stream entries) there are.
+-- Per topic, how many events `rows` (stream entries) hold.
 local function by_topic(rows)
   local out = {}
   for _, en in ipairs(rows) do
     local t = field(en[2], 't')
-    out[t] = (out[t] or 0) + 1
+    out[t] = (out[t] or 0) + events_of(en[2])
   end
   return out
 end

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,8 @@ except ImportError:  # pragma: no cover -- the extra is installed in every test 
     raise SettingsError(
         "--queue redis://... needs the redis package; install it with: pip install 'console-proxy[redis]'."
     ) from None
+
+logger = logging.getLogger("console_proxy")
 
 DEFAULT_PREFIX = "console-proxy"
 CONNECT_TIMEOUT_S = 2.0
@@ -236,14 +239,15 @@ def read_gauges(client: Any, keys: QueueKeys, group: str) -> list[tuple[str, str
     """The group's consumers, entries claimed and not yet acknowledged, batches taken over after the lease, and
     dead letters kept, as (name, help, value) for /metrics."""
     consumers = read_consumers(client, keys, group)
-    reclaimed = client.hget(keys.counters, "reclaimed")
+    # A consumer holds entries (one per accepted batch); the events they hold are the queued ones handed out.
+    queued, unclaimed, reclaimed = client.hmget(keys.counters, ["queued", "unclaimed", "reclaimed"])
     dead = client.xlen(keys.dead)
     return [
         ("console_proxy_queue_consumers", "Consumers in the Redis queue's group (one per process).", len(consumers)),
         (
             "console_proxy_queue_pending_events",
             "Events claimed by a consumer and not yet acknowledged, over the group.",
-            sum(c.pending for c in consumers),
+            max(0, _int(queued) - _int(unclaimed)),
         ),
         (
             "console_proxy_queue_reclaimed_batches_total",
@@ -258,3 +262,15 @@ async def client_read_recent(client: Any, prefix: str | None = None) -> list[byt
     """The newest events the group kept (oldest first), as the PUT script wrote them: one JSON object each."""
     rows: list[bytes] = await client.lrange(queue_keys(prefix).prefix + "recent", 0, -1)
     return rows
+
+
+def say_older(names: set[str], said: set[str]) -> set[str]:
+    """Consumers of an older version in the group (`names`) cannot read the entries this one writes (one per
+    batch; docs/design.md, "Redis stream entries"): each said once, as an error; what has been said now."""
+    for name in sorted(names - said):
+        logger.error(
+            "an older console-proxy (consumer %s) shares the redis queue and cannot read the entries this version "
+            "writes; stop it or upgrade it (every process of a group runs the same version)",
+            name,
+        )
+    return said | names

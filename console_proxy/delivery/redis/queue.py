@@ -31,9 +31,10 @@ from console_proxy.delivery.redis.client import (
     queue_keys,
     read_gauges,
     read_queue_stats,
+    say_older,
     sync_client,
 )
-from console_proxy.delivery.sink import BatchSizes
+from console_proxy.delivery.sink import BatchSizes, Charge
 
 logger = logging.getLogger("console_proxy")
 
@@ -101,6 +102,7 @@ class RedisQueue:
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._held = 0
+        self._older: set[str] = set()
         self._orphans = False
         self._prefetched: Batch | None = None
         self._max_claim = 1
@@ -192,21 +194,33 @@ class RedisQueue:
     # ---- operations ------------------------------------------------------------------------------------------
 
     async def put(self, topic: str, events: Sequence[OutboundEvent]) -> None:
-        """Append the events to the stream before returning, or raise SinkRefused; never partially."""
+        """Append the events to the stream (one entry) before returning, or raise SinkRefused; never partially."""
+        await self._put(topic, events, None)
+
+    async def put_charged(self, topic: str, events: Sequence[OutboundEvent], charge: Charge) -> bool:
+        """`put`, with the client's budget taken in the same script first: False when it is spent."""
+        return await self._put(topic, events, charge)
+
+    async def _put(self, topic: str, events: Sequence[OutboundEvent], charge: Charge | None) -> bool:
         texts = [encode_event(event) for event in events]
         self._sizes.saw(len(texts), sum(len(text) for text in texts))
+        budget: list[object] = ["", "", ""] if charge is None else [charge.limit, charge.window_s, charge.cost]
+        keys = charge.keys if charge else ()
         try:
-            reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *texts)
+            reply = await self._run("PUT", self._max_events, self._max_bytes, topic, *budget, *texts, keys=keys)
         except REDIS_ERRORS as exc:
             raise SinkRefused(
                 "queue is unavailable", label="queue_unavailable", retry_after=QUEUE_RETRY_AFTER_S
             ) from exc
+        if int(reply[2]) == -1:
+            return False
         if not reply[2]:
             raise SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S)
         # The last reading keeps up with this process's own puts, so that a loss right after them is counted whole.
         for name in ("accepted", f"acct:accepted:{topic}", f"acct:queued:{topic}"):
             self._last[name] = self._last.get(name, 0) + len(texts)
         self._last["queued"] = int(reply[0])
+        return True
 
     async def claim(self, max_events: int) -> Batch | None:
         """A batch this consumer holds, else one a dead consumer held (same batch_id), else a new one; or None."""
@@ -241,11 +255,12 @@ class RedisQueue:
             self._held = 0
             self._hint()
             return None
-        batch_id, topic = reply[at].decode(), reply[at + 1].decode()
-        texts = [t.decode() for t in reply[at + 2 :]]
-        self._held = len(texts)
+        self._held = int(reply[at])
+        batch_id, topic, count = reply[at + 1].decode(), reply[at + 2].decode(), int(reply[at + 3])
+        # Each piece is events' JSON joined by newlines, which compact JSON never holds: commas make the array.
+        data = b",".join(reply[at + 4 :]).replace(b"\n", b",").decode()
         self._hint()
-        return Batch(batch_id=batch_id, topic=topic, count=len(texts), body=encode_envelope(topic, batch_id, texts))
+        return Batch(batch_id=batch_id, topic=topic, count=count, body=encode_envelope(topic, batch_id, [data]))
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its entries to the dead-letter stream."""
@@ -279,6 +294,8 @@ class RedisQueue:
         if not self.writable:
             await self._connect()
         reply = await self._run("TOUCH", self.consumer, self._lease_ms)
+        self._held = int(reply[2])
+        self._older = say_older({name.decode() for name in reply[3:]}, self._older)
         await self._check_epoch()
         # The whole hash in one reading: the per-topic accounts too, restored from it if Redis loses it.
         self._last = {name: 0 for name in _COUNTERS} | decoded(await self._client.hgetall(self.keys.counters))
@@ -346,10 +363,10 @@ class RedisQueue:
         with sync_client(self.url) as client:
             return read_gauges(client, self.keys, GROUP)
 
-    async def _run(self, script: str, *args: object) -> list[Any]:
+    async def _run(self, script: str, *args: object, keys: Sequence[str] = ()) -> list[Any]:
         if self._client is None:
             raise SinkRefused("queue is closed", label="shutting_down", retry_after=QUEUE_RETRY_AFTER_S)
-        keys = [self.keys.stream, self.keys.counters, self.keys.batch_of, self.keys.dead]
+        keys = [self.keys.stream, self.keys.counters, self.keys.batch_of, self.keys.dead, *keys]
         argv = [self.keys.prefix, GROUP, *args]
         try:
             reply: list[Any] = await self._scripts[script](keys=keys, args=argv)

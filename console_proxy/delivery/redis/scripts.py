@@ -1,99 +1,46 @@
 """The Redis queue's Lua scripts: each change of the stream and its counters happens in one atomic script.
 
-Keys (under a prefix P): `P:stream` holds one entry per event (`t` topic, `e` the event's JSON), read by the
-consumer group; `P:counters` is a hash (accepted, forwarded, dead_lettered, expired, queued, bytes, unclaimed,
-last_delivery_at, reclaimed); `P:batch_of` maps a claimed entry to its batch; `P:batch:<batch_id>` records a
-claimed batch (owner, topic, entry ids); `P:held:<consumer>` lists a consumer's batches; `P:dead` is the
-dead-letter stream. Every script answers `{queued, unclaimed, ...}` so a process refreshes its hints for free.
+Keys (under a prefix P): `P:stream` holds one entry per accepted batch (entries.py says their shape and that of
+a claimed batch), read by the consumer group; `P:counters` is a hash (accepted, forwarded, dead_lettered,
+expired, queued and bytes counted in events, unclaimed, last_delivery_at, reclaimed); `P:batch_of` maps a
+claimed entry to its batches; `P:batch:<batch_id>` records a claimed batch; `P:held:<consumer>` lists a
+consumer's batches; `P:dead` is the dead-letter stream, one entry per event. Every script answers
+`{queued, unclaimed, ...}` so a process refreshes its hints for free.
 """
 
 from __future__ import annotations
 
 from console_proxy.delivery.redis.accounts import EPOCH_BODY
 from console_proxy.delivery.redis.accounts import LUA as _ACCOUNTS
+from console_proxy.delivery.redis.budget import LUA as _BUDGET
+from console_proxy.delivery.redis.claims import CLAIM_FUNCTION as _CLAIM_FUNCTION
+from console_proxy.delivery.redis.entries import HEADER
 
-# KEYS: stream, counters, batch_of, dead. ARGV[1]: key prefix, ARGV[2]: group.
-_HEADER = (
-    """
-local S, C, BO, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local P, G = ARGV[1], ARGV[2]
-local function field(f, name)
-  for i = 1, #f, 2 do if f[i] == name then return f[i + 1] end end
-  return nil
-end
-local function entry(id)
-  local r = redis.call('XRANGE', S, id, id)
-  if #r == 0 then return nil, nil end
-  return field(r[1][2], 't'), field(r[1][2], 'e')
-end
-local function split(s)
-  local out = {}
-  for w in string.gmatch(s, '%S+') do out[#out + 1] = w end
-  return out
-end
-local function hints(...)
-  local c = redis.call('HMGET', C, 'queued', 'unclaimed')
-  return {tonumber(c[1] or 0), tonumber(c[2] or 0), ...}
-end
--- hints(...) with the items of `t` after `...`, without unpacking a long batch onto the Lua stack.
-local function hints_with(t, ...)
-  local out = hints(...)
-  for _, v in ipairs(t) do out[#out + 1] = v end
-  return out
-end
--- One command per 500 items: unpacking a long batch would overflow Lua's stack.
-local function call_chunked(prefix, items, suffix)
-  for i = 1, #items, 500 do
-    local args = {}
-    for _, a in ipairs(prefix) do args[#args + 1] = a end
-    for j = i, math.min(i + 499, #items) do args[#args + 1] = items[j] end
-    if suffix then args[#args + 1] = suffix end
-    redis.call(unpack(args))
-  end
-end
-local function claim_ids(me, ids)
-  call_chunked({'XCLAIM', S, G, me, 0}, ids, 'JUSTID')
-end
--- The batch's record, its entries still in the stream and their event JSON.
-local function load(bid)
-  local rec = redis.call('HMGET', P .. 'batch:' .. bid, 'ids', 'topic', 'owner')
-  if not rec[1] then return nil end
-  local ids, live, texts = split(rec[1]), {}, {}
-  for _, id in ipairs(ids) do
-    local _, e = entry(id)
-    if e then live[#live + 1] = id; texts[#texts + 1] = e end
-  end
-  return {ids = ids, live = live, texts = texts, topic = rec[2], owner = rec[3]}
-end
-local function forget(bid, ids, owner)
-  redis.call('DEL', P .. 'batch:' .. bid)
-  call_chunked({'HDEL', BO}, ids)
-  if owner then redis.call('LREM', P .. 'held:' .. owner, 0, bid) end
-end
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-"""
-    + _ACCOUNTS
-)
+_HEADER = HEADER + _ACCOUNTS
 
 # The newest events kept for /_telemetry/v1/recent, whichever process answers it (`P:recent`, a capped list).
 RECENT_EVENTS = 100
 
-# ARGV: P, G, max_events, max_bytes, topic, event JSON... -> {queued, unclaimed, 1 taken | 0 full}. Each event
-# also joins P:recent as `{"topic": ..., ...event}`, the newest RECENT_EVENTS kept.
+# ARGV: P, G, max_events, max_bytes, topic, the budget's limit, window (s) and cost ('' for no budget), event
+# JSON... and KEYS[5], KEYS[6]: the budget's previous and current window -> {queued, unclaimed, 1 taken | 0 full |
+# -1 over budget}. The budget is taken first (and stays taken when the queue is full: refusing is work too);
+# the events become one entry; each also joins P:recent as `{"topic": ..., ...event}`, the newest RECENT_EVENTS
+# kept.
 PUT = (
     _HEADER
+    + _BUDGET
     + """
-local first = 6
+local first = 9
+if ARGV[6] ~= '' and not spend(KEYS[5], KEYS[6], tonumber(ARGV[6]), tonumber(ARGV[7]) * 1000, tonumber(ARGV[8])) then
+  return hints(-1)
+end
 local n, size = #ARGV - first + 1, 0
 for i = first, #ARGV do size = size + #ARGV[i] end
 local c = redis.call('HMGET', C, 'queued', 'bytes')
 if tonumber(c[1] or 0) + n > tonumber(ARGV[3]) or tonumber(c[2] or 0) + size > tonumber(ARGV[4]) then
   return hints(0)
 end
-for i = first, #ARGV do redis.call('XADD', S, '*', 't', ARGV[5], 'e', ARGV[i]) end
+redis.call('XADD', S, '*', 't', ARGV[5], 'n', n, 'b', table.concat(ARGV, '\\n', first, #ARGV))
 redis.call('HINCRBY', C, 'accepted', n)
 redis.call('HINCRBY', C, 'queued', n)
 redis.call('HINCRBY', C, 'bytes', size)
@@ -110,89 +57,15 @@ return hints(1)
 """.replace("RECENT", str(RECENT_EVENTS))
 )
 
-# A batch this consumer already holds (a retry), else a batch a consumer idle for the lease held (it keeps its
-# batch_id and is sent whole), else new entries of one topic under the new batch_id: {batch_id, topic, texts}.
-_CLAIM_FUNCTION = """
-local function claim(me, maxn, lease, newid)
-  local held = P .. 'held:' .. me
-  while true do
-    local bid = redis.call('LINDEX', held, 0)
-    if not bid then break end
-    local b = load(bid)
-    if b == nil then
-      redis.call('LPOP', held)
-    elseif #b.live == 0 then
-      forget(bid, b.ids, me)
-    else
-      claim_ids(me, b.live)
-      return {bid, b.topic, b.texts}
-    end
-  end
-  local cursor = '0-0'
-  for _ = 1, 1000 do
-    local r = redis.call('XAUTOCLAIM', S, G, me, lease, cursor, 'COUNT', 1, 'JUSTID')
-    cursor = r[1]
-    local id = r[2][1]
-    if id then
-      local bid = redis.call('HGET', BO, id)
-      local b = bid and load(bid)
-      if b and #b.live > 0 then
-        if b.owner and b.owner ~= me then redis.call('LREM', P .. 'held:' .. b.owner, 0, bid) end
-        claim_ids(me, b.live)
-        redis.call('HSET', P .. 'batch:' .. bid, 'owner', me)
-        redis.call('LPUSH', held, bid)
-        redis.call('HINCRBY', C, 'reclaimed', 1)
-        return {bid, b.topic, b.texts}
-      end
-      -- An entry without a batch record cannot happen (both are written here); make it a batch of its own.
-      local t, e = entry(id)
-      if e then
-        redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', t, 'ids', id)
-        redis.call('HSET', BO, id, newid)
-        redis.call('LPUSH', held, newid)
-        return {newid, t, {e}}
-      end
-    end
-    if cursor == '0-0' then break end
-  end
-  local last = '0-0'
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', S)) do
-    if field(g, 'name') == G then last = field(g, 'last-delivered-id') end
-  end
-  local peek = redis.call('XRANGE', S, '(' .. last, '+', 'COUNT', maxn)
-  if #peek == 0 then
-    redis.call('HSET', C, 'unclaimed', 0)
-    return nil
-  end
-  local topic, k = field(peek[1][2], 't'), 0
-  for _, en in ipairs(peek) do
-    if field(en[2], 't') ~= topic then break end
-    k = k + 1
-  end
-  local got = redis.call('XREADGROUP', 'GROUP', G, me, 'COUNT', k, 'STREAMS', S, '>')
-  local ids, texts, pairs_ = {}, {}, {}
-  for _, en in ipairs(got[1][2]) do
-    ids[#ids + 1] = en[1]
-    texts[#texts + 1] = field(en[2], 'e')
-    pairs_[#pairs_ + 1] = en[1]
-    pairs_[#pairs_ + 1] = newid
-  end
-  redis.call('HSET', P .. 'batch:' .. newid, 'owner', me, 'topic', topic, 'ids', table.concat(ids, ' '))
-  call_chunked({'HSET', BO}, pairs_)
-  redis.call('RPUSH', held, newid)
-  redis.call('HINCRBY', C, 'unclaimed', 0 - #ids)
-  return {newid, topic, texts}
-end
-"""
-
-# ARGV: P, G, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed[, batch_id, topic, JSON...]}
+# ARGV: P, G, consumer, max_events, lease_ms, new batch_id -> {queued, unclaimed[, events held, batch_id, topic,
+# events, pieces...]}: each piece is events' JSON joined by newlines.
 CLAIM = (
     _HEADER
     + _CLAIM_FUNCTION
     + """
-local b = claim(ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
-if b == nil then return hints() end
-return hints_with(b[3], b[1], b[2])
+local bid, b = claim(ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
+if bid == nil then return hints() end
+return hints_with(b.pieces, held_events(ARGV[3]), bid, b.topic, b.n)
 """
 )
 
@@ -200,24 +73,20 @@ _FINISH_FUNCTION = """
 local function finish(bid, now, status, counts)
   local b = load(bid)
   if b == nil then return 0 end
-  local n, size = 0, 0
-  for i, id in ipairs(b.live) do
-    if redis.call('XACK', S, G, id) == 1 then
-      n = n + 1
-      size = size + #b.texts[i]
-      if status ~= 0 then
-        redis.call('XADD', D, '*', 'batch_id', bid, 'status', status, 't', b.topic, 'e', b.texts[i], 'at', now)
+  if status ~= 0 then
+    for _, p in ipairs(b.pieces) do
+      for e in string.gmatch(p, '[^\\n]+') do
+        redis.call('XADD', D, '*', 'batch_id', bid, 'status', status, 't', b.topic, 'e', e, 'at', now)
       end
     end
-    redis.call('XDEL', S, id)
   end
-  forget(bid, b.ids, b.owner)
-  redis.call('HINCRBY', C, status == 0 and 'forwarded' or 'dead_lettered', n)
-  redis.call('HINCRBY', C, 'queued', 0 - n)
-  redis.call('HINCRBY', C, 'bytes', 0 - size)
-  if status == 0 and n > 0 then redis.call('HSET', C, 'last_delivery_at', now) end
-  book_finished(b.topic, n, status, counts)
-  return n
+  release(bid, b)
+  redis.call('HINCRBY', C, status == 0 and 'forwarded' or 'dead_lettered', b.n)
+  redis.call('HINCRBY', C, 'queued', 0 - b.n)
+  redis.call('HINCRBY', C, 'bytes', 0 - b.size)
+  if status == 0 and b.n > 0 then redis.call('HSET', C, 'last_delivery_at', now) end
+  book_finished(b.topic, b.n, status, counts)
+  return b.n
 end
 """
 
@@ -230,61 +99,89 @@ return hints(finish(ARGV[3], ARGV[4], tonumber(ARGV[5]), answer_at(6)))
 )
 
 # ARGV: P, G, batch_id, unix time, consumer, max_events, lease_ms, new batch_id, the collector's stored, duplicates,
-# rejected ('' for none) -> {queued, unclaimed, n[, batch_id,
-# topic, JSON...]}: FINISH with status 0, then, when a full batch is waiting, CLAIM in the same script (one round
-# trip and one AOF fsync fewer per batch while a backlog drains).
+# rejected ('' for none) -> {queued, unclaimed, n[, events held, batch_id, topic, events, pieces...]}: FINISH with
+# status 0, then, when a full batch or one this consumer holds is waiting, CLAIM in the same script (one round trip
+# and one AOF fsync fewer per batch while a backlog drains).
 ACK_NEXT = (
     _HEADER
     + _FINISH_FUNCTION
     + _CLAIM_FUNCTION
     + """
 local n = finish(ARGV[3], ARGV[4], 0, answer_at(9))
-local maxn = tonumber(ARGV[6])
-if tonumber(redis.call('HGET', C, 'unclaimed') or 0) < maxn then return hints(n) end
-local b = claim(ARGV[5], maxn, ARGV[7], ARGV[8])
-if b == nil then return hints(n) end
-return hints_with(b[3], n, b[1], b[2])
+local me, maxn = ARGV[5], tonumber(ARGV[6])
+if tonumber(redis.call('HGET', C, 'unclaimed') or 0) < maxn and redis.call('LLEN', P .. 'held:' .. me) == 0 then
+  return hints(n)
+end
+local bid, b = claim(me, maxn, ARGV[7], ARGV[8])
+if bid == nil then return hints(n) end
+return hints_with(b.pieces, n, held_events(me), bid, b.topic, b.n)
 """
 )
 
+# ARGV: P, G, max age ms, most entries -> {queued, unclaimed, events expired, 1 more | 0 done}. An entry's events
+# still queued: all of it, or the parts its batches hold (some of a cut entry may be delivered already).
 EXPIRE = (
     _HEADER
     + """
+local function left(id, en)
+  local hs = holders(id)
+  if #hs == 0 then
+    local _, k, size = piece(en)
+    return k, size
+  end
+  local n, size = 0, 0
+  for _, x in ipairs(hs) do
+    for _, s in ipairs(split(redis.call('HGET', P .. 'batch:' .. x, 'ids') or '')) do
+      local eid, a, z = item(s)
+      if eid == id then
+        local _, k, bytes = piece(en, a, z)
+        n, size = n + k, size + bytes
+      end
+    end
+  end
+  return n, size
+end
 local cutoff = now_ms() - tonumber(ARGV[3])
 if cutoff <= 0 then return hints(0, 0) end
 local old = redis.call('XRANGE', S, '-', '(' .. cutoff .. '-0', 'COUNT', tonumber(ARGV[4]))
-local n, size, unclaimed = 0, 0, 0
+local n, size, unclaimed, topics = 0, 0, 0, {}
 for _, en in ipairs(old) do
-  local id = en[1]
-  if redis.call('XACK', S, G, id) == 0 then unclaimed = unclaimed + 1 end
+  local id, t = en[1], field(en[2], 't')
+  local k, bytes = left(id, {f = en[2]})
+  if redis.call('XACK', S, G, id) == 0 then unclaimed = unclaimed + k end
   redis.call('XDEL', S, id)
   redis.call('HDEL', BO, id)
-  n = n + 1
-  size = size + #field(en[2], 'e')
+  n, size = n + k, size + bytes
+  topics[t] = (topics[t] or 0) + k
 end
 redis.call('HINCRBY', C, 'expired', n)
 redis.call('HINCRBY', C, 'queued', 0 - n)
 redis.call('HINCRBY', C, 'bytes', 0 - size)
 redis.call('HINCRBY', C, 'unclaimed', 0 - unclaimed)
-for t, k in pairs(by_topic(old)) do book(t, 'expired', k); book(t, 'queued', 0 - k) end
+for t, k in pairs(topics) do book(t, 'expired', k); book(t, 'queued', 0 - k) end
 return hints(n, #old == tonumber(ARGV[4]) and 1 or 0)
 """
 )
 
-# ARGV: P, G, consumer, lease_ms -> {queued, unclaimed, held events}. Registers this consumer in the group (so a
-# process is listed from its start, before its first claim) with a heartbeat `P:alive:<consumer>` that lives for
-# the lease; removes every consumer whose heartbeat is gone and that holds nothing (a dead process: what it held
-# is taken over after the lease, and it leaves at the next poll after that). Resets the idle time of this
-# consumer's batches, so a live consumer waiting out a long backoff keeps them past the lease.
+# ARGV: P, G, consumer, lease_ms -> {queued, unclaimed, held events, older consumers...}. Registers this consumer
+# in the group (so a process is listed from its start, before its first claim) with a heartbeat
+# `P:alive:<consumer>` that lives for the lease (`2`: one batch per entry; an older version's heartbeat is `1`,
+# and it is named in the answer, as it cannot read these entries); removes every consumer whose heartbeat is gone
+# and that holds nothing (a dead process: what it held is taken over after the lease, and it leaves at the next
+# poll after that). Resets the idle time of this consumer's entries, so a live consumer waiting out a long
+# backoff keeps them past the lease.
 TOUCH = (
     _HEADER
     + """
 local me = ARGV[3]
 redis.call('XGROUP', 'CREATECONSUMER', S, G, me)
-redis.call('SET', P .. 'alive:' .. me, '1', 'PX', tonumber(ARGV[4]))
+redis.call('SET', P .. 'alive:' .. me, '2', 'PX', tonumber(ARGV[4]))
+local older = {}
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', S, G)) do
   local name = field(c, 'name')
-  if name ~= me and tonumber(field(c, 'pending')) == 0 and redis.call('EXISTS', P .. 'alive:' .. name) == 0 then
+  local alive = name ~= me and redis.call('GET', P .. 'alive:' .. name)
+  if alive == '1' then older[#older + 1] = name end
+  if name ~= me and tonumber(field(c, 'pending')) == 0 and not alive then
     redis.call('XGROUP', 'DELCONSUMER', S, G, name)
     redis.call('DEL', P .. 'held:' .. name)
   end
@@ -293,35 +190,58 @@ local n = 0
 for _, bid in ipairs(redis.call('LRANGE', P .. 'held:' .. me, 0, -1)) do
   local b = load(bid)
   if b and b.owner == me then
-    claim_ids(me, b.live)
-    n = n + #b.live
+    claim_ids(me, b.entries)
+    n = n + b.n
   end
 end
-return hints(n)
+return hints_with(older, n)
 """
 )
 
 # ARGV: P, G, batch_id, first half's batch_id, second half's batch_id -> {queued, unclaimed, halves}. The
-# collector answered 413: the batch becomes two, in the same place at the head of its owner's list.
+# collector answered 413: the batch becomes two of half its events each (an entry in the middle is cut), in the
+# same place at the head of its owner's list.
 SPLIT = (
     _HEADER
     + """
-local bid, first, second = ARGV[3], ARGV[4], ARGV[5]
+local bid = ARGV[3]
 local b = load(bid)
-if b == nil or #b.live < 2 then return hints(0) end
-local half = math.floor((#b.live + 1) / 2)
-local parts = {{first, {}}, {second, {}}}
-for i, id in ipairs(b.live) do
-  local part = parts[i <= half and 1 or 2]
-  part[2][#part[2] + 1] = id
-  redis.call('HSET', BO, id, part[1])
+if b == nil or b.n < 2 then return hints(0) end
+local half = math.floor((b.n + 1) / 2)
+local parts = {{bid = ARGV[4], items = {}, n = 0, of = {}}, {bid = ARGV[5], items = {}, n = 0, of = {}}}
+local function add(part, s, id, k)
+  part.items[#part.items + 1] = s
+  part.n = part.n + k
+  part.of[id] = true
+end
+local seen = 0
+for _, s in ipairs(b.live) do
+  local id, a, z = item(s)
+  if a == nil then a, z = 1, events_of(entry(id).f) end
+  local k = z - a + 1
+  if seen >= half then
+    add(parts[2], s, id, k)
+  elseif seen + k <= half then
+    add(parts[1], s, id, k)
+  else
+    local m = half - seen
+    add(parts[1], id .. '/' .. a .. '/' .. (a + m - 1), id, m)
+    add(parts[2], id .. '/' .. (a + m) .. '/' .. z, id, k - m)
+  end
+  seen = seen + k
+end
+for _, id in ipairs(b.ids) do
+  local added = {}
+  for _, part in ipairs(parts) do
+    if part.of[id] then added[#added + 1] = part.bid end
+  end
+  hold(id, bid, added)
 end
 local held = P .. 'held:' .. b.owner
 redis.call('LREM', held, 0, bid)
 for i = 2, 1, -1 do
-  local ids = table.concat(parts[i][2], ' ')
-  redis.call('HSET', P .. 'batch:' .. parts[i][1], 'owner', b.owner, 'topic', b.topic, 'ids', ids)
-  redis.call('LPUSH', held, parts[i][1])
+  record(parts[i].bid, b.owner, b.topic, parts[i].items, parts[i].n)
+  redis.call('LPUSH', held, parts[i].bid)
 end
 redis.call('DEL', P .. 'batch:' .. bid)
 return hints(2)
@@ -329,7 +249,8 @@ return hints(2)
 )
 
 # ARGV: P, G, replay (1: back into the stream; 0: purge) -> {queued, unclaimed, n}. A replayed event goes back
-# as new, with its event id; the dead-lettered counter goes down by as many, so the invariant holds.
+# as new (an entry of one event), with its event id; the dead-lettered counter goes down by as many, so the
+# invariant holds.
 DEAD_LETTERS = (
     _HEADER
     + """
@@ -339,7 +260,7 @@ local size = 0
 for _, en in ipairs(rows) do
   local e = field(en[2], 'e')
   if replay then
-    redis.call('XADD', S, '*', 't', field(en[2], 't'), 'e', e)
+    redis.call('XADD', S, '*', 't', field(en[2], 't'), 'n', 1, 'b', e)
     size = size + #e
   end
 end
