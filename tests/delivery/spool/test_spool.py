@@ -22,6 +22,7 @@ from console_proxy.core.events import ConsoleEvent
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.sink import SinkRefused
 from console_proxy.delivery.spool.spool import Spool, read_spool_stats
+from console_proxy.delivery.spool.writes import ROWS_PER_INSERT
 
 pytestmark = pytest.mark.anyio
 
@@ -161,6 +162,18 @@ async def test_concurrent_puts_are_all_committed(spool: Spool) -> None:
     assert sorted(e["event_id"] for e in json.loads(batch.body)["data"]) == sorted(
         event(10 * i + k)["event_id"] for i in range(40) for k in range(3)
     )
+
+
+async def test_a_batch_of_more_rows_than_one_insert_statement_takes_is_stored_whole_and_in_order(
+    spool: Spool,
+) -> None:
+    n = 2 * ROWS_PER_INSERT + 3  # two full statements and a short one
+    await spool.put("console", [event(i) for i in range(n)])
+    stats = spool.stats()
+    assert (stats.accepted, stats.spooled) == (n, n)
+    batch = await spool.claim(10 * n)
+    assert batch is not None
+    assert [e["event_id"] for e in json.loads(batch.body)["data"]] == [event(i)["event_id"] for i in range(n)]
 
 
 async def test_old_events_expire_and_are_counted(tmp_path: Path) -> None:
