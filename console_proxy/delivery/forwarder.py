@@ -238,7 +238,8 @@ class Forwarder:
             await self._wait_for_wakeup(EXPIRE_EVERY_S)
             return None
         deadline = time.monotonic() + self._settings.batch_max_delay_s
-        while queue.unclaimed < limit and not self._flushing:
+        # A put (or another source of work) may claim the full batch itself while this waits: take it at once.
+        while queue.unclaimed < limit and queue.depth <= queue.unclaimed and not self._flushing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

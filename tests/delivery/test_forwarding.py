@@ -88,6 +88,25 @@ async def test_events_accepted_during_an_outage_are_all_delivered_when_the_colle
         await sink.aclose()
 
 
+async def test_a_full_batch_a_put_claimed_is_sent_without_waiting_for_the_delay(
+    tmp_path: Path, collector: Collector
+) -> None:
+    # The forwarder waits for a full batch for an hour; the put that fills it claims it, and the forwarder,
+    # woken, sends it at once rather than at the end of its wait.
+    sink = sink_for(tmp_path, settings_for(collector, batch_max_events=10, batch_max_delay_s=3600.0))
+    await sink.start()
+    try:
+        await sink.put("console", [event(k) for k in range(10)])
+        assert len(await collector.events_soon(10)) == 10  # the first claim, by the forwarder: its size is known
+        await sink.put("console", [event(k) for k in range(10, 14)])
+        await sink.put("console", [event(k) for k in range(14, 22)])  # fills a batch of 10; 2 left over
+        events = await collector.events_soon(20)
+        assert sorted(e["event_id"] for e in events) == sorted(event(k)["event_id"] for k in range(20))
+        assert [len(r.body["data"]) for r in collector.delivered()] == [10, 10]  # the 2 left wait for more
+    finally:
+        await sink.aclose(drain=False)
+
+
 async def test_a_full_spool_refuses_with_503_and_evicts_nothing(tmp_path: Path, collector: Collector) -> None:
     collector.down()
     sink = sink_for(tmp_path, settings_for(collector, spool_max_events=25))

@@ -5,11 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
-import itertools
 import logging
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,28 +18,26 @@ from console_proxy.core.events import OutboundEvent, encode_envelope, encode_eve
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.queue import QUEUE_RETRY_AFTER_S, Batch
 from console_proxy.delivery.sink import BatchSizes
-from console_proxy.delivery.spool.accounts import book, book_removed
 from console_proxy.delivery.spool.db import SPOOL_FILE_NAME, read_spool_stats, transaction
 from console_proxy.delivery.spool.files import SpoolFile
 from console_proxy.delivery.spool.held import Held, HeldClaims, no_room, split_in_file
 from console_proxy.delivery.spool.thread import Job, SpoolThread, settle
+from console_proxy.delivery.spool.writes import DEAD_LETTER_COPY, Ack, Row, insert, remove
 
 __all__ = ["SPOOL_FILE_NAME", "Spool", "read_spool_stats"]
 
 logger = logging.getLogger("console_proxy")
 
 R = TypeVar("R")
-# (event_id, json, bytes, topic)
-Row = tuple[str, str, int, str, float]
 # One topic a batch: the oldest unclaimed event's. The batch_id is committed before anything is sent, so a re-send
 # after a crash repeats the same batch_id (the Idempotency-Key) with the same event_ids.
 _CLAIM = (
     "UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events WHERE batch_id IS NULL "
     "AND topic = (SELECT topic FROM events WHERE batch_id IS NULL ORDER BY seq LIMIT 1) ORDER BY seq LIMIT ?)"
 )
-_INSERT_EVENT = "INSERT INTO events (event_id, json, bytes, topic, enqueued_at) VALUES (?, ?, ?, ?, ?)"
 # While claims are held in memory (a full disk), writing them to the file is tried at most this often.
 RECORD_EVERY_S = 1.0
+_Acks = list[tuple[concurrent.futures.Future[Any], Ack]]
 
 
 def _closed() -> SinkRefused:
@@ -63,14 +59,14 @@ class Spool:
         self._max_age_s = max_age_s
         self._clock = clock
         self._file = SpoolFile(path)
-        self._thread: SpoolThread[list[Row]] = SpoolThread(
+        self._thread: SpoolThread[list[Row] | Ack] = SpoolThread(
             "console-proxy-spool", put_group=self._put_group, on_exit=self._file.close
         )
         # Only the spool thread writes these; other threads read them as hints.
         self.depth = 0
         self.unclaimed = 0
-        self._claim_size = 0  # the forwarder's batch size, from its last claim: what an ack claims next
-        self._preclaimed: str | None = None  # the batch an ack claimed, not yet returned by claim()
+        self._claim_size = 0  # the forwarder's batch size, from its last claim: what a put or an ack claims next
+        self._preclaimed: str | None = None  # the batch a put or an ack claimed, not yet returned by claim()
         self.bytes = 0
         self._held = HeldClaims()
         self._record_tried_at = -RECORD_EVERY_S
@@ -116,7 +112,8 @@ class Spool:
     async def ack(self, batch_id: str, answer: Answer | None = None) -> int:
         """The collector took the batch: delete its events, count them forwarded and, per topic, as its `answer`
         counted them (uncounted without one), in one transaction."""
-        return await self._call(functools.partial(self._finish, batch_id, "forwarded", 0, answer))
+        removed: int = await self._thread.put(Ack(batch_id, answer), closed=_closed)  # joins the puts waiting
+        return removed
 
     async def dead_letter(self, batch_id: str, status: int) -> int:
         """The collector refused the batch for good: move its events to the dead-letter table."""
@@ -188,45 +185,70 @@ class Spool:
         (self.unclaimed,) = conn.execute("SELECT count(*) FROM events WHERE batch_id IS NULL").fetchone()
         self._file.cleared()
 
-    def _put_group(self, puts: list[Job[list[Row]]]) -> None:
+    def _put_group(self, jobs: list[Job[list[Row] | Ack]]) -> None:
+        """The puts and acks waiting together, in one transaction (one fsync); an ack whose transaction failed is
+        done again on its own."""
         depth, size = self.depth, self.bytes
         taken: list[concurrent.futures.Future[Any]] = []
         refused: list[concurrent.futures.Future[Any]] = []
         accepted: list[list[Row]] = []
+        acks: _Acks = []  # those that join the transaction
+        alone: _Acks = []  # those that cannot: done on their own (the claims are held in memory)
+        for job in jobs:
+            if isinstance(job.put, Ack):
+                held = self._held.active or job.put.batch_id in self._held.held
+                (alone if held else acks).append((job.future, job.put))
+                continue
+            rows = job.put or []
+            need = sum(row[2] for row in rows)
+            if depth + len(rows) > self._max_events or size + need > self._max_bytes:
+                refused.append(job.future)
+                continue
+            accepted.append(rows)
+            depth, size = depth + len(rows), size + need
+            taken.append(job.future)
+        if len(alone) == len(jobs):  # only acks that cannot join: nothing for a transaction of the group's
+            return self._finish_alone(alone)
+        removed: list[int] = []
         try:
             self._file.guard()
             self._file.check_file()
             conn = self._file.db()
-            for put in puts:
-                rows = put.put or []
-                need = sum(row[2] for row in rows)
-                if depth + len(rows) > self._max_events or size + need > self._max_bytes:
-                    refused.append(put.future)
-                    continue
-                accepted.append(rows)
-                depth, size = depth + len(rows), size + need
-                taken.append(put.future)
+            unclaimed = self.unclaimed + depth - self.depth
             with transaction(conn):
-                # One statement for the whole group, prepared once and run for every row.
-                conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(accepted))
-                added = depth - self.depth
-                conn.execute("UPDATE counters SET value = value + ? WHERE name = 'accepted'", (added,))
-                for topic, n in Counter(row[3] for row in itertools.chain.from_iterable(accepted)).items():
-                    book(conn, topic, {"accepted": n})
+                insert(conn, accepted)
+                for _, ack in acks:
+                    n, gone, was_unclaimed = remove(
+                        conn, "batch_id = ?", (ack.batch_id,), "forwarded", now=self._clock(), answer=ack.answer
+                    )
+                    depth, size, unclaimed = depth - n, size - gone, unclaimed - was_unclaimed
+                    removed.append(n)
+                preclaimed, claimed = self._claim_waiting(conn, depth, unclaimed)
         except (sqlite3.Error, OSError, SinkRefused) as exc:
             refusal = exc if isinstance(exc, SinkRefused) else self._file.failed(exc, "put")
-            for put in puts:
-                settle(put.future, error=refusal.copy())
-            return
+            for future in (job.future for job in jobs if not isinstance(job.put, Ack)):
+                settle(future, error=refusal.copy())
+            taken, refused, alone, acks, removed = [], [], acks + alone, [], []  # rolled back: each ack alone
+        else:
+            self.depth, self.bytes, self.unclaimed = depth, size, unclaimed - claimed
+            self._preclaimed = preclaimed or self._preclaimed
+            self._file.cleared()
         finally:
             self._file.seen()
-        self.unclaimed += depth - self.depth
-        self.depth, self.bytes = depth, size
-        self._file.cleared()
         for future in taken:
             settle(future, None)
         for future in refused:
             settle(future, error=SinkRefused("spool is full", label="spool_full", retry_after=QUEUE_RETRY_AFTER_S))
+        for (future, _), n in zip(acks, removed, strict=True):
+            settle(future, n)
+        self._finish_alone(alone)
+
+    def _finish_alone(self, acks: _Acks) -> None:
+        for future, ack in acks:
+            try:
+                settle(future, self._guarded(functools.partial(self._finish, ack.batch_id, "forwarded", 0, ack.answer)))
+            except Exception as exc:
+                settle(future, error=exc)
 
     def _do_claim(self, max_events: int) -> Batch | None:
         conn = self._file.db()
@@ -302,19 +324,9 @@ class Spool:
         held = self._held
         if batch_id in held.held:
             return self._finish_held(conn, held.held[batch_id], counter, status, answer)
-        if counter == "forwarded":
-            remove = functools.partial(
-                self._remove, "batch_id = ?", (batch_id,), counter, claim_next=self._claim_size, answer=answer
-            )
-        else:
-            copy = (
-                "INSERT INTO dead_letters (seq, event_id, json, batch_id, status, enqueued_at, dead_at, topic) "
-                "SELECT seq, event_id, json, batch_id, ?, enqueued_at, ?, topic FROM events WHERE batch_id = ?"
-            )
-            args = (status, self._clock(), batch_id)
-            remove = functools.partial(self._remove, "batch_id = ?", (batch_id,), "dead_lettered", copy, args)
+        copy = None if counter == "forwarded" else (status, self._clock(), batch_id)  # to the dead letters
         try:
-            return remove()
+            return self._remove("batch_id = ?", (batch_id,), counter, copy, claim_next=copy is None, answer=answer)
         except sqlite3.OperationalError as exc:
             if not no_room(exc):
                 raise
@@ -326,8 +338,7 @@ class Spool:
         self, conn: sqlite3.Connection, batch: Held, counter: str, status: int, answer: Answer | None
     ) -> int:
         n = self._held.finish(batch, counter, status, self._clock(), answer)
-        self.depth -= n
-        self.bytes -= batch.size
+        self.depth, self.bytes = self.depth - n, self.bytes - batch.size
         self._record_held(conn)
         return n
 
@@ -336,37 +347,32 @@ class Spool:
         where: str,
         args: tuple[Any, ...],
         counter: str,
-        extra: str | None = None,
-        extra_args: tuple[Any, ...] = (),
-        claim_next: int = 0,
+        copy_args: tuple[Any, ...] | None = None,
+        claim_next: bool = False,
         answer: Answer | None = None,
     ) -> int:
         conn = self._file.db()
-        claimed, preclaimed = 0, None
+        preclaimed, claimed = None, 0
         with transaction(conn):
-            if extra is not None:
-                conn.execute(extra, extra_args)
-            removed = conn.execute(f"SELECT topic, count(*) FROM events WHERE {where} GROUP BY topic", args)
-            book_removed(conn, removed.fetchall(), counter, answer)
-            n, size, unclaimed = conn.execute(
-                f"SELECT count(*), coalesce(sum(bytes), 0), count(*) - count(batch_id) FROM events WHERE {where}", args
-            ).fetchone()
-            conn.execute(f"DELETE FROM events WHERE {where}", args)
-            conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (n, counter))
-            if counter == "forwarded" and n:
-                conn.execute("UPDATE counters SET value = ? WHERE name = 'last_delivery_at'", (self._clock(),))
-            if claim_next and self.unclaimed - unclaimed >= claim_next:
-                # A full batch is waiting: claim it in this transaction, one commit (one fsync) instead of two;
-                # the next claim() finds it claimed and only reads it.
-                preclaimed = new_id()
-                claimed = conn.execute(_CLAIM, (preclaimed, claim_next)).rowcount
-        self.depth -= n
-        self.bytes -= size
+            if copy_args is not None:
+                conn.execute(DEAD_LETTER_COPY, copy_args)
+            n, size, unclaimed = remove(conn, where, args, counter, now=self._clock(), answer=answer)
+            if claim_next:
+                preclaimed, claimed = self._claim_waiting(conn, self.depth - n, self.unclaimed - unclaimed)
+        self.depth, self.bytes = self.depth - n, self.bytes - size
         self.unclaimed -= unclaimed + claimed
-        if claimed:
-            self._preclaimed = preclaimed
+        self._preclaimed = preclaimed or self._preclaimed
         self._file.cleared()
         return int(n)
+
+    def _claim_waiting(self, conn: sqlite3.Connection, depth: int, unclaimed: int) -> tuple[str | None, int]:
+        """When no batch is claimed and a full one waits (`depth`, `unclaimed`: after the caller's transaction), claim
+        it in that transaction: one commit for both (docs/design.md, "The path of a batch"). (batch_id, claimed)"""
+        size = self._claim_size
+        if not size or depth > unclaimed or unclaimed < size or self._held.active or self._preclaimed is not None:
+            return None, 0
+        batch_id = new_id()
+        return batch_id, conn.execute(_CLAIM, (batch_id, size)).rowcount
 
     def _do_split(self, batch_id: str) -> None:
         conn = self._file.db()

@@ -69,8 +69,9 @@ class SpoolThread(Generic[P]):
         result: R = await self._submit(Job(concurrent.futures.Future(), run=run), closed)
         return result
 
-    async def put(self, put: P, *, closed: Callable[[], BaseException]) -> None:
-        await self._submit(Job(concurrent.futures.Future(), put=put), closed)
+    async def put(self, put: P, *, closed: Callable[[], BaseException]) -> Any:
+        """`put`, grouped with the puts waiting with it; what `put_group` settled its future with."""
+        return await self._submit(Job(concurrent.futures.Future(), put=put), closed)
 
     async def _submit(self, job: Job[P], closed: Callable[[], BaseException]) -> Any:
         if self._thread is None:

@@ -22,6 +22,7 @@ from console_proxy.core.events import ConsoleEvent
 from console_proxy.core.metrics import QueueStats
 from console_proxy.delivery.sink import SinkRefused
 from console_proxy.delivery.spool.spool import Spool, read_spool_stats
+from console_proxy.delivery.spool.writes import ROWS_PER_INSERT
 
 pytestmark = pytest.mark.anyio
 
@@ -163,6 +164,18 @@ async def test_concurrent_puts_are_all_committed(spool: Spool) -> None:
     )
 
 
+async def test_a_batch_of_more_rows_than_one_insert_statement_takes_is_stored_whole_and_in_order(
+    spool: Spool,
+) -> None:
+    n = 2 * ROWS_PER_INSERT + 3  # two full statements and a short one
+    await spool.put("console", [event(i) for i in range(n)])
+    stats = spool.stats()
+    assert (stats.accepted, stats.spooled) == (n, n)
+    batch = await spool.claim(10 * n)
+    assert batch is not None
+    assert [e["event_id"] for e in json.loads(batch.body)["data"]] == [event(i)["event_id"] for i in range(n)]
+
+
 async def test_old_events_expire_and_are_counted(tmp_path: Path) -> None:
     clock = Clock()
     s = make(tmp_path, max_age_s=100.0, clock=clock)
@@ -212,6 +225,67 @@ async def test_an_ack_claims_the_next_full_batch_in_the_same_commit(spool: Spool
     assert [e["event_id"] for e in json.loads(second.body)["data"]] == [event(3)["event_id"], event(4)["event_id"]]
     await spool.ack(second.batch_id)
     assert _claimed(spool.path) == [(None, 1)]  # not a full batch: left for the forwarder to fill or wait for
+
+
+async def test_a_put_that_fills_a_batch_while_none_is_claimed_claims_it_in_its_own_commit(tmp_path: Path) -> None:
+    first = make(tmp_path)
+    await first.open()
+    await first.put("console", [event(1), event(2)])
+    sent = await first.claim(3)  # not full: the forwarder's claim; its size is what a put claims from then on
+    assert sent is not None and sent.count == 2
+    await first.put("console", [event(3), event(4), event(5)])
+    assert [count for _, count in _claimed(first.path)] == [2, 3]  # a batch is out: the put claims nothing
+    await first.ack(sent.batch_id)
+    await first.put("console", [event(6)])
+    assert [count for _, count in _claimed(first.path)] == [3, 1]  # the ack claimed the full batch waiting
+    assert (first.depth, first.unclaimed) == (4, 1)
+    taken = await first.claim(3)
+    assert taken is not None
+    await first.ack(taken.batch_id)
+    assert _claimed(first.path) == [(None, 1)]
+    await first.put("console", [event(7), event(8), event(9)])
+    # Nothing was claimed: the put claimed the oldest full batch in the same transaction as its rows.
+    claimed = _claimed(first.path)
+    assert [count for _, count in claimed] == [3, 1] and claimed[0][0] is not None and claimed[1][0] is None
+    assert (first.depth, first.unclaimed) == (4, 1)
+    await first.close()  # as a crash would leave it: the claim is in the file, nothing was sent under it
+    second = make(tmp_path)
+    await second.open()
+    try:
+        again = await second.claim(3)
+        assert again is not None and again.batch_id == claimed[0][0]
+        assert [e["event_id"] for e in json.loads(again.body)["data"]] == [event(i)["event_id"] for i in (6, 7, 8)]
+        await second.ack(again.batch_id)
+        stats = second.stats()
+        assert (stats.accepted, stats.forwarded, stats.spooled) == (9, 8, 1) and invariant_holds(stats)
+    finally:
+        await second.close()
+
+
+async def test_an_ack_shares_the_commit_of_the_puts_waiting_with_it(spool: Spool) -> None:
+    await spool.put("console", [event(1), event(2)])
+    sent = await spool.claim(2)
+    assert sent is not None
+    commits: list[str] = []
+    assert spool._file.conn is not None  # the spool thread's connection: its statements, as SQLite runs them
+    spool._file.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    # Another connection holds the write lock: the spool thread waits at its first BEGIN while the rest queue up.
+    with contextlib.closing(sqlite3.connect(spool.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        first = asyncio.ensure_future(spool.put("console", [event(3)]))
+        await asyncio.sleep(0)
+        acked = asyncio.ensure_future(spool.ack(sent.batch_id))
+        puts = [asyncio.ensure_future(spool.put("console", [event(i)])) for i in (4, 5)]
+        await asyncio.sleep(0)  # all four queued behind the lock
+        other.execute("COMMIT")
+        await asyncio.gather(first, *puts)
+        assert await acked == 2
+    # The first put (with the rest, or alone), then the ack with the two puts behind it: three without grouping.
+    assert len(commits) <= 2
+    stats = spool.stats()
+    assert (stats.accepted, stats.forwarded, stats.spooled) == (5, 2, 3) and invariant_holds(stats)
+    claimed = _claimed(spool.path)  # and nothing was claimed then: the group claimed the next full batch too
+    assert [count for _, count in claimed] == [2, 1] and claimed[0][0] is not None and claimed[1][0] is None
 
 
 async def test_a_batch_an_ack_claimed_is_let_go_when_the_next_claim_asks_another_size(spool: Spool) -> None:
