@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -117,13 +119,24 @@ async def test_a_budget_store_that_fails_lets_events_pass_and_says_so_once(caplo
     ]
 
 
-async def test_the_redis_queues_put_and_limits_spend_one_budget(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def budget_and_queue(tmp_path: Path, max_events: int) -> AsyncIterator[tuple[ClientBudget, RedisQueue]]:
+    """A shared budget (10 a second, 50 at once) and a Redis queue on one real redis-server."""
     server = RedisServer(tmp_path / "redis")
     server.start()
     budget = ClientBudget(rate=10.0, burst=50, redis_url=server.url)
-    queue = RedisQueue(server.url, max_events=100, max_bytes=100_000, max_age_s=3600.0)
+    queue = RedisQueue(server.url, max_events=max_events, max_bytes=100_000, max_age_s=3600.0)
     await queue.open()
     try:
+        yield budget, queue
+    finally:
+        await queue.close()
+        await budget.aclose()
+        server.stop()
+
+
+async def test_the_redis_queues_put_and_limits_spend_one_budget(tmp_path: Path) -> None:
+    async with budget_and_queue(tmp_path, max_events=100) as (budget, queue):
 
         async def put(client: str, n: int) -> bool:
             charge = budget.shared_charge(client, n)
@@ -138,26 +151,13 @@ async def test_the_redis_queues_put_and_limits_spend_one_budget(tmp_path: Path) 
         assert (stats.accepted, stats.spooled) == (30, 30)  # what went over the budget was not kept
         assert budget.shared_charge("a", 0) is None
         assert ClientBudget(rate=10.0, burst=50).shared_charge("a", 20) is None  # in this process: limits only
-    finally:
-        await queue.close()
-        await budget.aclose()
-        server.stop()
 
 
 async def test_a_full_redis_queue_refuses_after_the_budget_was_taken(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    budget = ClientBudget(rate=10.0, burst=50, redis_url=server.url)
-    queue = RedisQueue(server.url, max_events=10, max_bytes=100_000, max_age_s=3600.0)
-    await queue.open()
-    try:
+    async with budget_and_queue(tmp_path, max_events=10) as (budget, queue):
         charge = budget.shared_charge("a", 30)
         assert charge is not None
         with pytest.raises(SinkRefused) as refused:
             await queue.put_charged("console", [opaque({"event_id": f"e{i}"}) for i in range(30)], charge)
         assert (refused.value.status, refused.value.label) == (503, "spool_full")
         assert await budget.take("a", 30) == 3  # the refused batch was work too, as when limits takes it first
-    finally:
-        await queue.close()
-        await budget.aclose()
-        server.stop()
