@@ -262,19 +262,7 @@ class LocalFileSink:
         again to a new one, as `_append` does."""
         fd, start = written
         with self._lock:
-            target = fd
-            try:
-                os.fsync(fd)
-                if os.fstat(fd).st_nlink == 0:
-                    target = self._current_fd()
-                    start = os.fstat(target).st_size
-                    self._write(target, lines)
-            except OSError as exc:
-                self._failed("cannot write the local event file: %s", exc)
-                with contextlib.suppress(OSError):
-                    os.ftruncate(target, start)
-                raise _unwritable() from None
-            self._recovered()
+            self._land(fd, start, lines, os.fsync)
 
     def _check_room(self, size: int, adding: int) -> None:
         if self.max_bytes is not None and size + adding > self.max_bytes:
@@ -307,21 +295,26 @@ class LocalFileSink:
                 raise _unwritable() from None
             size = os.fstat(fd).st_size
             self._check_room(size, len(lines))
-            target, start = fd, size
-            try:
-                self._write(fd, lines)
-                if os.fstat(fd).st_nlink == 0:
-                    # Deleted between the check and the write: these lines went nowhere; write them again.
-                    target = self._current_fd()
-                    start = os.fstat(target).st_size
-                    self._write(target, lines)
-            except OSError as exc:
-                self._failed("cannot write the local event file: %s", exc)
-                # Refused lines must not stay half-written in front of the next ones.
-                with contextlib.suppress(OSError):
-                    os.ftruncate(target, start)
-                raise _unwritable() from None
-            self._recovered()
+            self._land(fd, size, lines, lambda fd: self._write(fd, lines))
+
+    def _land(self, fd: int, start: int, lines: bytes, step: Callable[[int], None]) -> None:
+        """Under the lock: `step(fd)` makes `lines`, at `start` in `fd`, durable (writes and fsyncs them, or fsyncs
+        what was written). Lines that went to a file deleted between the check and the step went nowhere: they are
+        written again to a new one. On a failure, what was written is cut back, so that refused lines do not stay
+        half-written in front of the next ones."""
+        target = fd
+        try:
+            step(fd)
+            if os.fstat(fd).st_nlink == 0:
+                target = self._current_fd()
+                start = os.fstat(target).st_size
+                self._write(target, lines)
+        except OSError as exc:
+            self._failed("cannot write the local event file: %s", exc)
+            with contextlib.suppress(OSError):
+                os.ftruncate(target, start)
+            raise _unwritable() from None
+        self._recovered()
 
     def _failed(self, message: str, exc: OSError) -> None:
         # One line per outage, not one per refused batch.
