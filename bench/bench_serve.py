@@ -129,7 +129,7 @@ def started(name: str, work: Path) -> Iterator[Running]:
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     running = Running(name, proc, port, collector)
     try:
-        _wait_accepting(running, home)
+        wait_accepting(name, proc, port, home, check_answer=name != "raw")
         yield running
     finally:
         _stop(proc)
@@ -138,18 +138,21 @@ def started(name: str, work: Path) -> Iterator[Running]:
         log.close()
 
 
-def _wait_accepting(running: Running, home: Path) -> None:
+def wait_accepting(
+    name: str, proc: subprocess.Popen[bytes], port: int, home: Path, *, check_answer: bool = True
+) -> None:
+    """Until the server on `port` answers one event with 202 (and, with `check_answer`, the proxy's count of it)."""
     body = {"events": [{"type": "Data/SET_TABLE", "route": "/console/data/db/schema/public/tables/t/browse"}]}
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and running.proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(httpx.TransportError):
-            answer = httpx.post(f"http://127.0.0.1:{running.port}{EVENTS}", json=body, timeout=2)
+            answer = httpx.post(f"http://127.0.0.1:{port}{EVENTS}", json=body, timeout=2)
             if answer.status_code == 202:
-                if running.name != "raw" and answer.json() != {"accepted": 1, "dropped": 0}:
-                    raise RuntimeError(f"{running.name}: unexpected answer {answer.text}")
+                if check_answer and answer.json() != {"accepted": 1, "dropped": 0}:
+                    raise RuntimeError(f"{name}: unexpected answer {answer.text}")
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"{running.name} did not start; see {home / 'server.log'}")
+    raise RuntimeError(f"{name} did not start; see {home / 'server.log'}")
 
 
 def wrk(port: int, script: Path, seconds: float, connections: int) -> float:

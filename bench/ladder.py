@@ -44,16 +44,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
 # The flags, ports and stopping of bench_serve.py, whose contestants these are too.
 from bench_serve import (
-    EVENTS,
     MAX_OPEN_LOOP_RATE,
     SERVE_FLAGS,
     UVICORN_FLAGS,
     _stop,
     free_port,
+    wait_accepting,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -139,7 +137,7 @@ def started(side: Side, name: str, work: Path) -> Iterator[Running]:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
         running = Running(side.label + name, proc, port, redis_pid)
         try:
-            _wait_accepting(running, home)
+            wait_accepting(running.name, running.proc, running.port, home)
             yield running
         finally:
             _stop(proc)
@@ -158,20 +156,6 @@ def _wait_redis(port: int) -> None:
                 return
         time.sleep(0.02)
     raise RuntimeError("redis-server did not start")
-
-
-def _wait_accepting(running: Running, home: Path) -> None:
-    body = {"events": [{"type": "Data/SET_TABLE", "route": "/console/data/db/schema/public/tables/t/browse"}]}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and running.proc.poll() is None:
-        with contextlib.suppress(httpx.TransportError):
-            answer = httpx.post(f"http://127.0.0.1:{running.port}{EVENTS}", json=body, timeout=2)
-            if answer.status_code == 202:
-                if answer.json() != {"accepted": 1, "dropped": 0}:
-                    raise RuntimeError(f"{running.name}: unexpected answer {answer.text}")
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{running.name} did not start; see {home / 'server.log'}")
 
 
 def wrk(port: int, seconds: float, connections: int) -> tuple[float, int]:
